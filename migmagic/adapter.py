@@ -1,0 +1,542 @@
+"""The one module that speaks to Alembic.
+
+Everything else in migmagic works with the plain objects defined here
+(:class:`RevisionInfo`, :class:`Step`, :class:`Scripts`). Alembic internals used
+here, and nowhere else: ``ScriptDirectory._load_revisions`` (replaced, to load
+scripts from a cache), ``ScriptDirectory._upgrade_revs`` / ``_downgrade_revs`` /
+``_stamp_revs`` (the plans of ``upgrade``/``downgrade``/``stamp``) and
+``RevisionMap._get_ancestor_nodes`` (what is applied below the current heads).
+The supported Alembic range is pinned in ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import linecache
+import logging
+import os
+import re
+import types
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import alembic
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+
+from . import revisionfile
+from .errors import InvalidTarget, RevisionNotFound, ScriptDirectoryError
+
+ALEMBIC_VERSION: str = alembic.__version__
+VERSION_TABLE = "alembic_version"
+
+
+# --------------------------------------------------------------------------- plain objects
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision script, as migmagic shows it."""
+
+    id: str
+    message: str
+    down_revisions: tuple[str, ...]
+    branch_labels: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    path: Path
+    source: str
+    checksum: str
+    created: str | None
+    is_head: bool
+    is_base: bool
+    is_branch_point: bool
+    is_merge: bool
+
+
+@dataclass
+class Step:
+    """One revision applied (or to apply) in one direction."""
+
+    revision: str
+    message: str
+    direction: str  # "upgrade" | "downgrade" | "stamp"
+    seconds: float | None = None
+    _alembic: Any = field(default=None, repr=False, compare=False)
+
+
+# --------------------------------------------------------------------------- quiet Alembic
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[list[str]]:
+    """Keep Alembic's log lines and warnings out of cells; collect the warnings."""
+    logger = logging.getLogger("alembic")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield notes
+        notes.extend(str(w.message) for w in caught)
+    finally:
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+@contextlib.contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Alembic's CommandError and revision errors, as one-line migmagic errors."""
+    try:
+        yield
+    except RevisionError as exc:
+        raise InvalidTarget(f"Cannot {action}: {_tidy(exc)}.", hint="Nothing was run.") from None
+    except CommandError as exc:
+        raise InvalidTarget(f"Cannot {action}: {_tidy(exc)}.", hint="Nothing was run.") from None
+
+
+def _tidy(exc: BaseException) -> str:
+    return " ".join(str(exc).split()).rstrip(".")
+
+
+# --------------------------------------------------------------------------- loading scripts
+
+
+@dataclass
+class _Loaded:
+    signature: tuple[int, int]
+    source: str
+    checksum: str
+    module: types.ModuleType
+    rev_id: str
+
+
+class _CachedScriptDirectory(ScriptDirectory):
+    """A ScriptDirectory whose scripts come from migmagic's cache, not from disk."""
+
+    def __init__(self, folder: Path, scripts: list[Script]) -> None:
+        self._migmagic_scripts = scripts
+        super().__init__(folder if folder.exists() else Path.cwd(), version_locations=[str(folder / "versions")])
+
+    def _load_revisions(self) -> Iterator[Script]:
+        yield from self._migmagic_scripts
+
+
+_SKIP_FILE = re.compile(r"^(__init__|\.#|\.)")
+
+
+def _exec_module(path: Path, source: str) -> types.ModuleType:
+    code = compile(source, str(path), "exec", dont_inherit=True)
+    module = types.ModuleType("migmagic_revision_" + re.sub(r"\W", "_", path.stem))
+    module.__file__ = str(path)
+    linecache.checkcache(str(path))
+    exec(code, module.__dict__)
+    return module
+
+
+def _load_file(path: Path, signature: tuple[int, int]) -> _Loaded:
+    rel = _display_path(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ScriptDirectoryError(f"{rel} is not UTF-8 text.", path=str(path)) from None
+    try:
+        tree = ast.parse(source, str(path))
+    except SyntaxError as exc:
+        raise ScriptDirectoryError(
+            f"{rel}, line {exc.lineno}: {exc.msg}.",
+            hint="Fix the file (or %migrate edit it); nothing was run.",
+            path=str(path),
+        ) from None
+    if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "upgrade" for n in tree.body):
+        raise ScriptDirectoryError(f"{rel} defines no upgrade() function.", hint="Nothing was run.", path=str(path))
+    try:
+        module = _exec_module(path, source)
+    except Exception as exc:
+        raise ScriptDirectoryError(
+            f"{rel} raised {type(exc).__name__} when loaded: {exc}.", hint="Nothing was run.", path=str(path)
+        ) from None
+    rev_id = getattr(module, "revision", None)
+    if not isinstance(rev_id, str) or not rev_id:
+        raise ScriptDirectoryError(f"{rel} sets no revision id (revision = '...').", path=str(path))
+    if not hasattr(module, "down_revision"):
+        raise ScriptDirectoryError(f"{rel} sets no down_revision.", path=str(path))
+    return _Loaded(signature, source, revisionfile.checksum(source), module, rev_id)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+class ScriptCache:
+    """Revision scripts of one folder, re-read only when a file's size or mtime changed."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[str, _Loaded] = {}
+        self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._scripts: Scripts | None = None
+
+    def load(self) -> Scripts:
+        """The folder's revision graph, parsed and checked; nothing touches a database."""
+        versions = self.folder / "versions"
+        entries: list[tuple[str, int, int]] = []
+        if versions.is_dir():
+            with os.scandir(versions) as it:
+                for entry in it:
+                    if entry.name.endswith(".py") and not _SKIP_FILE.match(entry.name) and entry.is_file():
+                        st = entry.stat()
+                        entries.append((entry.name, st.st_size, st.st_mtime_ns))
+        entries.sort()
+        signature = tuple(entries)
+        if self._scripts is not None and signature == self._signature:
+            return self._scripts
+
+        files: dict[str, _Loaded] = {}
+        for name, size, mtime in entries:
+            cached = self._files.get(name)
+            if cached is not None and cached.signature == (size, mtime):
+                files[name] = cached
+            else:
+                files[name] = _load_file(versions / name, (size, mtime))
+        scripts = Scripts(self.folder, {versions / n: f for n, f in files.items()})
+        # Only a graph that passed every check is remembered.
+        self._files, self._signature, self._scripts = files, signature, scripts
+        return scripts
+
+    def forget(self) -> None:
+        self._signature = None
+        self._scripts = None
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def _check_graph(loaded: dict[Path, _Loaded]) -> None:
+    by_id: dict[str, Path] = {}
+    for path, item in loaded.items():
+        if item.rev_id in by_id:
+            raise ScriptDirectoryError(
+                f"Two revisions have the id {item.rev_id}: {_display_path(by_id[item.rev_id])} "
+                f"and {_display_path(path)}.",
+                hint="Give one of them a new id; nothing was run.",
+                path=str(path),
+            )
+        by_id[item.rev_id] = path
+    parents: dict[str, tuple[str, ...]] = {}
+    for path, item in loaded.items():
+        downs = _as_tuple(item.module.down_revision)
+        for down in downs:
+            if down not in by_id:
+                raise ScriptDirectoryError(
+                    f"{_display_path(path)} revises {down}, which is not in the folder.",
+                    hint="Fix its down_revision; nothing was run.",
+                    path=str(path),
+                )
+        parents[item.rev_id] = downs
+    # Cycles: depth-first search with colours.
+    state: dict[str, int] = {}
+    for start in parents:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, Iterator[str]]] = [(start, iter(parents[start]))]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                cycle = [n for n, _ in stack[[n for n, _ in stack].index(child):]] + [child]
+                raise ScriptDirectoryError(
+                    "The revisions form a cycle: " + " -> ".join(cycle) + ".",
+                    hint="Fix a down_revision; nothing was run.",
+                )
+            elif not state.get(child):
+                state[child] = 1
+                stack.append((child, iter(parents[child])))
+
+
+class Scripts:
+    """A checked revision graph: what the folder holds, and plans over it."""
+
+    def __init__(self, folder: Path, loaded: dict[Path, _Loaded]) -> None:
+        _check_graph(loaded)
+        self.folder = folder
+        self._loaded = {item.rev_id: (path, item) for path, item in loaded.items()}
+        alembic_scripts = [Script(item.module, item.rev_id, path) for path, item in loaded.items()]
+        self.directory = _CachedScriptDirectory(folder, alembic_scripts)
+        with quiet(), translated("read the revision folder"):
+            self._map = self.directory.revision_map
+            self._heads = tuple(self._map.heads)
+            self._order = [s.revision for s in self.directory.walk_revisions()]
+        self._infos: dict[str, RevisionInfo] = {}
+
+    # ---- what is there
+
+    def __len__(self) -> int:
+        return len(self._loaded)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return self._heads
+
+    def ids(self) -> list[str]:
+        """Revision ids, newest first (Alembic's walk order)."""
+        return list(self._order)
+
+    def info(self, rev_id: str) -> RevisionInfo:
+        cached = self._infos.get(rev_id)
+        if cached is not None:
+            return cached
+        path, item = self._loaded[rev_id]
+        rev = self._map.get_revision(rev_id)
+        assert rev is not None
+        info = RevisionInfo(
+            id=rev_id,
+            message=(item.module.__doc__ or "").strip().split("\n")[0].strip(),
+            down_revisions=_as_tuple(rev.down_revision),
+            branch_labels=tuple(sorted(rev.branch_labels)),
+            depends_on=_as_tuple(rev.dependencies),
+            path=path,
+            source=item.source,
+            checksum=item.checksum,
+            created=revisionfile.create_date_of(item.source),
+            is_head=rev.is_head,
+            is_base=rev.is_base,
+            is_branch_point=rev.is_branch_point,
+            is_merge=rev.is_merge_point,
+        )
+        self._infos[rev_id] = info
+        return info
+
+    def all(self) -> list[RevisionInfo]:
+        return [self.info(r) for r in self._order]
+
+    def by_message(self, message: str) -> RevisionInfo | None:
+        wanted = message.strip()
+        for rev_id in self._order:
+            if self.info(rev_id).message == wanted:
+                return self.info(rev_id)
+        return None
+
+    def branch_labels(self) -> set[str]:
+        return {label for r in self.all() for label in r.branch_labels}
+
+    def resolve(self, ref: str) -> RevisionInfo:
+        """One revision from an id, a unique prefix, a branch label, ``head`` or ``label@head``."""
+        ref = ref.strip()
+        if ref in self._loaded:
+            return self.info(ref)
+        if ref in ("head", "heads") or ref.endswith("@head"):
+            with quiet(), translated(f"find {ref}"):
+                found = self.directory.get_revisions(ref)
+            if len(found) != 1:
+                raise RevisionNotFound(
+                    f"{ref} names {len(found)} revisions.",
+                    candidates=[s.revision for s in found],
+                    hint="Name one of: " + ", ".join(s.revision for s in found) + ".",
+                )
+            return self.info(found[0].revision)
+        labelled = [r for r in self.all() if ref in r.branch_labels]
+        if len(labelled) == 1:
+            return labelled[0]
+        matches = [r for r in self._order if r.startswith(ref)]
+        if len(matches) == 1:
+            return self.info(matches[0])
+        if len(matches) > 1:
+            raise RevisionNotFound(
+                f"{ref!r} is ambiguous: it starts {len(matches)} revision ids.",
+                candidates=matches,
+                hint="Use more characters: " + ", ".join(matches[:8]) + ".",
+            )
+        raise self.unknown(ref)
+
+    def unknown(self, ref: str) -> RevisionNotFound:
+        import difflib
+
+        names = self._order + sorted(self.branch_labels())
+        close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
+        known = close or list(self._heads)
+        what = "Did you mean" if close else "Heads are"
+        hint = f"{what}: {', '.join(known)}?" if known else "The folder has no revisions yet."
+        return RevisionNotFound(f"No revision {ref!r} in {_display_path(self.folder)}.", candidates=known, hint=hint)
+
+    def check_target(self, target: str) -> None:
+        """Refuse a target whose revision part is unknown or ambiguous, naming candidates."""
+        for part in target.split(":"):
+            core = re.sub(r"[+-]\d+$", "", part.strip())
+            if "@" in core:
+                label, _, core = core.partition("@")
+                if label and label not in self.branch_labels() and label not in self._loaded:
+                    self.resolve(label)
+            if core in ("", "head", "heads", "base") or re.fullmatch(r"[+-]?\d+", core):
+                continue
+            self.resolve(core)
+
+    # ---- applied state
+
+    def applied(self, heads: Sequence[str]) -> set[str]:
+        """Every revision at or below the given database heads."""
+        if not heads:
+            return set()
+        return {r.revision for r in self._map._get_ancestor_nodes(self._map.get_revisions(tuple(heads)))}
+
+    # ---- plans
+
+    def _steps(self, alembic_steps: Sequence[Any]) -> list[Step]:
+        steps = []
+        for s in alembic_steps:
+            if getattr(s, "is_stamp", False) or not hasattr(s, "revision"):
+                rev = ",".join(s.to_) if hasattr(s, "to_") else ""
+                steps.append(Step(rev or "base", getattr(s, "doc", "") or "", "stamp", _alembic=s))
+            else:
+                rev = s.revision.revision
+                steps.append(Step(rev, self.info(rev).message, "upgrade" if s.is_upgrade else "downgrade", _alembic=s))
+        return steps
+
+    def upgrade_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
+        self.check_target(target)
+        with quiet(), translated(f"upgrade to {target}"):
+            return self._steps(self.directory._upgrade_revs(target, tuple(heads)))
+
+    def downgrade_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
+        self.check_target(target)
+        with quiet(), translated(f"downgrade to {target}"):
+            return self._steps(self.directory._downgrade_revs(target, tuple(heads)))
+
+    def stamp_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
+        self.check_target(target)
+        with quiet(), translated(f"stamp {target}"):
+            return self._steps(self.directory._stamp_revs(target, tuple(heads)))
+
+    def between(self, upper: str, lower: str) -> list[str]:
+        """Revision ids from ``upper`` down to ``lower`` (history ranges)."""
+        self.check_target(upper)
+        self.check_target(lower)
+        with quiet(), translated(f"list {lower}:{upper}"):
+            return [s.revision for s in self.directory.iterate_revisions(upper, lower)]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _config(folder: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(folder).replace("%", "%%"))
+    return config
+
+
+def current_heads(connection: Any) -> tuple[str, ...]:
+    """The revisions in the database's version table (empty when there is none)."""
+    with quiet():
+        ctx = MigrationContext.configure(connection)
+        return tuple(ctx.get_current_heads())
+
+
+def run(
+    connection: Any,
+    scripts: Scripts,
+    plan: Callable[[tuple[str, ...]], list[Step]],
+    *,
+    before: Callable[[list[Step], tuple[str, ...]], None],
+    after_step: Callable[[Step], None],
+    transaction_per_migration: bool,
+    purge: bool = False,
+) -> list[Step]:
+    """Run a plan on ``connection`` the way ``env.py`` would, without an ``env.py``.
+
+    ``plan`` gets the database's current heads (read on this connection, after
+    any lock the caller holds) and returns the steps; ``before`` sees them before
+    the first one runs; ``after_step`` is called on the same connection right
+    after each step's version-table update. Transactions are the caller's, except
+    that with ``transaction_per_migration`` Alembic commits after every step.
+    """
+    steps: list[Step] = []
+    done = 0
+
+    def fn(_heads: Any, _ctx: Any) -> list[Any]:
+        return [s._alembic for s in steps]
+
+    def on_version_apply(**_kw: Any) -> None:
+        nonlocal done
+        step = steps[done]
+        done += 1
+        after_step(step)
+
+    with quiet():
+        with EnvironmentContext(_config(scripts.folder), scripts.directory, fn=fn, purge=purge) as env:
+            env.configure(
+                connection=connection,
+                transactional_ddl=None if transaction_per_migration else True,
+                transaction_per_migration=transaction_per_migration,
+                on_version_apply=on_version_apply,
+                render_as_batch=connection.dialect.name == "sqlite",
+            )
+            heads = tuple(env.get_context().get_current_heads()) if not purge else ()
+            steps.extend(plan(heads))
+            before(steps, heads)
+            if steps or purge:
+                with env.begin_transaction():
+                    env.run_migrations()
+    return steps
+
+
+def render_sql(scripts: Scripts, dialect_name: str, upgrade: bool, start: str | None, target: str) -> str:
+    """The SQL Alembic's ``--sql`` (offline) mode emits, nothing executed."""
+    buf = io.StringIO()
+
+    def fn(heads: Any, _ctx: Any) -> list[Any]:
+        if upgrade:
+            return scripts.directory._upgrade_revs(target, heads)
+        return scripts.directory._downgrade_revs(target, heads)
+
+    if not upgrade and start is None:
+        raise InvalidTarget(
+            "downgrade --sql needs a range FROM:TO.", hint="For example %migrate downgrade head:base --sql"
+        )
+    for ref in (start, target):
+        if ref:
+            scripts.check_target(ref)
+    action = f"render SQL for {start + ':' if start else ''}{target}"
+    with quiet(), translated(action):
+        with EnvironmentContext(
+            _config(scripts.folder), scripts.directory, fn=fn, as_sql=True, starting_rev=start, destination_rev=target
+        ) as env:
+            env.configure(
+                dialect_name=dialect_name,
+                output_buffer=buf,
+                transactional_ddl=True if dialect_name != "mysql" else None,
+                literal_binds=True,
+                render_as_batch=dialect_name == "sqlite",
+            )
+            with env.begin_transaction():
+                env.run_migrations()
+    return buf.getvalue()
+
+
+def migration_context(connection: Any, **opts: Any) -> MigrationContext:
+    """A bare MigrationContext on ``connection`` (for autogenerate comparisons)."""
+    return MigrationContext.configure(connection, opts=opts)

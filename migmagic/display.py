@@ -1,0 +1,222 @@
+"""Everything migmagic shows a user: tables and small result objects.
+
+Each object has a readable ``__repr__`` and a ``_repr_html_`` with no
+JavaScript; every bit of text that comes from a revision (messages, ids,
+labels, source) is HTML-escaped. Tables are pandas DataFrames that show
+missing values as blanks. pandas is imported on first use, not on ``%load_ext``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_TABLE_CLASS: type | None = None
+
+
+def table(rows: Iterable[dict[str, Any]] | Iterable[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """A DataFrame of ``rows`` with ``columns`` that renders missing values blank."""
+    cls = _table_class()
+    return cls(list(rows), columns=list(columns))
+
+
+def _table_class() -> type:
+    global _TABLE_CLASS
+    if _TABLE_CLASS is None:
+        import pandas as pd
+
+        class Table(pd.DataFrame):
+            """A DataFrame whose plain and HTML forms show missing values as blanks."""
+
+            @property
+            def _constructor(self) -> type:
+                return Table
+
+            def _blanked(self) -> pd.DataFrame:
+                plain = pd.DataFrame(self).astype(object)
+                return plain.where(plain.notna(), "")
+
+            def __repr__(self) -> str:
+                if self.empty:
+                    return "(no rows)"
+                return self._blanked().to_string(index=False, max_rows=pd.get_option("display.max_rows"))
+
+            def _repr_html_(self) -> str:
+                if self.empty:
+                    return "<p><em>(no rows)</em></p>"
+                return self._blanked().to_html(index=False, escape=True, max_rows=pd.get_option("display.max_rows"))
+
+        _TABLE_CLASS = Table
+    return _TABLE_CLASS
+
+
+def _html_table(frame: Any) -> str:
+    return frame._repr_html_() if hasattr(frame, "_repr_html_") else html.escape(repr(frame))
+
+
+@dataclass
+class Message:
+    """A sentence saying what happened."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.text)}</p>"
+
+
+@dataclass
+class Outcome:
+    """What a command did: a summary line, and the steps as a table.
+
+    ``steps`` is a DataFrame (revision, message, direction, seconds).
+    """
+
+    summary: str
+    steps: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        parts = [self.summary]
+        if self.steps is not None and len(self.steps):
+            parts.append(repr(self.steps))
+        parts += [f"note: {n}" for n in self.notes]
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        out = [f"<p>{html.escape(self.summary)}</p>"]
+        if self.steps is not None and len(self.steps):
+            out.append(_html_table(self.steps))
+        out += [f"<p><em>note: {html.escape(n)}</em></p>" for n in self.notes]
+        return "\n".join(out)
+
+
+@dataclass
+class RevisionWritten:
+    """The result of ``%%revision``, ``revision`` and ``merge``."""
+
+    action: str  # "wrote" | "rewrote" | "unchanged"
+    revision: str
+    message: str
+    path: str
+    parents: tuple[str, ...]
+    applied: Outcome | None = None
+
+    @property
+    def summary(self) -> str:
+        parent = ", ".join(self.parents) if self.parents else "base"
+        verbs = {
+            "wrote": f"Wrote revision {self.revision} ({self.message!r}) to {self.path}, on top of {parent}.",
+            "rewrote": f"Rewrote revision {self.revision} ({self.message!r}) in place: {self.path}.",
+            "unchanged": f"Revision {self.revision} ({self.message!r}) is unchanged: nothing written.",
+        }
+        return verbs[self.action]
+
+    def __repr__(self) -> str:
+        return self.summary + (f"\n{self.applied!r}" if self.applied else "")
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.summary)}</p>" + (self.applied._repr_html_() if self.applied else "")
+
+
+@dataclass
+class Current:
+    """The revision(s) the database is at."""
+
+    database: str
+    revisions: list[tuple[str, str, bool]]  # (id, message, is_head)
+
+    @property
+    def ids(self) -> list[str]:
+        return [r for r, _, _ in self.revisions]
+
+    def _lines(self) -> list[str]:
+        if not self.revisions:
+            return [f"{self.database} is at base: no revision applied."]
+        return [f"{rev}{' (head)' if head else ''}  {msg}" for rev, msg, head in self.revisions]
+
+    def __repr__(self) -> str:
+        return "\n".join(self._lines())
+
+    def _repr_html_(self) -> str:
+        return "<br>".join(f"<code>{html.escape(line)}</code>" for line in self._lines())
+
+
+@dataclass
+class RevisionDetails:
+    """``show``: a revision's details and source."""
+
+    revision: str
+    fields: list[tuple[str, str]]
+    source: str
+
+    def __repr__(self) -> str:
+        width = max(len(k) for k, _ in self.fields)
+        head = "\n".join(f"{k.ljust(width)}  {v}" for k, v in self.fields)
+        return f"{head}\n\n{self.source}"
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self.fields
+        )
+        return f"<table>{rows}</table>\n{highlight(self.source, 'python')}"
+
+
+@dataclass
+class Status:
+    """``status``: the database, the folder and their agreement, at a glance."""
+
+    fields: list[tuple[str, str]]
+    problems: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        width = max(len(k) for k, _ in self.fields)
+        lines = [f"{k.ljust(width)}  {v}" for k, v in self.fields]
+        lines += [f"! {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{html.escape(v)}</td></tr>"
+            for k, v in self.fields
+        )
+        problems = "".join(f"<p><strong>! {html.escape(p)}</strong></p>" for p in self.problems)
+        return f"<table>{rows}</table>{problems}"
+
+
+@dataclass
+class SQLScript:
+    """``--sql``: the SQL that would run; nothing was executed."""
+
+    sql: str
+
+    def __repr__(self) -> str:
+        return self.sql
+
+    def __str__(self) -> str:
+        return self.sql
+
+    def _repr_html_(self) -> str:
+        return highlight(self.sql, "sql")
+
+
+def highlight(code: str, language: str) -> str:
+    """``code`` as HTML with inline colours (Pygments), or escaped plain text."""
+    try:
+        from pygments import highlight as _highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import get_lexer_by_name
+    except ImportError:  # pragma: no cover - pygments comes with IPython
+        return f"<pre>{html.escape(code)}</pre>"
+    return _highlight(code, get_lexer_by_name(language), HtmlFormatter(noclasses=True, nobackground=True))

@@ -1,0 +1,140 @@
+"""Every error migmagic raises on purpose.
+
+A :class:`MigmagicError` is something the user can fix. In a notebook it renders
+as one line (IPython calls ``_render_traceback_``) and the cell fails; in the
+Python API it is an ordinary exception carrying its data as attributes.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+
+class MigmagicError(Exception):
+    """A user error: one line that says what is wrong and what to do."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if not hint else f"{message} {hint}")
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class UsageError(MigmagicError):
+    """A magic line or Python call that does not make sense."""
+
+
+class RevisionCellError(MigmagicError):
+    """A ``%%revision`` cell that cannot become a revision script."""
+
+    def __init__(self, message: str, hint: str | None = None, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(message, hint)
+
+
+class ScriptDirectoryError(MigmagicError):
+    """The revision folder is broken: a bad script, an unknown parent, a cycle."""
+
+    def __init__(self, message: str, hint: str | None = None, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message, hint)
+
+
+class RevisionNotFound(MigmagicError):
+    """A revision id, prefix or label that matches nothing, or more than one thing."""
+
+    def __init__(self, message: str, candidates: Sequence[str] = (), hint: str | None = None) -> None:
+        self.candidates = list(candidates)
+        super().__init__(message, hint)
+
+
+class InvalidTarget(MigmagicError):
+    """A target Alembic cannot reach from the current revision (below base, say)."""
+
+
+class ConnectionFailed(MigmagicError):
+    """The database could not be reached. The URL in the message is masked."""
+
+    def __init__(self, message: str, url: str, hint: str | None = None) -> None:
+        self.url = url
+        super().__init__(message, hint)
+
+
+class RevisionChanged(MigmagicError):
+    """An applied revision whose source differs from what was applied."""
+
+    def __init__(self, message: str, revision: str, diff: str, hint: str | None = None) -> None:
+        self.revision = revision
+        self.diff = diff
+        super().__init__(message, hint)
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"{type(self).__name__}: {self}"]
+        if self.diff:
+            lines.append(self.diff.rstrip("\n"))
+        return lines
+
+
+class RevisionMissing(MigmagicError):
+    """An applied revision whose file is gone from the folder."""
+
+
+class LockTimeout(MigmagicError):
+    """Another kernel or process is migrating the same database."""
+
+
+class PendingModelChanges(MigmagicError):
+    """``check`` found differences between the models and the database."""
+
+    def __init__(self, message: str, diffs: Any, hint: str | None = None) -> None:
+        self.diffs = diffs
+        super().__init__(message, hint)
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"{type(self).__name__}: {self}"]
+        try:
+            lines.append(self.diffs.to_string(index=False))
+        except AttributeError:  # pragma: no cover - diffs is always a table
+            pass
+        return lines
+
+
+class MetadataError(MigmagicError):
+    """No usable SQLAlchemy ``MetaData`` for autogenerate, ``check`` or ``diff``."""
+
+
+class MigrationFailed(MigmagicError):
+    """Code inside a revision raised. Renders the traceback from the revision file on."""
+
+    def __init__(
+        self,
+        message: str,
+        revision: str,
+        original: BaseException,
+        statement: str | None = None,
+        completed: Sequence[str] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.revision = revision
+        self.original = original
+        self.statement = statement
+        self.completed = list(completed)
+        super().__init__(message, hint)
+
+    def _render_traceback_(self) -> list[str]:
+        tb = traceback.extract_tb(self.original.__traceback__)
+        # Frames from the revision script onwards: that is the code the user wrote.
+        start = next((i for i, f in enumerate(tb) if "/versions/" in f.filename.replace("\\", "/")), None)
+        frames = tb[start:] if start is not None else tb[-1:]
+        # Stop at the first frame outside the user's code after the script frames.
+        user = [f for f in frames if "site-packages" not in f.filename and "/migmagic/" not in f.filename]
+        shown = traceback.format_list(user or frames)
+        last = traceback.format_exception_only(type(self.original), self.original)[-1].rstrip()
+        lines = [f"{type(self).__name__}: {self}", "Traceback (revision code):"]
+        lines += [s.rstrip("\n") for s in shown]
+        lines.append(last)
+        return lines

@@ -1,0 +1,128 @@
+"""The ledger: one row per step migmagic applied, written with the step itself.
+
+Table ``migmagic_ledger``: revision, direction (upgrade, downgrade, stamp,
+accept), applied_at (UTC), duration in seconds, the SHA-256 checksum of the
+revision's normalized source with the checksum algorithm's version, the source
+itself (so an edit can be shown as a difference), and the migmagic and Alembic
+versions. Rows are inserted on the migration's own connection, inside the same
+transaction as the version-table update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from . import __version__, revisionfile
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.engine import Connection
+
+TABLE_NAME = "migmagic_ledger"
+APPLYING = ("upgrade", "accept", "stamp")
+
+_table: Table | None = None
+
+
+def table() -> Table:
+    """The ledger's SQLAlchemy table (built on first use)."""
+    global _table
+    if _table is None:
+        import sqlalchemy as sa
+
+        _table = sa.Table(
+            TABLE_NAME,
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("revision", sa.String(64), nullable=False),
+            sa.Column("direction", sa.String(16), nullable=False),
+            sa.Column("message", sa.String(255)),
+            sa.Column("applied_at", sa.DateTime, nullable=False),
+            sa.Column("seconds", sa.Float),
+            sa.Column("checksum", sa.String(64)),
+            sa.Column("checksum_version", sa.Integer),
+            sa.Column("source", sa.Text().with_variant(sa.Text(2**24), "mysql", "mariadb")),
+            sa.Column("migmagic_version", sa.String(32)),
+            sa.Column("alembic_version", sa.String(32)),
+        )
+    return _table
+
+
+def ensure(conn: Connection) -> None:
+    """Create the ledger table if the database has none."""
+    table().create(conn, checkfirst=True)
+
+
+def exists(conn: Connection) -> bool:
+    import sqlalchemy as sa
+
+    return sa.inspect(conn).has_table(TABLE_NAME)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the ledger last recorded for one applied revision."""
+
+    revision: str
+    checksum: str | None
+    source: str | None
+    direction: str
+    applied_at: datetime
+
+
+def record(
+    conn: Connection,
+    *,
+    revision: str,
+    direction: str,
+    message: str,
+    seconds: float | None,
+    source: str | None,
+    alembic_version: str,
+) -> None:
+    """Insert one ledger row on ``conn`` (inside the caller's transaction)."""
+    conn.execute(
+        table().insert().values(
+            revision=revision,
+            direction=direction,
+            message=message[:255],
+            applied_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            seconds=seconds,
+            checksum=revisionfile.checksum(source) if source is not None else None,
+            checksum_version=revisionfile.CHECKSUM_VERSION if source is not None else None,
+            source=revisionfile.normalize(source) if source is not None else None,
+            migmagic_version=__version__,
+            alembic_version=alembic_version,
+        )
+    )
+
+
+def latest(conn: Connection) -> dict[str, Entry]:
+    """For each revision, the last row that recorded its source (upgrade, accept, stamp)."""
+    import sqlalchemy as sa
+
+    if not exists(conn):
+        return {}
+    t = table()
+    rows = conn.execute(
+        sa.select(t.c.revision, t.c.checksum, t.c.source, t.c.direction, t.c.applied_at)
+        .where(t.c.direction.in_(APPLYING))
+        .order_by(t.c.id)
+    )
+    out: dict[str, Entry] = {}
+    for rev, checksum, source, direction, applied_at in rows:
+        out[rev] = Entry(rev, checksum, source, direction, applied_at)
+    return out
+
+
+def rows(conn: Connection) -> list[dict[str, Any]]:
+    """Every ledger row, oldest first."""
+    import sqlalchemy as sa
+
+    if not exists(conn):
+        return []
+    t = table()
+    cols = [c for c in t.c if c.name != "source"]
+    return [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(t.c.id))]

@@ -1,0 +1,176 @@
+"""The text of a revision script: written from a ``%%revision`` cell, read back for ``edit``.
+
+A revision script is an ordinary Alembic script: a docstring, the ``op``/``sa``
+imports, the four identifier assignments, then the *body* — whatever the cell
+held (``upgrade()``, ``downgrade()``, helpers, imports). Pure text work: no
+Alembic, no database.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from .errors import RevisionCellError
+
+CHECKSUM_VERSION = 1
+"""Bumped whenever :func:`normalize` changes, and stored with every checksum."""
+
+_IDENTIFIERS = ("revision", "down_revision", "branch_labels", "depends_on")
+_STANDARD_IMPORTS = {
+    "from alembic import op",
+    "import sqlalchemy as sa",
+    "from typing import Sequence, Union",
+}
+
+
+def normalize(source: str) -> str:
+    """Source as compared and checksummed: LF line endings, no trailing blanks.
+
+    Line endings (CRLF, CR) and whitespace at the end of lines or of the file do
+    not count as a change; everything else does.
+    """
+    text = source.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines) + "\n"
+
+
+def checksum(source: str) -> str:
+    """SHA-256 of the normalized source (version :data:`CHECKSUM_VERSION`)."""
+    return hashlib.sha256(normalize(source).encode("utf-8")).hexdigest()
+
+
+def deterministic_id(message: str, parents: Sequence[str]) -> str:
+    """A 12-hex revision id that depends only on the message and the parents.
+
+    A notebook run from scratch twice therefore writes the same ids.
+    """
+    seed = "\n".join([",".join(sorted(parents)), message])
+    return hashlib.sha1(seed.encode("utf-8")).hexdigest()[:12]
+
+
+def slug(message: str, limit: int = 40) -> str:
+    """Alembic's file-name slug: lower-case words joined by ``_``, at most ``limit`` chars."""
+    words = re.sub(r"\W", " ", message).lower().split()
+    out = ""
+    for word in words:
+        candidate = f"{out}_{word}" if out else word
+        if len(candidate) > limit:
+            break
+        out = candidate
+    return out or "revision"
+
+
+def check_body(body: str) -> None:
+    """Refuse a cell body that is empty, does not parse or has no ``upgrade()``."""
+    if not body.strip():
+        raise RevisionCellError(
+            "The %%revision cell is empty.",
+            hint="Write def upgrade(): (and def downgrade():) below the magic line, "
+            "or use %migrate revision -m MSG for an empty revision.",
+        )
+    try:
+        tree = ast.parse(body)
+    except SyntaxError as exc:
+        raise RevisionCellError(
+            f"Line {exc.lineno} of the cell: {exc.msg}.",
+            hint="Nothing was written.",
+            line=exc.lineno,
+        ) from None
+    if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "upgrade" for n in tree.body):
+        raise RevisionCellError(
+            "The cell defines no upgrade() function.",
+            hint="A revision needs def upgrade(): at the top level of the cell. Nothing was written.",
+        )
+
+
+def _literal(value: str | Sequence[str] | None) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return repr(value)
+    items = list(value)
+    if not items:
+        return "None"
+    if len(items) == 1:
+        return repr(items[0])
+    return "(" + ", ".join(repr(v) for v in items) + ")"
+
+
+def render(
+    *,
+    message: str,
+    rev_id: str,
+    down_revision: str | Sequence[str] | None,
+    body: str,
+    branch_labels: str | Sequence[str] | None = None,
+    depends_on: str | Sequence[str] | None = None,
+    create_date: str | None = None,
+) -> str:
+    """The full text of a revision script holding ``body``."""
+    if create_date is None:
+        create_date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f%z")
+    downs = [down_revision] if isinstance(down_revision, str) else list(down_revision or [])
+    safe_message = message.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return normalize(
+        f'''"""{safe_message}
+
+Revision ID: {rev_id}
+Revises: {", ".join(downs)}
+Create Date: {create_date}
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = {rev_id!r}
+down_revision = {_literal(down_revision)}
+branch_labels = {_literal(branch_labels)}
+depends_on = {_literal(depends_on)}
+
+
+{normalize(body).strip(chr(10))}
+'''
+    )
+
+
+def create_date_of(source: str) -> str | None:
+    """The ``Create Date:`` written in a script's docstring, if any."""
+    m = re.search(r"^Create Date: (.+)$", source, re.MULTILINE)
+    return m.group(1).strip() if m else None
+
+
+def body_of(source: str) -> str:
+    """The part of a revision script a ``%%revision`` cell holds.
+
+    Drops the docstring, the standard ``op``/``sa``/typing imports, the
+    identifier assignments and Alembic's comment above them; keeps the rest.
+    """
+    tree = ast.parse(source)
+    drop: set[int] = set()
+    for i, node in enumerate(tree.body):
+        end = node.end_lineno or node.lineno
+        span = range(node.lineno, end + 1)
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            drop.update(span)
+        elif isinstance(node, ast.Import | ast.ImportFrom) and ast.unparse(node) in _STANDARD_IMPORTS:
+            drop.update(span)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if all(isinstance(t, ast.Name) and t.id in _IDENTIFIERS for t in targets):
+                drop.update(span)
+    lines = source.replace("\r\n", "\n").split("\n")
+    kept = [
+        line
+        for n, line in enumerate(lines, start=1)
+        if n not in drop and line.strip() != "# revision identifiers, used by Alembic."
+    ]
+    text = "\n".join(kept).strip("\n")
+    return re.sub(r"\n{3,}", "\n\n\n", text) + "\n"

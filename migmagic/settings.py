@@ -1,0 +1,156 @@
+"""Where things live: which database URL and which revision folder a session uses.
+
+Nothing here opens a connection or imports Alembic. The order is the spec's:
+
+URL: the URL given to ``init`` (or to :class:`~migmagic.Migrator`), else
+``%config Migrate.url``, else ``DATABASE_URL``, else ``sqlalchemy.url`` from an
+``alembic.ini`` in the working directory or in the folder, else
+``sqlite:///migmagic.db``.
+
+Folder: the one given, else the ``script_location`` of an Alembic project in the
+working directory (``alembic.ini`` or ``[tool.alembic]`` in ``pyproject.toml``),
+else ``migrations/``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+DEFAULT_URL = "sqlite:///migmagic.db"
+DEFAULT_FOLDER = "migrations"
+
+# scheme://user:password@host... ; the password may itself hold '@' and '/',
+# so the host part starts at the *last* '@' before the path.
+_URL_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/@]*:)(?P<password>.*)(?P<tail>@[^@]*)$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """The database URL and folder a session is bound to, and where each came from."""
+
+    url: str
+    url_source: str
+    folder: Path
+    adopted_ini: Path | None = None
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+
+def password_of(url: str) -> str | None:
+    """The password in ``url`` (decoded), or None."""
+    m = _URL_PASSWORD.match(url.split("?", 1)[0])
+    if not m or not m.group("password"):
+        return None
+    return unquote(m.group("password"))
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    query = ""
+    base = url
+    if "?" in url:
+        base, query = url.split("?", 1)
+        query = "?" + query
+    m = _URL_PASSWORD.match(base)
+    if not m or not m.group("password"):
+        return url
+    return f"{m.group('head')}***{m.group('tail')}{query}"
+
+
+def secret_forms(url: str) -> list[str]:
+    """Every spelling of the URL's password that could end up in text."""
+    pw = password_of(url)
+    if not pw:
+        return []
+    forms = {pw, quote(pw, safe=""), quote(pw)}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with any form of ``url``'s password replaced by ``***``."""
+    for form in secret_forms(url):
+        text = text.replace(form, "***")
+    return text
+
+
+def _read_ini(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(defaults={"here": str(path.parent.resolve())})
+    parser.read(path, encoding="utf-8")
+    return parser
+
+
+def _ini_option(path: Path, option: str) -> str | None:
+    if not path.is_file():
+        return None
+    parser = _read_ini(path)
+    if parser.has_option("alembic", option):
+        value = parser.get("alembic", option).strip()
+        return value or None
+    return None
+
+
+def _pyproject_script_location(cwd: Path) -> str | None:
+    path = cwd / "pyproject.toml"
+    if not path.is_file():
+        return None
+    import tomllib
+
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    location = data.get("tool", {}).get("alembic", {}).get("script_location")
+    if isinstance(location, str):
+        return location.replace("%(here)s", str(cwd.resolve()))
+    return None
+
+
+def _usable_ini_url(url: str | None) -> str | None:
+    # Alembic's template placeholder is not a database.
+    if not url or url.startswith("driver://"):
+        return None
+    return url
+
+
+def resolve(
+    url: str | None = None,
+    folder: str | os.PathLike[str] | None = None,
+    configured_url: str | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Location:
+    """Work out the database URL and revision folder, in the spec's order."""
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    ini = base / "alembic.ini"
+    adopted: Path | None = None
+
+    if folder is not None:
+        folder_path = Path(folder)
+        if not folder_path.is_absolute():
+            folder_path = base / folder_path
+    else:
+        location = _ini_option(ini, "script_location") or _pyproject_script_location(base)
+        if location is not None:
+            adopted = ini if ini.is_file() else base / "pyproject.toml"
+            folder_path = Path(location)
+            if not folder_path.is_absolute():
+                folder_path = base / folder_path
+        else:
+            folder_path = base / DEFAULT_FOLDER
+
+    if url:
+        return Location(url, "given", folder_path, adopted)
+    if configured_url:
+        return Location(configured_url, "%config Migrate.url", folder_path, adopted)
+    env = os.environ.get("DATABASE_URL")
+    if env:
+        return Location(env, "DATABASE_URL", folder_path, adopted)
+    for candidate in (ini, folder_path / "alembic.ini"):
+        ini_url = _usable_ini_url(_ini_option(candidate, "sqlalchemy.url"))
+        if ini_url:
+            return Location(ini_url, str(candidate), folder_path, adopted)
+    return Location(DEFAULT_URL, "default", folder_path, adopted)
