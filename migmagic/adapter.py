@@ -420,12 +420,12 @@ class Scripts:
     def upgrade_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
         self.check_target(target)
         with quiet(), translated(f"upgrade to {target}"):
-            return self._steps(self.directory._upgrade_revs(target, tuple(heads)))
+            return self._steps(self.directory._upgrade_revs(target, tuple(heads)))  # type: ignore[arg-type]
 
     def downgrade_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
         self.check_target(target)
         with quiet(), translated(f"downgrade to {target}"):
-            return self._steps(self.directory._downgrade_revs(target, tuple(heads)))
+            return self._steps(self.directory._downgrade_revs(target, tuple(heads)))  # type: ignore[arg-type]
 
     def stamp_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
         self.check_target(target)
@@ -480,7 +480,7 @@ def run(
     def fn(_heads: Any, _ctx: Any) -> list[Any]:
         return [s._alembic for s in steps]
 
-    def on_version_apply(**_kw: Any) -> None:
+    def on_version_apply(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         nonlocal done
         step = steps[done]
         done += 1
@@ -514,9 +514,7 @@ def render_sql(scripts: Scripts, dialect_name: str, upgrade: bool, start: str | 
         return scripts.directory._downgrade_revs(target, heads)
 
     if not upgrade and start is None:
-        raise InvalidTarget(
-            "downgrade --sql needs a range FROM:TO.", hint="For example %migrate downgrade head:base --sql"
-        )
+        raise InvalidTarget("The database is at base: there is nothing to downgrade.", hint="Nothing was run.")
     for ref in (start, target):
         if ref:
             scripts.check_target(ref)

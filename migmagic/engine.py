@@ -410,16 +410,14 @@ class Migrator:
     def upgrade(self, target: str = "head", *, sql: bool = False, progress: Progress | None = None) -> Any:
         """Upgrade to ``target`` (``head``, ``+1``, an id...). With ``sql``, return the SQL instead."""
         if sql:
-            start, _, end = target.rpartition(":")
-            return self._sql(True, start or None, end)
+            return self._sql(True, target)
         scripts = self.scripts()
         return self._run("upgrade", target, lambda heads: scripts.upgrade_plan(target, heads), scripts, progress)
 
     def downgrade(self, target: str, *, sql: bool = False, progress: Progress | None = None) -> Any:
         """Downgrade to ``target`` (``-1``, ``base``, an id...). With ``sql``, a ``FROM:TO`` range."""
         if sql:
-            start, sep, end = target.rpartition(":")
-            return self._sql(False, start if sep else None, end)
+            return self._sql(False, target)
         scripts = self.scripts()
         return self._run("downgrade", target, lambda heads: scripts.downgrade_plan(target, heads), scripts, progress)
 
@@ -430,9 +428,22 @@ class Migrator:
             scripts.check_target(target)
         return self._run("stamp", target, lambda heads: scripts.stamp_plan(target, () if purge else heads), scripts, None, purge=purge)
 
-    def _sql(self, upgrade: bool, start: str | None, target: str) -> display.SQLScript:
+    def _sql(self, upgrade: bool, target: str) -> display.SQLScript:
+        """Offline SQL for ``[FROM:]TO``; without FROM, from where the database is now."""
         scripts = self.scripts()
-        return display.SQLScript(self._adapter().render_sql(scripts, self.db.dialect_name, upgrade, start, target))
+        start, sep, end = target.rpartition(":")
+        if not sep:
+            with self.db.reading() as conn:
+                heads = self._heads_in_db(conn)
+            if len(heads) > 1:
+                raise UsageError(
+                    f"The database is at {len(heads)} heads ({', '.join(heads)}).", hint="Give the start: FROM:TO --sql."
+                )
+            start = heads[0] if heads else ""
+        sql = self._adapter().render_sql(scripts, self.db.dialect_name, upgrade, start or None, end)
+        if "-- Running" not in sql:
+            sql = f"-- Nothing to run: {start or 'base'} is already at {end}.\n"
+        return display.SQLScript(sql)
 
     def _verify(self, conn: Connection, scripts: Scripts, heads: tuple[str, ...]) -> None:
         """Refuse to run when an applied revision is missing or was edited since it was applied."""

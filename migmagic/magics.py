@@ -258,6 +258,7 @@ class Migrate(Magics):
         from .display import Message
 
         text = self.migrator.edit(a.rev)
+        assert self.shell is not None
         self.shell.set_next_input(text, replace=False)
         return Message(f"Revision {a.rev} is in the next cell: edit it and run it to rewrite the revision.")
 
@@ -271,6 +272,8 @@ class Migrate(Magics):
 
     @line_cell_magic
     def revision(self, line: str, cell: str | None = None) -> Any:
+        if cell is None and {"-h", "--help"} & set(line.split()):
+            cell = ""  # help for the cell magic, asked on a line
         if cell is None:
             raise UsageError(
                 "%%revision is a cell magic, but it was used as the line magic %revision.",
