@@ -156,6 +156,7 @@ def ip_empty(workdir: Any, capsys: pytest.CaptureFixture[str]) -> Iterator[Shell
 
     ip = start_ipython() or get_ipython()
     ip.run_line_magic("reset", "-f")
+    ip.config.pop("Migrate", None)  # %config Migrate.* from an earlier test
     import migmagic.magics
 
     migmagic.magics.load(ip)
