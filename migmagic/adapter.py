@@ -437,7 +437,8 @@ class Scripts:
         self.check_target(upper)
         self.check_target(lower)
         with quiet(), translated(f"list {lower}:{upper}"):
-            return [s.revision for s in self.directory.iterate_revisions(upper, lower)]
+            # As `alembic history -r lower:upper`: both ends included.
+            return [s.revision for s in self.directory.walk_revisions(base=lower, head=upper)]
 
 
 # --------------------------------------------------------------------------- running

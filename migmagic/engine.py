@@ -536,7 +536,7 @@ class Migrator:
             summary = f"Nothing to {command}: {self.db.masked_url} is at {where}."
         else:
             n = len(done)
-            summary = f"{command.capitalize()}d {self.db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
+            summary = f"{_PAST[command]} {self.db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
         return display.Outcome(summary, frame)
 
     def _failure(self, command: str, exc: BaseException, planned: list[Step], done: list[Step], before: tuple[str, ...]) -> MigmagicError:
@@ -588,6 +588,7 @@ class Migrator:
 
 
 _STEP_COLUMNS = ["revision", "message", "direction", "seconds"]
+_PAST = {"upgrade": "Upgraded", "downgrade": "Downgraded", "stamp": "Stamped"}
 
 
 def _short(path: Path) -> str:

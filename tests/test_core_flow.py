@@ -157,3 +157,15 @@ def test_applied_revision_edit_is_refused_then_reapplied(ip_with_db: Shell) -> N
     assert list(done.applied.steps["direction"]) == ["downgrade", "upgrade"]
     cols = columns(url, "events")
     assert "place" in cols and "venue" not in cols
+
+
+def test_stamp_says_what_it_did_and_history_ranges(ip_with_db: Shell) -> None:
+    first = ip_with_db.ok(f'%%revision -m "create events table"\n{EVENTS}')
+    second = ip_with_db.ok(f'%%revision -m "add venue"\n{ADD_VENUE}')
+    stamped = ip_with_db.ok(f"%migrate stamp {first.revision}")
+    assert repr(stamped).startswith(f"Stamped {ip_with_db.ns['TEST_DB_URL'].split('@')[-1]}"[:8])
+    assert f"to {first.revision}: 1 step" in repr(stamped)
+    ranged = ip_with_db.ok(f"%migrate history -r {first.revision}:head")
+    assert list(ranged["revision"]) == [second.revision, first.revision]
+    only_new = ip_with_db.ok(f"%migrate history -r {second.revision}:")
+    assert list(only_new["revision"]) == [second.revision]
