@@ -17,7 +17,7 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -33,7 +33,7 @@ _URL_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/@]*:)(?P<password>.*)(?P<t
 class Location:
     """The database URL and folder a session is bound to, and where each came from."""
 
-    url: str
+    url: str = field(repr=False)
     url_source: str
     folder: Path
     adopted_ini: Path | None = None
@@ -41,6 +41,9 @@ class Location:
     @property
     def masked_url(self) -> str:
         return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"Location(url={self.masked_url!r}, url_source={self.url_source!r}, folder={str(self.folder)!r})"
 
 
 def password_of(url: str) -> str | None:

@@ -72,3 +72,11 @@ def test_adopted_project_runs_without_its_env_py(workdir: Path, sqlite_url: str)
     assert m.folder == workdir / "alembic"
     assert list(m.history()["message"]) == ["made by the cli"]
     assert len(m.upgrade("head").steps) == 1
+
+
+def test_reprs_never_show_the_password(workdir: Path) -> None:
+    from migmagic import Migrator
+
+    m = Migrator("postgresql+psycopg://app:hunter2@127.0.0.1:1/x")
+    for text in (repr(m), repr(m.location), repr(m.db), str(m.location)):
+        assert "hunter2" not in text and "***" in text
