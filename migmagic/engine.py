@@ -475,6 +475,7 @@ class Migrator:
         done: list[Step] = []
         clock = [time.perf_counter()]
         before_heads: list[tuple[str, ...]] = [()]
+        position: list[tuple[str, ...]] = [()]  # the version table after the steps done so far
         per_step = not self.db.transactional_ddl
 
         def before(steps: list[Step], heads: tuple[str, ...]) -> None:
@@ -493,6 +494,7 @@ class Migrator:
             ledger.record(conn, revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION)
             if per_step:
                 conn.commit()
+            position[0] = _position_after(position[0] or before_heads[0], step, scripts)
             done.append(step)
             if progress:
                 progress(len(done), len(planned), step)
@@ -514,7 +516,7 @@ class Migrator:
         except MigmagicError:
             raise
         except Exception as exc:
-            raise self._failure(command, exc, planned, done, before_heads[0]) from exc
+            raise self._failure(command, exc, planned, done, before_heads[0], position[0]) from exc
         seconds = time.perf_counter() - started
         frame = display.table(
             [{"revision": s.revision, "message": s.message, "direction": s.direction, "seconds": round(s.seconds or 0.0, 4)} for s in done],
@@ -528,7 +530,15 @@ class Migrator:
             summary = f"{command.capitalize()}d {self.db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
         return display.Outcome(summary, frame)
 
-    def _failure(self, command: str, exc: BaseException, planned: list[Step], done: list[Step], before: tuple[str, ...]) -> MigmagicError:
+    def _failure(
+        self,
+        command: str,
+        exc: BaseException,
+        planned: list[Step],
+        done: list[Step],
+        before: tuple[str, ...],
+        position: tuple[str, ...] = (),
+    ) -> MigmagicError:
         from sqlalchemy.exc import DBAPIError
 
         statement = getattr(exc, "statement", None) if isinstance(exc, DBAPIError) else None
@@ -541,12 +551,18 @@ class Migrator:
         else:
             what = f"The {command} failed when committing: {type(exc).__name__}: {reason}"
             rev = planned[-1].revision if planned else ""
-        if self.db.transactional_ddl or not done:
+        if self.db.transactional_ddl:
             where = ", ".join(before) or "base"
             hint = f"Nothing was applied: the database is still at {where}."
         else:
-            kept = ", ".join(s.revision for s in done)
-            hint = f"{self.db.dialect_name} cannot roll back DDL: {kept} stayed applied and the version table is at {done[-1].revision}."
+            # DDL commits itself here: completed steps stay, and so does any DDL
+            # the failed revision ran before it failed.
+            kept = f"{', '.join(s.revision for s in done)} stayed applied and " if done else ""
+            where = ", ".join(position or before) or "base"
+            hint = (
+                f"{self.db.dialect_name} cannot roll back DDL: {kept}the version table is at {where}; "
+                f"DDL that {rev} ran before it failed was not undone."
+            )
         if statement:
             hint += f" Failed statement: {' '.join(statement.split())[:200]}"
         return MigrationFailed(what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done], hint=hint)
@@ -577,6 +593,18 @@ class Migrator:
 
 
 _STEP_COLUMNS = ["revision", "message", "direction", "seconds"]
+
+
+def _position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tuple[str, ...]:
+    """The version table's revisions after ``step`` ran on a database at ``heads``."""
+    if step.direction not in ("upgrade", "downgrade") or step.revision not in set(scripts.ids()):
+        return heads
+    info = scripts.info(step.revision)
+    if step.direction == "upgrade":
+        kept = [h for h in heads if h not in info.down_revisions]
+        return (*kept, step.revision)
+    kept = [h for h in heads if h != step.revision]
+    return tuple(kept) + tuple(d for d in info.down_revisions if d not in kept)
 
 
 def _short(path: Path) -> str:
