@@ -480,8 +480,6 @@ class Migrator:
 
         def before(steps: list[Step], heads: tuple[str, ...]) -> None:
             before_heads[0] = heads
-            if command != "stamp":
-                self._verify(conn, scripts, heads)
             if progress:
                 progress(0, len(steps), None)
             clock[0] = time.perf_counter()
@@ -502,6 +500,9 @@ class Migrator:
         planned: list[Step] = []
 
         def plan_and_remember(heads: tuple[str, ...]) -> list[Step]:
+            if command != "stamp":
+                # Before planning: a plan from a head whose file is gone is Alembic's error, not ours.
+                self._verify(conn, scripts, heads)
             planned[:] = plan(heads)
             return planned
 
@@ -585,11 +586,27 @@ class Migrator:
         return display.Message(f"Accepted the current source of {info.id} ({info.message!r}) as applied.")
 
     def log(self) -> pd.DataFrame:
-        """The ledger: every step migmagic applied, oldest first."""
+        """The ledger: every step migmagic applied, oldest first.
+
+        Applied revisions the ledger has no row for (applied by the ``alembic``
+        command) come first, with direction ``applied outside migmagic``.
+        """
+        scripts = self.scripts()
         with self.db.reading() as conn:
             rows = ledger.rows(conn)
+            recorded = ledger.latest(conn)
+            heads = self._heads_in_db(conn)
+        applied = scripts.applied([h for h in heads if h in set(scripts.ids())])
+        outside = [
+            {"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message}
+            for r in reversed(scripts.ids())
+            if r in applied and r not in recorded
+        ]
         cols = ["id", "revision", "direction", "message", "applied_at", "seconds", "checksum", "checksum_version", "migmagic_version", "alembic_version"]
-        return display.table(rows, cols)
+        frame = display.table(outside + rows, cols)
+        for col in ("id", "checksum_version"):
+            frame[col] = frame[col].astype("Int64")  # blank, not NaN, on the outside rows
+        return frame
 
 
 _STEP_COLUMNS = ["revision", "message", "direction", "seconds"]
