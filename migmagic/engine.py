@@ -549,9 +549,12 @@ class Migrator:
             failed = planned[len(done)]
             what = f"Revision {failed.revision} ({failed.message!r}) failed during {command}: {type(exc).__name__}: {reason}"
             rev = failed.revision
-        else:
+        elif planned:
             what = f"The {command} failed when committing: {type(exc).__name__}: {reason}"
-            rev = planned[-1].revision if planned else ""
+            rev = planned[-1].revision
+        else:
+            what = f"The {command} failed before any revision ran: {type(exc).__name__}: {reason}"
+            rev = ""
         if self.db.transactional_ddl:
             where = ", ".join(before) or "base"
             hint = f"Nothing was applied: the database is still at {where}."
