@@ -94,6 +94,10 @@ def test_broken_folder_is_refused_before_any_connection(ip_with_db: Shell, conne
 
 def test_the_connection_counter_sees_connections(ip_with_db: Shell, connections: list[Any]) -> None:
     # The control for the test above: a sound folder does reach the database.
+    migmagic.magics.unload(ip_with_db.ip)
+    migmagic.magics.load(ip_with_db.ip)
+    ip_with_db.ok("%migrate init $TEST_DB_URL")
     connections.clear()
+    migmagic.magics._loaded[id(ip_with_db.ip)].migrator.close()
     ip_with_db.ok("%migrate status")
     assert connections
