@@ -71,7 +71,7 @@ class Database:
         from sqlalchemy.engine import make_url
 
         try:
-            url = make_url(self.url)
+            url = make_url(settings.engine_url(self.url))
         except Exception:
             raise ConnectionFailed(
                 f"{self.masked_url!r} is not a database URL.",
