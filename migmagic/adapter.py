@@ -114,7 +114,7 @@ def _tidy(exc: BaseException) -> str:
 
 @dataclass
 class _Loaded:
-    signature: tuple[int, int]
+    signature: tuple[int, ...]
     source: str
     checksum: str
     module: types.ModuleType
@@ -144,7 +144,7 @@ def _exec_module(path: Path, source: str) -> types.ModuleType:
     return module
 
 
-def _load_file(path: Path, signature: tuple[int, int]) -> _Loaded:
+def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
     rel = _display_path(path)
     try:
         source = path.read_text(encoding="utf-8")
@@ -190,36 +190,41 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
 
 
 class ScriptCache:
-    """Revision scripts of one folder, re-read only when a file's size or mtime changed."""
+    """Revision scripts of one folder, re-read only when a file's size, mtime, ctime or inode changed.
+
+    The ctime and inode are part of the signature because an edit can keep the
+    size and the mtime (``cp -p``, ``tar``, ``rsync -a``, ``touch -r``), and an
+    edit the cache missed would slip past the checksum check.
+    """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._files: dict[str, _Loaded] = {}
-        self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._signature: tuple[tuple[str, int, int, int, int], ...] | None = None
         self._scripts: Scripts | None = None
 
     def load(self) -> Scripts:
         """The folder's revision graph, parsed and checked; nothing touches a database."""
         versions = self.folder / "versions"
-        entries: list[tuple[str, int, int]] = []
+        entries: list[tuple[str, int, int, int, int]] = []
         if versions.is_dir():
             with os.scandir(versions) as it:
                 for entry in it:
                     if entry.name.endswith(".py") and not _SKIP_FILE.match(entry.name) and entry.is_file():
                         st = entry.stat()
-                        entries.append((entry.name, st.st_size, st.st_mtime_ns))
+                        entries.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
         entries.sort()
         signature = tuple(entries)
         if self._scripts is not None and signature == self._signature:
             return self._scripts
 
         files: dict[str, _Loaded] = {}
-        for name, size, mtime in entries:
+        for name, *stat in entries:
             cached = self._files.get(name)
-            if cached is not None and cached.signature == (size, mtime):
+            if cached is not None and cached.signature == tuple(stat):
                 files[name] = cached
             else:
-                files[name] = _load_file(versions / name, (size, mtime))
+                files[name] = _load_file(versions / name, tuple(stat))
         scripts = Scripts(self.folder, {versions / n: f for n, f in files.items()})
         # Only a graph that passed every check is remembered.
         self._files, self._signature, self._scripts = files, signature, scripts

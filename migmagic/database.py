@@ -71,7 +71,7 @@ class Database:
         from sqlalchemy.engine import make_url
 
         try:
-            url = make_url(self.url)
+            url = make_url(settings.engine_url(self.url))
         except Exception:
             raise ConnectionFailed(
                 f"{self.masked_url!r} is not a database URL.",
@@ -145,6 +145,10 @@ class Database:
         with self.connect() as conn:
             if name == "sqlite":
                 conn = conn.execution_options(migmagic_write_lock=True)
+                # The engine may predate a change of lock_timeout: the wait is set per command.
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
                 try:
                     trans = conn.begin()
                 except Exception as exc:

@@ -486,12 +486,11 @@ class Migrator:
         done: list[Step] = []
         clock = [time.perf_counter()]
         before_heads: list[tuple[str, ...]] = [()]
+        position: list[tuple[str, ...]] = [()]  # the version table after the steps done so far
         per_step = not self.db.transactional_ddl
 
         def before(steps: list[Step], heads: tuple[str, ...]) -> None:
             before_heads[0] = heads
-            if command != "stamp":
-                self._verify(conn, scripts, heads)
             if progress:
                 progress(0, len(steps), None)
             clock[0] = time.perf_counter()
@@ -504,6 +503,7 @@ class Migrator:
             ledger.record(conn, revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION)
             if per_step:
                 conn.commit()
+            position[0] = _position_after(position[0] or before_heads[0], step, scripts)
             done.append(step)
             if progress:
                 progress(len(done), len(planned), step)
@@ -511,6 +511,9 @@ class Migrator:
         planned: list[Step] = []
 
         def plan_and_remember(heads: tuple[str, ...]) -> list[Step]:
+            if command != "stamp":
+                # Before planning: a plan from a head whose file is gone is Alembic's error, not ours.
+                self._verify(conn, scripts, heads)
             planned[:] = plan(heads)
             return planned
 
@@ -525,7 +528,7 @@ class Migrator:
         except MigmagicError:
             raise
         except Exception as exc:
-            raise self._failure(command, exc, planned, done, before_heads[0]) from exc
+            raise self._failure(command, exc, planned, done, before_heads[0], position[0]) from exc
         seconds = time.perf_counter() - started
         frame = display.table(
             [{"revision": s.revision, "message": s.message, "direction": s.direction, "seconds": round(s.seconds or 0.0, 4)} for s in done],
@@ -539,7 +542,15 @@ class Migrator:
             summary = f"{_PAST[command]} {self.db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
         return display.Outcome(summary, frame)
 
-    def _failure(self, command: str, exc: BaseException, planned: list[Step], done: list[Step], before: tuple[str, ...]) -> MigmagicError:
+    def _failure(
+        self,
+        command: str,
+        exc: BaseException,
+        planned: list[Step],
+        done: list[Step],
+        before: tuple[str, ...],
+        position: tuple[str, ...] = (),
+    ) -> MigmagicError:
         from sqlalchemy.exc import DBAPIError
 
         statement = getattr(exc, "statement", None) if isinstance(exc, DBAPIError) else None
@@ -549,15 +560,24 @@ class Migrator:
             failed = planned[len(done)]
             what = f"Revision {failed.revision} ({failed.message!r}) failed during {command}: {type(exc).__name__}: {reason}"
             rev = failed.revision
-        else:
+        elif planned:
             what = f"The {command} failed when committing: {type(exc).__name__}: {reason}"
-            rev = planned[-1].revision if planned else ""
-        if self.db.transactional_ddl or not done:
+            rev = planned[-1].revision
+        else:
+            what = f"The {command} failed before any revision ran: {type(exc).__name__}: {reason}"
+            rev = ""
+        if self.db.transactional_ddl:
             where = ", ".join(before) or "base"
             hint = f"Nothing was applied: the database is still at {where}."
         else:
-            kept = ", ".join(s.revision for s in done)
-            hint = f"{self.db.dialect_name} cannot roll back DDL: {kept} stayed applied and the version table is at {done[-1].revision}."
+            # DDL commits itself here: completed steps stay, and so does any DDL
+            # the failed revision ran before it failed.
+            kept = f"{', '.join(s.revision for s in done)} stayed applied and " if done else ""
+            where = ", ".join(position or before) or "base"
+            hint = (
+                f"{self.db.dialect_name} cannot roll back DDL: {kept}the version table is at {where}; "
+                f"DDL that {rev} ran before it failed was not undone."
+            )
         if statement:
             hint += f" Failed statement: {' '.join(statement.split())[:200]}"
         return MigrationFailed(what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done], hint=hint)
@@ -580,15 +600,43 @@ class Migrator:
         return display.Message(f"Accepted the current source of {info.id} ({info.message!r}) as applied.")
 
     def log(self) -> pd.DataFrame:
-        """The ledger: every step migmagic applied, oldest first."""
+        """The ledger: every step migmagic applied, oldest first.
+
+        Applied revisions the ledger has no row for (applied by the ``alembic``
+        command) come first, with direction ``applied outside migmagic``.
+        """
+        scripts = self.scripts()
         with self.db.reading() as conn:
             rows = ledger.rows(conn)
+            recorded = ledger.latest(conn)
+            heads = self._heads_in_db(conn)
+        applied = scripts.applied([h for h in heads if h in set(scripts.ids())])
+        outside = [
+            {"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message}
+            for r in reversed(scripts.ids())
+            if r in applied and r not in recorded
+        ]
         cols = ["id", "revision", "direction", "message", "applied_at", "seconds", "checksum", "checksum_version", "migmagic_version", "alembic_version"]
-        return display.table(rows, cols)
+        frame = display.table(outside + rows, cols)
+        for col in ("id", "checksum_version"):
+            frame[col] = frame[col].astype("Int64")  # blank, not NaN, on the outside rows
+        return frame
 
 
 _STEP_COLUMNS = ["revision", "message", "direction", "seconds"]
 _PAST = {"upgrade": "Upgraded", "downgrade": "Downgraded", "stamp": "Stamped"}
+
+
+def _position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tuple[str, ...]:
+    """The version table's revisions after ``step`` ran on a database at ``heads``."""
+    if step.direction not in ("upgrade", "downgrade") or step.revision not in set(scripts.ids()):
+        return heads
+    info = scripts.info(step.revision)
+    if step.direction == "upgrade":
+        kept = [h for h in heads if h not in info.down_revisions]
+        return (*kept, step.revision)
+    kept = [h for h in heads if h != step.revision]
+    return tuple(kept) + tuple(d for d in info.down_revisions if d not in kept)
 
 
 def _short(path: Path) -> str:

@@ -100,7 +100,11 @@ def record(
 
 
 def latest(conn: Connection) -> dict[str, Entry]:
-    """For each revision, the last row that recorded its source (upgrade, accept, stamp)."""
+    """For each revision applied through migmagic, the last row that recorded its source.
+
+    A revision whose last row is a ``downgrade`` has no entry: whatever applied
+    it again (the ``alembic`` command, say) left no checksum to compare with.
+    """
     import sqlalchemy as sa
 
     if not exists(conn):
@@ -108,12 +112,15 @@ def latest(conn: Connection) -> dict[str, Entry]:
     t = table()
     rows = conn.execute(
         sa.select(t.c.revision, t.c.checksum, t.c.source, t.c.direction, t.c.applied_at)
-        .where(t.c.direction.in_(APPLYING))
+        .where(t.c.direction.in_((*APPLYING, "downgrade")))
         .order_by(t.c.id)
     )
     out: dict[str, Entry] = {}
     for rev, checksum, source, direction, applied_at in rows:
-        out[rev] = Entry(rev, checksum, source, direction, applied_at)
+        if direction == "downgrade":
+            out.pop(rev, None)
+        else:
+            out[rev] = Entry(rev, checksum, source, direction, applied_at)
     return out
 
 

@@ -158,7 +158,7 @@ class Migrate(Magics):
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
-        # Set before traitlets loads %config values, which notifies _settings_changed.
+        # Set before the traits load: a configured value notifies _settings_changed.
         self._migrator: Any = None
         self._bound: tuple[str | None, str | None] = (None, None)
         super().__init__(shell=shell, **kwargs)

@@ -43,7 +43,10 @@ class Location:
         return mask_url(self.url)
 
     def __repr__(self) -> str:
-        return f"Location(url={self.masked_url!r}, url_source={self.url_source!r}, folder={str(self.folder)!r})"
+        return (
+            f"Location(url={self.masked_url!r}, url_source={self.url_source!r}, "
+            f"folder={str(self.folder)!r}, adopted_ini={self.adopted_ini and str(self.adopted_ini)!r})"
+        )
 
 
 def password_of(url: str) -> str | None:
@@ -67,12 +70,28 @@ def mask_url(url: str) -> str:
     return f"{m.group('head')}***{m.group('tail')}{query}"
 
 
+def engine_url(url: str) -> str:
+    """``url`` with its password percent-encoded, as SQLAlchemy parses URLs.
+
+    A password typed raw, with ``@``, ``/`` or ``:`` in it, would otherwise be cut
+    at the first ``@`` and its pieces taken for the host and the database (and
+    then shown in connection errors).
+    """
+    base, sep, query = url.partition("?")
+    m = _URL_PASSWORD.match(base)
+    if not m or not m.group("password"):
+        return url
+    encoded = quote(unquote(m.group("password")), safe="")
+    return f"{m.group('head')}{encoded}{m.group('tail')}{sep}{query}"
+
+
 def secret_forms(url: str) -> list[str]:
     """Every spelling of the URL's password that could end up in text."""
     pw = password_of(url)
     if not pw:
         return []
-    forms = {pw, quote(pw, safe=""), quote(pw)}
+    m = _URL_PASSWORD.match(url.split("?", 1)[0])
+    forms = {pw, quote(pw, safe=""), quote(pw), m.group("password") if m else pw}
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 

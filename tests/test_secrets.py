@@ -1,0 +1,194 @@
+"""Passwords never appear: not in output, errors, reprs, log records, tables or saved notebooks.
+
+A real database user with a password holding ``@``, ``/`` and ``%`` is created
+for each test (and dropped after); every text migmagic produces is searched for
+the password, its URL-quoted spellings and its fragments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from conftest import EVENTS, Shell, _admin
+
+from migmagic.errors import MigmagicError
+
+PASSWORD = "Qz7Kwm@Xv9Tyb/Lp3Hdn%Gr4Rtq"
+LEAKS = sorted({PASSWORD, quote(PASSWORD, safe=""), quote(PASSWORD), *re.split(r"[@/%]", PASSWORD)}, key=len, reverse=True)
+
+
+def assert_no_secret(text: str, where: str = "") -> None:
+    for leak in LEAKS:
+        assert leak not in text, f"{leak!r} leaked in {where}: ...{text[max(0, text.find(leak) - 80): text.find(leak) + 80]}..."
+
+
+def _user_url(kind: str, admin_url: str, quoted: bool) -> Iterator[str]:
+    """A login with PASSWORD that owns the fresh database ``admin_url`` names."""
+    import sqlalchemy as sa
+
+    base = sa.engine.make_url(admin_url)
+    user = f"mm_u_{uuid.uuid4().hex[:8]}"
+    engine = _admin(kind)
+    with engine.connect() as conn:
+        if kind == "postgresql":
+            conn.execute(sa.text(f"CREATE ROLE {user} LOGIN PASSWORD '{PASSWORD}'"))
+            conn.execute(sa.text(f"ALTER DATABASE {base.database} OWNER TO {user}"))
+        else:
+            conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}'"))
+            conn.execute(sa.text(f"GRANT ALL ON {base.database}.* TO '{user}'@'%'"))
+    pw = quote(PASSWORD, safe="") if quoted else PASSWORD
+    try:
+        yield f"{base.drivername}://{user}:{pw}@{base.host}:{base.port}/{base.database}"
+    finally:
+        with engine.connect() as conn:
+            if kind == "postgresql":
+                conn.execute(sa.text(f"ALTER DATABASE {base.database} OWNER TO postgres"))
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {base.database} WITH (FORCE)"))
+                conn.execute(sa.text(f"DROP ROLE {user}"))
+            else:
+                conn.execute(sa.text(f"DROP USER '{user}'@'%'"))
+
+
+@pytest.fixture(params=[("postgresql", True), ("postgresql", False), ("mariadb", True), ("mariadb", False)], ids=["pg-quoted", "pg-raw", "mariadb-quoted", "mariadb-raw"])
+def secret_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A URL whose password holds '@', '/' and '%': percent-encoded, or typed raw."""
+    from conftest import fresh_database
+
+    kind, quoted = request.param
+    for admin_url in fresh_database(kind, tmp_path):
+        yield from _user_url(kind, admin_url, quoted)
+
+
+def _texts(obj: Any) -> list[str]:
+    out = [repr(obj), str(obj)]
+    if hasattr(obj, "_repr_html_"):
+        out.append(obj._repr_html_())
+    if isinstance(obj, BaseException) and hasattr(obj, "_render_traceback_"):
+        out += obj._render_traceback_()
+    return out
+
+
+def test_no_password_in_results_errors_reprs_or_logs(workdir: Path, secret_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from migmagic import Migrator
+
+    caplog.set_level(logging.DEBUG)
+    for name in ("sqlalchemy.engine", "sqlalchemy.pool", "alembic", "migmagic"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    texts: list[str] = []
+    m = Migrator.init(secret_url)
+    try:
+        texts += [repr(m), repr(m.db), repr(m.location), m.db.masked_url]
+        texts += _texts(m.status())
+        m.revision("create events table", EVENTS)
+        texts += _texts(m.upgrade("head"))
+        texts += _texts(m.history()) + _texts(m.log()) + _texts(m.current()) + _texts(m.heads())
+        texts += _texts(m.downgrade("base")) + _texts(m.status())
+        texts += [(m.folder / "alembic.ini").read_text()]
+        wrong_port = re.sub(r":\d+/", ":1/", secret_url)
+        wrong_db = secret_url.rsplit("/", 1)[0] + "/no_such_db"
+        errors: list[MigmagicError] = []
+        for call in (lambda: m.upgrade("nosuchrev"), lambda: Migrator(wrong_port).status(), lambda: Migrator(wrong_db).upgrade("head")):
+            with pytest.raises(MigmagicError) as caught:
+                call()
+            errors.append(caught.value)
+            texts += _texts(caught.value)
+        assert "Cannot connect to" in str(errors[1]) and "***" in str(errors[1])
+    finally:
+        m.close()
+        for name in ("sqlalchemy.engine", "sqlalchemy.pool", "alembic", "migmagic"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert caplog.records, "the log capture saw nothing"
+    texts += [r.getMessage() for r in caplog.records]
+    for i, text in enumerate(texts):
+        assert_no_secret(text, f"text {i}")
+
+
+def test_password_typed_on_a_magic_line_earns_a_warning(ip_empty: Shell, secret_url: str) -> None:
+    ip_empty.ns["url"] = secret_url
+    run = ip_empty.run("%migrate init {url}")
+    assert not run.failed, run.output
+    assert "Warning: this line holds a password, which is saved with the notebook. " in run.output
+    assert "Put the URL in the DATABASE_URL environment variable instead." in run.output
+    assert_no_secret(run.output + repr(run.result) + run.result._repr_html_(), "init output")
+
+
+NOTEBOOK = [
+    "%load_ext migmagic",
+    "import logging\nlogging.basicConfig(filename='kernel.log', level=logging.DEBUG, force=True)\n"
+    "logging.getLogger('sqlalchemy').setLevel(logging.DEBUG)",
+    "%migrate init",
+    f'%%revision -m "create events table"\n{EVENTS}',
+    "%migrate upgrade head",
+    "%migrate history",
+    "%migrate status",
+    "%migrate log",
+    "%migrate current",
+    "from migmagic import Migrator\nm = Migrator()\nprint(repr(m), repr(m.db), repr(m.location))\nm",
+    "%migrate upgrade nosuchrev",
+    "%migrate downgrade base",
+    "import os\nbad = os.environ['DATABASE_URL'].replace(':5432/', ':5439/')\n%config Migrate.url = bad",
+    "%migrate status",
+    "%migrate upgrade head",
+    "Migrator(bad).upgrade('head')",
+    "%migrate init $bad",
+]
+
+
+def _kernelspec(root: Path) -> Path:
+    """A kernelspec named python3 that runs this venv's Python."""
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    spec.joinpath("kernel.json").write_text(
+        json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "migmagic test", "language": "python"})
+    )
+    return root
+
+
+@pytest.mark.notebook
+def test_a_real_notebook_never_shows_or_saves_the_password(tmp_path: Path, workdir: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = _user_url("postgresql", pg_url, quoted=True)
+    try:
+        _run_notebook(tmp_path, workdir, next(user), monkeypatch)
+    finally:
+        user.close()
+
+
+def _run_notebook(tmp_path: Path, workdir: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("JUPYTER_PATH", str(_kernelspec(tmp_path / "jupyter")))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in NOTEBOOK]
+    client = NotebookClient(nb, kernel_name="python3", timeout=180, allow_errors=True, resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    saved = workdir / "secrets.ipynb"
+    nbformat.write(nb, saved)
+
+    outputs = {i: json.dumps(c.outputs) for i, c in enumerate(nb.cells)}
+    errors = {i: [o for o in c.outputs if o["output_type"] == "error"] for i, c in enumerate(nb.cells)}
+    # The notebook really ran: the upgrade happened, the bad target and the bad port failed.
+    assert "Upgraded postgresql+psycopg://" in outputs[4] and ":***@" in outputs[4]
+    assert [i for i, e in errors.items() if e] == [10, 13, 14, 15, 16], outputs
+    assert "RevisionNotFound" in outputs[10]
+    assert all("ConnectionFailed" in outputs[i] for i in (13, 14, 15, 16))
+    assert "DATABASE_URL" in outputs[16]  # the warning for a password on the line
+    for i, text in outputs.items():
+        assert_no_secret(text, f"cell {i}: {NOTEBOOK[i][:30]!r}")
+    assert_no_secret(saved.read_text(encoding="utf-8"), "the saved notebook")
+    log = (workdir / "kernel.log").read_text()
+    assert "SELECT" in log  # SQLAlchemy's statements were logged
+    assert_no_secret(log, "the kernel's log")
+    for path in (workdir / "migrations").rglob("*"):
+        if path.is_file():
+            assert_no_secret(path.read_text(encoding="utf-8", errors="replace"), str(path))
