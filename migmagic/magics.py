@@ -26,6 +26,10 @@ _COMMON_REVISION_ARGS: list[Arg] = [
     (("--depends-on",), dict(help="revision(s) this one depends on, comma-separated")),
     (("--rev-id",), dict(help="the revision id to use (default: derived from message and parent)")),
 ]
+_MODEL_ARGS: list[Arg] = [
+    (("--metadata",), dict(metavar="NAME", help="the MetaData or declarative base to compare with (default: the one in the notebook)")),
+    (("--include-unmanaged",), dict(action="store_true", help="also propose dropping tables the models do not know")),
+]
 COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     "init": (
         "Create (or adopt) the revision folder and bind this session to a database.",
@@ -48,6 +52,8 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("-m", "--message"), dict(help="the revision's message (names it within the folder)")),
             *_COMMON_REVISION_ARGS,
+            (("--autogenerate",), dict(action="store_true", help="write what brings the database to the notebook's models; the code also goes to the next cell")),
+            *_MODEL_ARGS,
         ],
     ),
     "upgrade": (
@@ -81,6 +87,12 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     ),
     "edit": ("Load a revision into the next cell as a %%revision cell.", [(("rev",), dict(help=_TARGET))]),
     "log": ("The ledger: every step migmagic applied, with checksums.", []),
+    "check": ("Pending model changes as a table; the cell fails if there are any.", [*_MODEL_ARGS]),
+    "diff": ("Model-versus-database differences as a table (what, table, column, from, to); writes nothing.", [*_MODEL_ARGS]),
+    "schema": (
+        "The database's tables (name, columns, rows), or one table's columns, indexes and foreign keys.",
+        [(("table",), dict(nargs="?", help="a table name"))],
+    ),
     "accept": ("Record an edited, applied revision's new source on purpose.", [(("rev",), dict(help=_TARGET))]),
 }
 
@@ -238,9 +250,30 @@ class Migrate(Magics):
         return self.migrator.branches()
 
     def _cmd_revision(self, a: argparse.Namespace) -> Any:
+        if a.autogenerate:
+            return self._autogenerate(a)
         return self.migrator.revision(
             a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id
         )
+
+    def _autogenerate(self, a: argparse.Namespace) -> Any:
+        result = self.migrator.revision(
+            a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id,
+            autogenerate=True, metadata=a.metadata, namespace=self.shell.user_ns, include_unmanaged=a.include_unmanaged,
+        )
+        if result.cell:
+            self.shell.set_next_input(result.cell, replace=False)
+            result.notes.append("The code is in the next cell as a %%revision cell: review it, edit it, run it to rewrite the revision.")
+        return result
+
+    def _cmd_check(self, a: argparse.Namespace) -> Any:
+        return self.migrator.check(a.metadata, namespace=self.shell.user_ns, include_unmanaged=a.include_unmanaged)
+
+    def _cmd_diff(self, a: argparse.Namespace) -> Any:
+        return self.migrator.diff(a.metadata, namespace=self.shell.user_ns, include_unmanaged=a.include_unmanaged)
+
+    def _cmd_schema(self, a: argparse.Namespace) -> Any:
+        return self.migrator.schema(a.table)
 
     def _cmd_upgrade(self, a: argparse.Namespace) -> Any:
         return self.migrator.upgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
