@@ -423,9 +423,24 @@ def revision(
 
 
 def _body(gen: Any) -> str:
-    parts = [*gen.imports, ""] if gen.imports else []
-    parts += ["def upgrade():", gen.upgrade, "", "", "def downgrade():", gen.downgrade, ""]
-    return "\n".join(parts)
+    functions = "\n".join(["def upgrade():", gen.upgrade, "", "", "def downgrade():", gen.downgrade, ""])
+    imports = [*gen.imports, *_missing_imports(functions)]
+    return "\n".join([*imports, "", functions]) if imports else functions
+
+
+def _missing_imports(code: str) -> list[str]:
+    """Imports for names Alembic's renderer leaves unqualified (``Text()`` inside a variant, say)."""
+    import ast
+    import builtins
+
+    import sqlalchemy
+
+    tree = ast.parse(code)
+    bound = {"op", "sa"} | set(dir(builtins))
+    bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    free = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound)
+    known = [name for name in free if hasattr(sqlalchemy, name)]
+    return [f"from sqlalchemy import {', '.join(known)}"] if known else []
 
 
 def _cell(message: str, body: str) -> str:
