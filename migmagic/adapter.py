@@ -606,9 +606,28 @@ def compare_models(connection: Any, metadata: Any, *, include_name: NameFilter |
     Types and server defaults are compared. Same result as ``compare_metadata``
     with those options, without building the downgrade that nobody reads.
     """
-    with quiet():
+    with quiet(), _no_gc_pauses():
         _, upgrade_ops = _net_changes(connection, metadata, _autogen_opts(include_name, False))
         return list(upgrade_ops.as_diffs())
+
+
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while reflecting.
+
+    Reflection allocates many small objects, which triggers full collections
+    that walk the whole kernel heap (models, DataFrames...) again and again;
+    the cycles it leaves are collected as usual afterwards.
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def generate(
@@ -627,7 +646,7 @@ def generate(
     """
     from alembic.autogenerate import render
 
-    with quiet():
+    with quiet(), _no_gc_pauses():
         autogen_context, upgrade_ops = _net_changes(connection, metadata, _autogen_opts(include_name, render_as_batch))
         diffs = list(upgrade_ops.as_diffs())
         if not diffs:
