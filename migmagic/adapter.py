@@ -677,6 +677,7 @@ def _name_constraints(upgrade_ops: Any, namer: Namer) -> list[tuple[Any, Any]]:
     from alembic.operations import ops
 
     restore: list[tuple[Any, Any]] = []
+    op: Any
     for op in _walk_ops(upgrade_ops):
         if isinstance(op, ops.CreateTableOp):
             checks = 0
@@ -696,7 +697,7 @@ def _name_constraints(upgrade_ops: Any, namer: Namer) -> list[tuple[Any, Any]]:
                 if name:
                     restore.append((item, item.name))
                     item.name = name
-        elif isinstance(op, ops.AddConstraintOp) and op.constraint_name is None:
+        elif isinstance(op, ops.AddConstraintOp) and getattr(op, "constraint_name", None) is None:
             if isinstance(op, ops.CreateForeignKeyOp):
                 name = namer("foreign_key", op.source_table, list(op.local_cols), op.referent_table, False)
             elif isinstance(op, ops.CreateUniqueConstraintOp):
@@ -706,5 +707,6 @@ def _name_constraints(upgrade_ops: Any, namer: Namer) -> list[tuple[Any, Any]]:
             else:  # pragma: no cover - every AddConstraintOp Alembic produces is above
                 name = None
             if name:
-                op.constraint_name = name
+                unnamed: Any = op
+                unnamed.constraint_name = name
     return restore

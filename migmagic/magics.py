@@ -259,18 +259,22 @@ class Migrate(Magics):
     def _autogenerate(self, a: argparse.Namespace) -> Any:
         result = self.migrator.revision(
             a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id,
-            autogenerate=True, metadata=a.metadata, namespace=self.shell.user_ns, include_unmanaged=a.include_unmanaged,
+            autogenerate=True, metadata=a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged,
         )
-        if result.cell:
+        if result.cell and self.shell is not None:
             self.shell.set_next_input(result.cell, replace=False)
             result.notes.append("The code is in the next cell as a %%revision cell: review it, edit it, run it to rewrite the revision.")
         return result
 
     def _cmd_check(self, a: argparse.Namespace) -> Any:
-        return self.migrator.check(a.metadata, namespace=self.shell.user_ns, include_unmanaged=a.include_unmanaged)
+        return self.migrator.check(a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged)
 
     def _cmd_diff(self, a: argparse.Namespace) -> Any:
-        return self.migrator.diff(a.metadata, namespace=self.shell.user_ns, include_unmanaged=a.include_unmanaged)
+        return self.migrator.diff(a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged)
+
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables, where the models are looked for."""
+        return self.shell.user_ns if self.shell is not None else {}
 
     def _cmd_schema(self, a: argparse.Namespace) -> Any:
         return self.migrator.schema(a.table)
