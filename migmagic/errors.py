@@ -96,10 +96,8 @@ class PendingModelChanges(MigmagicError):
 
     def _render_traceback_(self) -> list[str]:
         lines = [f"{type(self).__name__}: {self}"]
-        try:
-            lines.append(self.diffs.to_string(index=False))
-        except AttributeError:  # pragma: no cover - diffs is always a table
-            pass
+        if self.diffs is not None and len(self.diffs):
+            lines.append(repr(self.diffs))  # a display.table: missing values blank
         return lines
 
 
@@ -138,3 +136,7 @@ class MigrationFailed(MigmagicError):
         lines += [s.rstrip("\n") for s in shown]
         lines.append(last)
         return lines
+
+
+class NotAtHead(MigmagicError):
+    """Autogenerate or ``check`` against a database that is not at the folder's head."""

@@ -26,6 +26,10 @@ _COMMON_REVISION_ARGS: list[Arg] = [
     (("--depends-on",), dict(help="revision(s) this one depends on, comma-separated")),
     (("--rev-id",), dict(help="the revision id to use (default: derived from message and parent)")),
 ]
+_MODEL_ARGS: list[Arg] = [
+    (("--metadata",), dict(metavar="NAME", help="the MetaData or declarative base to compare with (default: the one in the notebook)")),
+    (("--include-unmanaged",), dict(action="store_true", help="also propose dropping tables the models do not know")),
+]
 COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     "init": (
         "Create (or adopt) the revision folder and bind this session to a database.",
@@ -48,6 +52,8 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("-m", "--message"), dict(help="the revision's message (names it within the folder)")),
             *_COMMON_REVISION_ARGS,
+            (("--autogenerate",), dict(action="store_true", help="write what brings the database to the notebook's models; the code also goes to the next cell")),
+            *_MODEL_ARGS,
         ],
     ),
     "upgrade": (
@@ -81,6 +87,12 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     ),
     "edit": ("Load a revision into the next cell as a %%revision cell.", [(("rev",), dict(help=_TARGET))]),
     "log": ("The ledger: every step migmagic applied, with checksums.", []),
+    "check": ("Pending model changes as a table; the cell fails if there are any.", [*_MODEL_ARGS]),
+    "diff": ("Model-versus-database differences as a table (what, table, column, from, to); writes nothing.", [*_MODEL_ARGS]),
+    "schema": (
+        "The database's tables (name, columns, rows), or one table's columns, indexes and foreign keys.",
+        [(("table",), dict(nargs="?", help="a table name"))],
+    ),
     "accept": ("Record an edited, applied revision's new source on purpose.", [(("rev",), dict(help=_TARGET))]),
 }
 
@@ -239,9 +251,34 @@ class Migrate(Magics):
         return self.migrator.branches()
 
     def _cmd_revision(self, a: argparse.Namespace) -> Any:
+        if a.autogenerate:
+            return self._autogenerate(a)
         return self.migrator.revision(
             a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id
         )
+
+    def _autogenerate(self, a: argparse.Namespace) -> Any:
+        result = self.migrator.revision(
+            a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id,
+            autogenerate=True, metadata=a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged,
+        )
+        if result.cell and self.shell is not None:
+            self.shell.set_next_input(result.cell, replace=False)
+            result.notes.append("The code is in the next cell as a %%revision cell: review it, edit it, run it to rewrite the revision.")
+        return result
+
+    def _cmd_check(self, a: argparse.Namespace) -> Any:
+        return self.migrator.check(a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged)
+
+    def _cmd_diff(self, a: argparse.Namespace) -> Any:
+        return self.migrator.diff(a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged)
+
+    def _namespace(self) -> dict[str, Any]:
+        """The notebook's variables, where the models are looked for."""
+        return self.shell.user_ns if self.shell is not None else {}
+
+    def _cmd_schema(self, a: argparse.Namespace) -> Any:
+        return self.migrator.schema(a.table)
 
     def _cmd_upgrade(self, a: argparse.Namespace) -> Any:
         return self.migrator.upgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
@@ -303,7 +340,7 @@ class Migrate(Magics):
 
     # ---- tab completion
 
-    def complete(self, _shell: Any, event: Any) -> list[str]:
+    def complete(self, event: Any) -> list[str]:
         words = event.line.split()
         typing_first = len(words) == 1 or (len(words) == 2 and not event.line.endswith(" "))
         if typing_first:
@@ -349,12 +386,27 @@ def _progress() -> Any:
 _loaded: dict[int, Migrate] = {}
 
 
+def _complete(shell: Any, event: Any) -> list[str]:
+    """The ``%migrate`` completer: registered once per shell, answered by the loaded magics."""
+    from IPython.core.error import TryNext
+
+    magics = _loaded.get(id(shell))
+    matches = magics.complete(event) if magics is not None else []
+    if not matches:
+        raise TryNext()
+    return matches
+
+
 def load(ipython: Any) -> None:
+    previous = _loaded.get(id(ipython))
+    if previous is not None:  # %reload_ext: the old instance lets go of its connections
+        unload(ipython)
     magics = Migrate(shell=ipython, parent=ipython)
     ipython.register_magics(magics)
-    if magics not in ipython.configurables:
-        ipython.configurables.append(magics)
-    ipython.set_hook("complete_command", magics.complete, str_key="%migrate")
+    ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, Migrate)] + [magics]
+    if previous is None and not getattr(ipython, "_migmagic_completer", False):
+        ipython.set_hook("complete_command", _complete, str_key="%migrate")
+        ipython._migmagic_completer = True
     _loaded[id(ipython)] = magics
 
 

@@ -1,0 +1,513 @@
+"""From models to migrations: ``revision --autogenerate``, ``check`` and ``diff``.
+
+The database is compared with the SQLAlchemy metadata of the notebook: the one
+``MetaData`` (or declarative base) in the user namespace, or the one named with
+``--metadata NAME``. Alembic's autogenerate does the comparing and rendering
+(through :mod:`migmagic.adapter`); this module decides what is compared and
+how the generated code names things:
+
+* ``alembic_version`` and ``migmagic_ledger`` are never compared;
+* tables the metadata does not know (say, written by ``DataFrame.to_sql``) are
+  left alone, and said to be, unless ``include_unmanaged`` asks to drop them;
+* on SQLite the code uses batch operations, and constraints the models leave
+  unnamed get deterministic names (``fk_<table>_<columns>_<referred table>``,
+  ``uq_<table>_<columns>``, ``ck_<table>_<n>``) so batch mode can create and
+  later drop them; on every database a constraint added to an existing table
+  gets such a name, so the downgrade can drop it. A naming convention on the
+  metadata rules over all of this.
+
+SQLAlchemy is imported inside functions: nothing here loads on ``%load_ext``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import display
+from .errors import MetadataError, NotAtHead, PendingModelChanges, UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy import MetaData
+
+    from .engine import Migrator
+
+SKIPPED_TABLES = frozenset({"alembic_version", "migmagic_ledger"})
+"""Bookkeeping tables: never compared, never proposed for dropping."""
+
+DIFF_COLUMNS = ["what", "table", "column", "from", "to"]
+
+# --------------------------------------------------------------------------- finding the metadata
+
+
+def _as_metadata(value: Any) -> MetaData | None:
+    """The MetaData behind ``value``: a MetaData, a declarative base, a mapped class, a registry."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import registry
+
+    if isinstance(value, sa.MetaData):
+        return value
+    if isinstance(value, registry):
+        return value.metadata
+    if isinstance(value, type) and not value.__module__.startswith("sqlalchemy"):
+        md = getattr(value, "metadata", None)
+        if isinstance(md, sa.MetaData):
+            return md
+    return None
+
+
+def _is_mapped_class(value: Any) -> bool:
+    return isinstance(value, type) and ("__table__" in vars(value) or "__tablename__" in vars(value))
+
+
+def _describe(md: MetaData) -> str:
+    n = len(md.tables)
+    return f"{n} table{'s' if n != 1 else ''}"
+
+
+def find_metadata(namespace: Mapping[str, Any] | None, name: str | None = None) -> MetaData:
+    """The metadata to compare with: ``namespace[name]``, or the one in ``namespace``.
+
+    The one ``MetaData`` object, declarative base (classic ``declarative_base()``
+    or a ``DeclarativeBase`` subclass), registry or mapped class found; several
+    different ones, or none, is a :class:`MetadataError` naming the candidates.
+    """
+    namespace = namespace or {}
+    if name is not None:
+        if name not in namespace:
+            raise MetadataError(
+                f"--metadata {name}: there is no variable {name!r} in the notebook.",
+                hint=_choose_hint(namespace),
+            )
+        md = _as_metadata(namespace[name])
+        if md is None:
+            raise MetadataError(
+                f"--metadata {name}: {name} is a {type(namespace[name]).__name__}, not a MetaData or a declarative base.",
+                hint=_choose_hint(namespace),
+            )
+        return md
+    found = _candidates(namespace)
+    if len(found) == 1:
+        return next(iter(found.values()))[0]
+    if not found:
+        raise MetadataError(
+            "No SQLAlchemy models in the notebook: there is no MetaData or declarative base to compare the database with.",
+            hint="Define your models in a cell (class Base(DeclarativeBase): ... or metadata = sa.MetaData()), "
+            "or name one with --metadata NAME.",
+        )
+    listed = ", ".join(f"{names[0]} ({_describe(md)})" for md, names in found.values())
+    first = next(iter(found.values()))[1][0]
+    raise MetadataError(
+        f"{len(found)} different MetaData in the notebook: {listed}.",
+        hint=f"Choose one with --metadata NAME, e.g. --metadata {first}.",
+    )
+
+
+def _candidates(namespace: Mapping[str, Any]) -> dict[int, tuple[MetaData, list[str]]]:
+    """Distinct MetaData objects in ``namespace`` with the names that lead to them (bases first)."""
+    found: dict[int, tuple[MetaData, list[str]]] = {}
+    for key, value in list(namespace.items()):
+        if key.startswith("_") or key in ("In", "Out", "exit", "quit", "get_ipython"):
+            continue
+        md = _as_metadata(value)
+        if md is None:
+            continue
+        _, names = found.setdefault(id(md), (md, []))
+        # Name a MetaData or a base before the mapped classes that share it.
+        if _is_mapped_class(value):
+            names.append(key)
+        else:
+            names.insert(0, key)
+    return found
+
+
+def _choose_hint(namespace: Mapping[str, Any]) -> str:
+    found = _candidates(namespace)
+    if not found:
+        return "The notebook defines no MetaData or declarative base yet."
+    return "Candidates: " + ", ".join(f"{names[0]} ({_describe(md)})" for md, names in found.values()) + "."
+
+
+def resolve_metadata(metadata: Any, namespace: Mapping[str, Any] | None) -> MetaData:
+    """``metadata`` as a MetaData: an object (MetaData, base), a name in ``namespace``, or found there."""
+    if metadata is None or isinstance(metadata, str):
+        if namespace is None and metadata is None:
+            raise MetadataError(
+                "No metadata to compare with.",
+                hint="Pass metadata=Base.metadata (or Base), or namespace=globals() to find it.",
+            )
+        return find_metadata(namespace, metadata)
+    md = _as_metadata(metadata)
+    if md is None:
+        raise MetadataError(f"metadata= is a {type(metadata).__name__}, not a MetaData or a declarative base.")
+    return md
+
+
+# --------------------------------------------------------------------------- what is compared
+
+
+class TableFilter:
+    """Alembic's ``include_name`` hook: which database tables take part in the comparison.
+
+    Tables the metadata knows always do; bookkeeping tables never; other tables
+    only with ``include_unmanaged`` (otherwise they are noted in :attr:`left_alone`).
+    """
+
+    def __init__(self, metadata: MetaData, include_unmanaged: bool = False) -> None:
+        self.known = set(metadata.tables)
+        self.include_unmanaged = include_unmanaged
+        self.left_alone: list[str] = []
+
+    def __call__(self, name: Any, type_: str, parent_names: Mapping[str, Any]) -> bool:
+        if type_ != "table":
+            return True
+        if name in SKIPPED_TABLES:
+            return False
+        schema = parent_names.get("schema_name")
+        key = f"{schema}.{name}" if schema else name
+        if key in self.known or self.include_unmanaged:
+            return True
+        self.left_alone.append(str(name))
+        return False
+
+    def note(self) -> str | None:
+        if not self.left_alone:
+            return None
+        names = sorted(set(self.left_alone))
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        what = "table the models do not know" if len(names) == 1 else "tables the models do not know"
+        return f"Left alone {len(names)} {what}: {shown} (--include-unmanaged proposes dropping them)."
+
+
+_CONVENTION_KEYS = {"foreign_key": ("fk", "ForeignKeyConstraint"), "unique": ("uq", "UniqueConstraint"), "check": ("ck", "CheckConstraint")}
+_PREFIX = {"foreign_key": "fk", "unique": "uq", "check": "ck"}
+
+
+def constraint_namer(metadata: MetaData, dialect_name: str, max_length: int = 63) -> Any:
+    """The names generated code gives unnamed constraints (see the module docstring)."""
+    convention = metadata.naming_convention or {}
+    keys = {k if isinstance(k, str) else getattr(k, "__name__", str(k)) for k in convention}
+
+    def namer(kind: str, table: str, columns: Sequence[str], referred: str | None, in_new_table: bool) -> str | None:
+        if keys & set(_CONVENTION_KEYS[kind]):
+            return None  # SQLAlchemy names it by the convention
+        if in_new_table and dialect_name != "sqlite":
+            return None  # the database names it, and reflects that name for a later drop
+        parts = [_PREFIX[kind], table, *columns] + ([referred] if referred else [])
+        return _fit("_".join(parts), max_length)
+
+    return namer
+
+
+def _fit(name: str, limit: int) -> str:
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+    return f"{name[: limit - 9]}_{digest}"
+
+
+# --------------------------------------------------------------------------- diffs as rows
+
+
+def _type_text(type_: Any, dialect: Any) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except Exception:
+        return repr(type_)
+
+
+def _default_text(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    arg = getattr(value, "arg", value)
+    text = getattr(arg, "text", arg)
+    return str(text)
+
+
+def _column_text(column: Any, dialect: Any) -> str:
+    text = _type_text(column.type, dialect)
+    if not column.nullable:
+        text += " NOT NULL"
+    default = _default_text(column.server_default)
+    if default is not None:
+        text += f" DEFAULT {default}"
+    return text
+
+
+def _cols(names: Sequence[Any]) -> str:
+    return ", ".join(str(getattr(c, "name", c)) for c in names)
+
+
+def _fk_target(fk: Any) -> str:
+    return ", ".join(e.target_fullname for e in fk.elements)
+
+
+def _row(diff: Any, dialect: Any) -> dict[str, Any]:
+    kind = diff[0]
+    if kind in ("add_table", "remove_table"):
+        t = diff[1]
+        cols = ", ".join(c.name for c in t.columns)
+        return {"what": "add table" if kind == "add_table" else "drop table", "table": t.name, "from": None if kind == "add_table" else cols, "to": cols if kind == "add_table" else None}
+    if kind in ("add_column", "remove_column"):
+        _, _schema, table, column = diff
+        text = _column_text(column, dialect)
+        add = kind == "add_column"
+        return {"what": "add column" if add else "drop column", "table": table, "column": column.name, "from": None if add else text, "to": text if add else None}
+    if kind in ("add_index", "remove_index"):
+        index = diff[1]
+        text = f"{index.name}{' (unique)' if index.unique else ''}"
+        add = kind == "add_index"
+        return {"what": "add index" if add else "drop index", "table": index.table.name, "column": _cols(index.expressions), "from": None if add else text, "to": text if add else None}
+    if kind in ("add_constraint", "remove_constraint"):
+        c = diff[1]
+        label = {"UniqueConstraint": "unique constraint", "CheckConstraint": "check constraint"}.get(type(c).__name__, "constraint")
+        add = kind == "add_constraint"
+        text = c.name or "(unnamed)"
+        return {"what": f"{'add' if add else 'drop'} {label}", "table": c.table.name, "column": _cols(c.columns), "from": None if add else text, "to": text if add else None}
+    if kind in ("add_fk", "remove_fk"):
+        fk = diff[1]
+        add = kind == "add_fk"
+        text = _fk_target(fk)
+        return {"what": "add foreign key" if add else "drop foreign key", "table": fk.table.name, "column": _cols(fk.column_keys), "from": None if add else text, "to": text if add else None}
+    if kind in ("add_table_comment", "remove_table_comment"):
+        t = diff[1]
+        old = diff[2] if len(diff) > 2 else t.comment
+        return {"what": "change table comment", "table": t.name, "from": old if kind == "add_table_comment" else t.comment, "to": t.comment if kind == "add_table_comment" else None}
+    if kind.startswith("modify_"):
+        _, _schema, table, column, _existing, old, new = diff
+        what = {"modify_type": "change type", "modify_nullable": "change nullable", "modify_default": "change server default", "modify_comment": "change comment"}.get(kind, kind.replace("_", " "))
+        if kind == "modify_type":
+            old, new = _type_text(old, dialect), _type_text(new, dialect)
+        elif kind == "modify_nullable":
+            old, new = ("NULL" if old else "NOT NULL"), ("NULL" if new else "NOT NULL")
+        elif kind == "modify_default":
+            old, new = _default_text(old), _default_text(new)
+        return {"what": what, "table": table, "column": column, "from": old, "to": new}
+    return {"what": kind.replace("_", " "), "table": None, "column": None, "from": None, "to": str(diff[1:])}
+
+
+def diff_rows(diffs: Sequence[Any], dialect: Any) -> list[dict[str, Any]]:
+    """Alembic's diff tuples as rows: what, table, column, from, to."""
+    rows: list[dict[str, Any]] = []
+    for diff in diffs:
+        for item in diff if isinstance(diff, list) else [diff]:
+            rows.append(_row(item, dialect))
+    return rows
+
+
+def diff_table(diffs: Sequence[Any], dialect: Any) -> pd.DataFrame:
+    return display.table(diff_rows(diffs, dialect), DIFF_COLUMNS)
+
+
+# --------------------------------------------------------------------------- models that do not compile
+
+
+def _short_error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = re.sub(r"Compiler <[^>]*> ", "", text)
+    text = re.sub(r"\(Background on this error at: [^)]*\)", "", text).strip()
+    return text[:200].rstrip(".")
+
+
+def check_compiles(metadata: MetaData, dialect: Any) -> None:
+    """Refuse models whose tables or indexes cannot be written as DDL for ``dialect``."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    for table in metadata.sorted_tables:
+        try:
+            CreateTable(table).compile(dialect=dialect)
+            for index in table.indexes:
+                CreateIndex(index).compile(dialect=dialect)
+        except Exception as exc:
+            raise MetadataError(
+                f"Table {table.name!r} does not compile for {dialect.name}: {_short_error(exc)}.",
+                hint=f"Use a type {dialect.name} has, or a variant: sa.JSON().with_variant(...). Nothing was written.",
+            ) from None
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def _not_at_head(m: Migrator, db_heads: Sequence[str], wanted: Sequence[str], action: str) -> NotAtHead:
+    where = ", ".join(db_heads) or "base"
+    target = ", ".join(wanted) or "base"
+    return NotAtHead(
+        f"Target database is not up to date: {m.db.masked_url} is at {where}, the folder's head is {target}; {action} compares with the head.",
+        hint="Run %migrate upgrade head first (or name the parent with --head).",
+    )
+
+
+def revision(
+    m: Migrator,
+    message: str,
+    *,
+    metadata: Any = None,
+    namespace: Mapping[str, Any] | None = None,
+    include_unmanaged: bool = False,
+    head: str | None = None,
+    branch_label: str | None = None,
+    depends_on: str | None = None,
+    rev_id: str | None = None,
+) -> display.Autogenerated:
+    """``revision --autogenerate``: write the revision that brings the database to the models.
+
+    A revision with this message already in the folder is never overwritten: when
+    it is applied, or generates the same code, nothing is written; when the models
+    now generate different code, that code is offered (``.cell``) to rewrite it.
+    When the models match the database, nothing is written.
+    """
+    from . import adapter
+
+    message = (message or "").strip()
+    if not message:
+        raise UsageError("A revision needs a message: -m MESSAGE.", hint='For example %migrate revision --autogenerate -m "add venues".')
+    md = resolve_metadata(metadata, namespace)
+    m.ensure_folder()
+    scripts = m.scripts()
+    existing = scripts.by_message(message)
+    if existing is None and head is None and len(scripts.heads) > 1:
+        raise UsageError(
+            f"The folder has {len(scripts.heads)} heads ({', '.join(scripts.heads)}): which one is the parent?",
+            hint="Name it with --head REV, or join them first with %migrate merge heads -m MESSAGE.",
+        )
+    ids = set(scripts.ids())
+    with m.db.reading() as conn:
+        db_heads = adapter.current_heads(conn)
+        applied = scripts.applied([h for h in db_heads if h in ids])
+        if existing is not None:
+            parents: tuple[str, ...] = existing.down_revisions
+        elif head == "base":
+            parents = ()
+        elif head:
+            parents = (scripts.resolve(head).id,)
+        else:
+            parents = tuple(scripts.heads)
+        at_parents = set(db_heads) == set(parents)
+        if existing is None and not at_parents:
+            raise _not_at_head(m, db_heads, parents, "autogenerate")
+        dialect = conn.dialect
+        if existing is not None and existing.id in applied and existing.id not in db_heads:
+            # Applied, with later revisions on top: Run All passing by. Nothing to compare.
+            same = display.RevisionWritten("unchanged", existing.id, message, _short(existing.path), existing.down_revisions)
+            return display.Autogenerated(f"Revision {existing.id} ({message!r}) is already applied: nothing written.", None, same, None, [])
+        check_compiles(md, dialect)
+        where = TableFilter(md, include_unmanaged)
+        gen = adapter.generate(
+            conn, md, include_name=where, render_as_batch=dialect.name == "sqlite", namer=constraint_namer(md, dialect.name, dialect.max_identifier_length or 63)
+        )
+    notes = [n for n in [where.note()] if n]
+    changes = diff_table(gen.diffs, dialect) if gen.diffs else None
+
+    if existing is not None:
+        same = display.RevisionWritten("unchanged", existing.id, message, _short(existing.path), existing.down_revisions)
+        if existing.id in applied:
+            if gen.diffs:
+                notes.insert(0, f"The models differ from the database in {len(changes)} way(s) beyond it: autogenerate a new revision with a new message.")  # type: ignore[arg-type]
+            return display.Autogenerated(f"Revision {existing.id} ({message!r}) is already applied: nothing written.", changes, same, None, notes)
+        if not at_parents:
+            return display.Autogenerated(f"Revision {existing.id} ({message!r}) exists: nothing written.", None, same, None, notes)
+        body = _body(gen)
+        from . import revisionfile
+
+        if gen.diffs and revisionfile.normalize(revisionfile.body_of(existing.source)) != revisionfile.normalize(body):
+            notes.insert(0, f"The models now generate different code for {existing.id}: run the %%revision cell with it to rewrite the revision.")
+            return display.Autogenerated(f"Revision {existing.id} ({message!r}) exists and was kept: nothing written.", changes, same, _cell(message, body), notes)
+        return display.Autogenerated(f"Revision {existing.id} ({message!r}) is unchanged: nothing written.", changes, same, None, notes)
+
+    if not gen.diffs:
+        return display.Autogenerated(f"No changes: the models match {m.db.masked_url}. Nothing to generate, nothing written.", None, None, None, notes)
+    body = _body(gen)
+    written = m.revision(message, body, head=head, branch_label=branch_label, depends_on=depends_on, rev_id=rev_id)
+    n = len(changes)  # type: ignore[arg-type]
+    summary = f"Wrote revision {written.revision} ({message!r}) to {written.path}: {n} change{'s' if n != 1 else ''} detected."
+    return display.Autogenerated(summary, changes, written, _cell(message, body), notes)
+
+
+def _body(gen: Any) -> str:
+    functions = "\n".join(["def upgrade():", gen.upgrade, "", "", "def downgrade():", gen.downgrade, ""])
+    imports = [*gen.imports, *_missing_imports(functions)]
+    return "\n".join([*imports, "", functions]) if imports else functions
+
+
+def _missing_imports(code: str) -> list[str]:
+    """Imports for names Alembic's renderer leaves unqualified (``Text()`` inside a variant, say)."""
+    import ast
+    import builtins
+
+    import sqlalchemy
+
+    tree = ast.parse(code)
+    bound = {"op", "sa"} | set(dir(builtins))
+    bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    free = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound)
+    known = [name for name in free if hasattr(sqlalchemy, name)]
+    return [f"from sqlalchemy import {', '.join(known)}"] if known else []
+
+
+def _cell(message: str, body: str) -> str:
+    quoted = '"' + message.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"%%revision -m {quoted}\n{body}"
+
+
+def _short(path: Any) -> str:
+    from pathlib import Path
+
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _compare(m: Migrator, md: MetaData, include_unmanaged: bool, require_head: bool) -> tuple[pd.DataFrame, list[str], int]:
+    from . import adapter
+
+    scripts = m.scripts() if require_head else None
+    where = TableFilter(md, include_unmanaged)
+    with m.db.reading() as conn:
+        if scripts is not None:
+            db_heads = adapter.current_heads(conn)
+            if set(db_heads) != set(scripts.heads):
+                raise _not_at_head(m, db_heads, scripts.heads, "check")
+        try:
+            diffs = adapter.compare_models(conn, md, include_name=where)
+        except MetadataError:
+            raise
+        except Exception as exc:
+            from sqlalchemy.exc import CompileError
+
+            if not isinstance(exc, CompileError):
+                raise
+            raise MetadataError(f"The models do not compile for {conn.dialect.name}: {_short_error(exc)}.") from None
+        table = diff_table(diffs, conn.dialect)
+    notes = [n for n in [where.note()] if n]
+    return table, notes, len(md.tables)
+
+
+def check(m: Migrator, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
+    """``check``: pending model changes; raises :class:`PendingModelChanges` when there are any."""
+    md = resolve_metadata(metadata, namespace)
+    table, notes, n_tables = _compare(m, md, include_unmanaged, require_head=True)
+    if len(table):
+        n = len(table)
+        raise PendingModelChanges(
+            f"{n} pending model change{'s' if n != 1 else ''}: the models differ from {m.db.masked_url}.",
+            diffs=table,
+            hint='Write a revision for them: %migrate revision --autogenerate -m "MESSAGE".',
+        )
+    summary = f"No pending model changes: {m.db.masked_url} matches the models ({n_tables} table{'s' if n_tables != 1 else ''})."
+    return display.ModelDiff(summary, table, notes)
+
+
+def diff(m: Migrator, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
+    """``diff``: model-versus-database differences as a table; writes nothing."""
+    md = resolve_metadata(metadata, namespace)
+    table, notes, _ = _compare(m, md, include_unmanaged, require_head=False)
+    n = len(table)
+    if n:
+        summary = f"{n} difference{'s' if n != 1 else ''} between the models and {m.db.masked_url} (nothing written)."
+    else:
+        summary = f"No differences: {m.db.masked_url} matches the models."
+    return display.ModelDiff(summary, table, notes)

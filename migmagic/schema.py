@@ -1,0 +1,89 @@
+"""``schema``: what the database holds, read with SQLAlchemy's inspector.
+
+The notebook counterpart of ``sqlite3 .tables`` / ``.schema``, on every database:
+the tables (name, columns, rows), or one table's columns, indexes and foreign
+keys. Alembic's and migmagic's bookkeeping tables are left out of the list (ask
+for them by name to see them). SQLAlchemy is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any
+
+from . import display
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.engine import Connection
+
+BOOKKEEPING = ("alembic_version", "migmagic_ledger")
+
+
+def tables(conn: Connection) -> pd.DataFrame:
+    """The database's tables: name, columns (count), rows (count), by name."""
+    import sqlalchemy as sa
+
+    insp = sa.inspect(conn)
+    names = sorted(n for n in insp.get_table_names() if n not in BOOKKEEPING)
+    columns = insp.get_multi_columns(filter_names=names) if names else {}
+    counts = {key[1]: len(cols) for key, cols in columns.items()}
+    rows = []
+    for name in names:
+        n_rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar()
+        rows.append({"name": name, "columns": counts.get(name, 0), "rows": n_rows})
+    return display.table(rows, ["name", "columns", "rows"])
+
+
+def table(conn: Connection, name: str, url: str = "the database") -> display.TableSchema:
+    """One table: columns (name, type, nullable, default, primary key), indexes, foreign keys."""
+    import sqlalchemy as sa
+
+    insp = sa.inspect(conn)
+    existing = insp.get_table_names()
+    if name not in existing:
+        close = difflib.get_close_matches(name, existing, n=5, cutoff=0.5)
+        known = close or sorted(n for n in existing if n not in BOOKKEEPING)[:10]
+        hint = ("Did you mean: " if close else "Tables: ") + (", ".join(known) or "(none)") + "?" * bool(close)
+        raise UsageError(f"No table {name!r} in {url}.", hint=hint if known else "The database has no tables yet.")
+    pk = set(insp.get_pk_constraint(name).get("constrained_columns") or [])
+    cols = [
+        {
+            "name": c["name"],
+            "type": _type_text(c["type"], conn.dialect),
+            "nullable": bool(c.get("nullable", True)),
+            "default": None if c.get("default") is None else str(c["default"]),
+            "primary key": c["name"] in pk,
+        }
+        for c in insp.get_columns(name)
+    ]
+    index_rows: dict[str, dict[str, Any]] = {}
+    for ix in insp.get_indexes(name):
+        key = ix.get("name") or f"(unnamed {len(index_rows) + 1})"
+        index_rows[key] = {"name": ix.get("name"), "columns": ", ".join(str(c) for c in ix["column_names"]), "unique": bool(ix.get("unique"))}
+    for uq in insp.get_unique_constraints(name):
+        key = uq.get("name") or f"(unnamed {len(index_rows) + 1})"
+        index_rows.setdefault(key, {"name": uq.get("name"), "columns": ", ".join(uq["column_names"]), "unique": True})
+    fks = [
+        {
+            "name": fk.get("name"),
+            "columns": ", ".join(fk["constrained_columns"]),
+            "references": f"{fk['referred_table']}({', '.join(fk['referred_columns'])})",
+            "on delete": (fk.get("options") or {}).get("ondelete"),
+        }
+        for fk in insp.get_foreign_keys(name)
+    ]
+    return display.TableSchema(
+        name,
+        display.table(cols, ["name", "type", "nullable", "default", "primary key"]),
+        display.table(sorted(index_rows.values(), key=lambda r: r["name"] or ""), ["name", "columns", "unique"]),
+        display.table(fks, ["name", "columns", "references", "on delete"]),
+    )
+
+
+def _type_text(type_: Any, dialect: Any) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except Exception:
+        return repr(type_)
