@@ -299,6 +299,10 @@ class Scripts:
     def __len__(self) -> int:
         return len(self._loaded)
 
+    def __contains__(self, rev_id: object) -> bool:
+        """Whether the folder holds revision ``rev_id`` (exact id)."""
+        return rev_id in self._loaded
+
     @property
     def heads(self) -> tuple[str, ...]:
         return self._heads
