@@ -50,11 +50,12 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         if postgres is None or reason.startswith("unavailable"):
             skipped["upgrade_postgres"] = [Row("upgrade_postgres", "`upgrade head`, PostgreSQL, N = 500", None, goal="≤ 1.2", goal_ratio=1.2, note=f"PostgreSQL {reason}")]
     cfg = Config(quick=args.quick, repeats=repeats, postgres_admin=postgres)
+    details = machine.details(postgres)  # before the run: the load average is the machine's, not ours
     started = time.perf_counter()
     rows = suite.run(names, cfg, skipped, progress=lambda name: print(f"benchmarks: {name} ...", file=sys.stderr, flush=True))
     seconds = time.perf_counter() - started
     command = "python -m benchmarks" + ("" if argv is None and len(sys.argv) <= 1 else " " + shlex.join(list(argv) if argv is not None else sys.argv[1:]))
-    text = report.render(rows, cfg, machine.details(postgres), command, seconds)
+    text = report.render(rows, cfg, details, command, seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(report.table(rows))

@@ -63,6 +63,7 @@ def details(postgres_admin_url: str | None) -> list[tuple[str, str]]:
         ("CPU", _cpu_model()),
         ("cores", f"{os.cpu_count()} (usable by this process: {usable})"),
         ("OS", platform.platform()),
+        ("load average at start (1, 5, 15 min)", ", ".join(f"{x:.2f}" for x in os.getloadavg()) + " (other work on the machine adds noise)"),
         ("Python", sys.version.split()[0] + f" ({platform.python_implementation()})"),
         ("migmagic", f"{_version('migmagic')}, commit {_git_commit()}"),
         ("Alembic", _version("alembic")),

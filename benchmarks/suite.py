@@ -165,7 +165,7 @@ def load_ext(cfg: Config, tmp: Path) -> list[Row]:
     """Whole ``ipython -c`` processes: with ``%load_ext migmagic``, and with nothing."""
     ipython, python = _bin("ipython"), sys.executable
     ipydir = tmp / "ipython-dir"
-    env = {**os.environ, "IPYTHONDIR": str(ipydir), "PYTHONDONTWRITEBYTECODE": "0"}
+    env = {**os.environ, "IPYTHONDIR": str(ipydir)}
     run = lambda *argv: (timing.process(argv, env=env, cwd=str(tmp)), None)  # noqa: E731
     subjects = {
         "ipython pass": run(ipython, "-c", "pass"),
