@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import io
 import linecache
 import logging
@@ -219,13 +220,18 @@ class ScriptCache:
             return self._scripts
 
         files: dict[str, _Loaded] = {}
+        reread: dict[Path, _Loaded] = {}
         for name, *stat in entries:
             cached = self._files.get(name)
             if cached is not None and cached.signature == tuple(stat):
                 files[name] = cached
             else:
-                files[name] = _load_file(versions / name, tuple(stat))
-        scripts = Scripts(self.folder, {versions / n: f for n, f in files.items()})
+                files[name] = reread[versions / name] = _load_file(versions / name, tuple(stat))
+        scripts = None
+        if self._scripts is not None and files.keys() == self._files.keys():
+            scripts = self._scripts.refreshed(reread)
+        if scripts is None:
+            scripts = Scripts(self.folder, {versions / n: f for n, f in files.items()})
         # Only a graph that passed every check is remembered.
         self._files, self._signature, self._scripts = files, signature, scripts
         return scripts
@@ -284,6 +290,11 @@ def _check_graph(loaded: dict[Path, _Loaded]) -> None:
                 stack.append((child, iter(parents[child])))
 
 
+def _graph_fields(module: types.ModuleType) -> tuple[tuple[str, ...], ...]:
+    """What a revision script contributes to the graph, besides its id."""
+    return tuple(_as_tuple(getattr(module, name, None)) for name in ("down_revision", "branch_labels", "depends_on"))
+
+
 class Scripts:
     """A checked revision graph: what the folder holds, and plans over it."""
 
@@ -299,10 +310,36 @@ class Scripts:
             self._order = [s.revision for s in self.directory.walk_revisions()]
         self._infos: dict[str, RevisionInfo] = {}
 
+    def refreshed(self, changed: dict[Path, _Loaded]) -> Scripts | None:
+        """This graph with the re-read files in ``changed`` swapped in; None if the graph changed.
+
+        A file that keeps its revision id, parents, branch labels and dependencies
+        leaves the graph as it was (already checked): only its module, source and
+        checksum are replaced, so one edited file does not rebuild Alembic's map.
+        """
+        for path, item in changed.items():
+            old = self._loaded.get(item.rev_id)
+            if old is None or old[0] != path or _graph_fields(old[1].module) != _graph_fields(item.module):
+                return None
+        new = copy.copy(self)
+        new._loaded = dict(self._loaded)
+        new._infos = dict(self._infos)
+        for path, item in changed.items():
+            new._loaded[item.rev_id] = (path, item)
+            new._infos.pop(item.rev_id, None)
+            script = self._map.get_revision(item.rev_id)
+            assert isinstance(script, Script)
+            script.module = item.module  # shared with this (now stale) object
+        return new
+
     # ---- what is there
 
     def __len__(self) -> int:
         return len(self._loaded)
+
+    def __contains__(self, rev_id: object) -> bool:
+        """Whether the folder holds revision ``rev_id`` (exact id)."""
+        return rev_id in self._loaded
 
     @property
     def heads(self) -> tuple[str, ...]:

@@ -485,7 +485,7 @@ class Migrator:
     @staticmethod
     def _edited(scripts: Scripts, entries: Mapping[str, ledger.Entry], rev: str) -> bool:
         entry = entries.get(rev)
-        if entry is None or entry.checksum is None or rev not in set(scripts.ids()):
+        if entry is None or entry.checksum is None or rev not in scripts:
             return False
         return entry.checksum != scripts.info(rev).checksum
 
@@ -515,7 +515,7 @@ class Migrator:
             now = time.perf_counter()
             step.seconds = now - clock[0]
             clock[0] = now
-            source = scripts.info(step.revision).source if step.revision in set(scripts.ids()) else None
+            source = scripts.info(step.revision).source if step.revision in scripts else None
             ledger.record(conn, revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION)
             if per_step:
                 conn.commit()

@@ -83,8 +83,11 @@ def record(
     alembic_version: str,
 ) -> None:
     """Insert one ledger row on ``conn`` (inside the caller's transaction)."""
+    # One INSERT statement for every row, values as parameters: SQLAlchemy
+    # compiles it once instead of building a cache key per row.
     conn.execute(
-        table().insert().values(
+        _insert(),
+        dict(
             revision=revision,
             direction=direction,
             message=message[:255],
@@ -95,8 +98,18 @@ def record(
             source=revisionfile.normalize(source) if source is not None else None,
             migmagic_version=__version__,
             alembic_version=alembic_version,
-        )
+        ),
     )
+
+
+_insert_statement: Any = None
+
+
+def _insert() -> Any:
+    global _insert_statement
+    if _insert_statement is None:
+        _insert_statement = table().insert()
+    return _insert_statement
 
 
 def latest(conn: Connection) -> dict[str, Entry]:

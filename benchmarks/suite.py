@@ -1,0 +1,465 @@
+"""The measurements: each one builds its workload in a temp dir and returns report rows.
+
+Every ratio is migmagic's median divided by the median of what it is compared
+with, both measured side by side in the same run (see :mod:`benchmarks.timing`).
+migmagic runs with every integrity feature on: folder validation, checksums,
+the ledger and the migration lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import sqlite3
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import timing
+from .timing import Sample
+from .workload import make_folder
+
+POSTGRES_ADMIN = os.environ.get("MIGMAGIC_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes and repeats of one run of the suite."""
+
+    quick: bool
+    repeats: int
+    postgres_admin: str | None
+
+    def n(self, full: int) -> int:
+        """The workload size: ``full`` normally, a tiny stand-in with ``--quick``."""
+        return {300: 6, 500: 8, 1000: 12}.get(full, 5) if self.quick else full
+
+    @property
+    def process_repeats(self) -> int:
+        return self.repeats
+
+    @property
+    def read_repeats(self) -> int:
+        return 3 if self.quick else max(self.repeats, 15)
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    key: str
+    measurement: str
+    subject: Sample | None
+    compared_with: str = ""
+    baseline: Sample | None = None
+    goal: str = "report"
+    goal_ratio: float | None = None
+    goal_ms: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.subject is None or self.baseline is None or not self.baseline.median:
+            return None
+        return self.subject.median / self.baseline.median
+
+    @property
+    def verdict(self) -> str:
+        if self.subject is None:
+            return "not measured"
+        if self.goal_ratio is not None and self.ratio is not None:
+            r = self.ratio
+            return "met" if r <= self.goal_ratio else f"missed: {r:.2f} > {self.goal_ratio:g} (+{r - self.goal_ratio:.2f})"
+        if self.goal_ms is not None:
+            ms = self.subject.median * 1000
+            return "met" if ms <= self.goal_ms else f"missed: {ms:.1f} ms > {self.goal_ms:g} ms (+{ms - self.goal_ms:.1f} ms)"
+        return "report"
+
+
+Measurement = Callable[[Config, Path], list[Row]]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _bin(name: str) -> str:
+    """An executable of the running environment (the venv's ``ipython``, ``alembic``)."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed in this environment.")
+    return found
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _unlink(*paths: Path) -> None:
+    for p in paths:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(str(p) + suffix).unlink()
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of Alembic's offline SQL, without comments, BEGIN and COMMIT."""
+    out = []
+    for chunk in re.split(r";\s*\n\s*\n", script):
+        text = "\n".join(line for line in chunk.splitlines() if not line.lstrip().startswith("--")).strip().rstrip(";")
+        if text and text.upper() not in ("BEGIN", "COMMIT"):
+            out.append(text)
+    return out
+
+
+def _run_sqlite_script(path: Path, script: str) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.executescript(script)  # the script holds BEGIN; ... COMMIT;: one transaction
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _alembic_config(folder: Path) -> Any:
+    """An Alembic Config that runs the folder's own ``env.py`` (as ``alembic`` does), without logging setup."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig(stdout=io.StringIO())
+    cfg.set_main_option("script_location", str(folder))
+    return cfg
+
+
+def _quiet_alembic() -> None:
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- %load_ext
+
+
+def load_ext(cfg: Config, tmp: Path) -> list[Row]:
+    """Whole ``ipython -c`` processes: with ``%load_ext migmagic``, and with nothing."""
+    ipython, python = _bin("ipython"), sys.executable
+    ipydir = tmp / "ipython-dir"
+    env = {**os.environ, "IPYTHONDIR": str(ipydir)}
+    run = lambda *argv: (timing.process(argv, env=env, cwd=str(tmp)), None)  # noqa: E731
+    subjects = {
+        "ipython pass": run(ipython, "-c", "pass"),
+        "ipython load_ext": run(ipython, "-c", "%load_ext migmagic"),
+        "ipython import alembic": run(ipython, "-c", "import alembic"),
+        "python pass": run(python, "-c", "pass"),
+        "python import alembic": run(python, "-c", "import alembic"),
+        "python import migmagic": run(python, "-c", "import migmagic"),
+    }
+    s = timing.side_by_side(subjects, cfg.repeats, warmup=1)
+    return [
+        Row("load_ext", '`%load_ext migmagic`, whole `ipython -c` process', s["ipython load_ext"], '`ipython -c "pass"`', s["ipython pass"], "≤ 1.10", goal_ratio=1.10),
+        Row("load_ext_alembic", 'reference: `ipython -c "import alembic"`', s["ipython import alembic"], '`ipython -c "pass"`', s["ipython pass"]),
+        Row("import_alembic", 'reference: `python -c "import alembic"`', s["python import alembic"], '`python -c "pass"`', s["python pass"]),
+        Row("import_migmagic", 'reference: `python -c "import migmagic"`', s["python import migmagic"], '`python -c "pass"`', s["python pass"]),
+    ]
+
+
+# --------------------------------------------------------------------------- upgrade head, SQLite, in-process
+
+
+def upgrade_sqlite(cfg: Config, tmp: Path) -> list[Row]:
+    """``upgrade head`` in-process on a fresh SQLite file vs the same SQL through ``sqlite3``."""
+    _quiet_alembic()
+    return [row for full in (300, 1000) for row in _upgrade_sqlite(cfg, tmp, full)]
+
+
+def _upgrade_sqlite(cfg: Config, tmp: Path, full: int) -> list[Row]:
+    from alembic import command
+
+    from migmagic import Migrator
+
+    n = cfg.n(full)
+    work = tmp / f"upgrade-sqlite-{n}"
+    folder = work / "migrations"
+    mm_db, direct_db, alembic_db = work / "migmagic.db", work / "direct.db", work / "alembic.db"
+    work.mkdir()
+    make_folder(folder, n, _sqlite_url(mm_db))
+    m = Migrator(_sqlite_url(mm_db), folder)
+    script = str(m.upgrade("base:head", sql=True))
+
+    def fresh_mm() -> None:
+        m.close()  # engine disposed: every run connects anew
+        _unlink(mm_db)
+
+    alembic_cfg = _alembic_config(folder)
+
+    def run_alembic() -> None:
+        with _env(DATABASE_URL=_sqlite_url(alembic_db)):
+            command.upgrade(alembic_cfg, "head")
+
+    subjects = {
+        "migmagic": (lambda: m.upgrade("head"), fresh_mm),
+        "direct": (lambda: _run_sqlite_script(direct_db, script), lambda: _unlink(direct_db)),
+        "render": (lambda: str(m.upgrade("base:head", sql=True)), None),
+        "alembic": (run_alembic, lambda: _unlink(alembic_db)),
+    }
+    s = timing.side_by_side(subjects, cfg.repeats, warmup=1)
+    m.close()
+    direct = f"same SQL (`upgrade head --sql`) via `sqlite3`, one transaction ({s['direct'].median * 1000:.0f} ms)"
+    return [
+        Row(f"upgrade_sqlite_{full}", f"`upgrade head`, SQLite, N = {n}, in-process (warm Migrator, fresh database file, new connection)", s["migmagic"], direct, s["direct"], "≤ 3.0", goal_ratio=3.0),
+        Row(f"upgrade_sqlite_{full}_render", f"reference: `upgrade head --sql`, SQLite, N = {n} (builds and compiles every op, executes nothing)", s["render"], direct, s["direct"]),
+        Row(f"upgrade_sqlite_{full}_alembic", f"reference: Alembic in-process `command.upgrade`, SQLite, N = {n} (its env.py, per-revision commits, re-reads the folder)", s["alembic"], direct, s["direct"]),
+    ]
+
+
+# --------------------------------------------------------------------------- upgrade head, whole process
+
+
+def upgrade_process(cfg: Config, tmp: Path) -> list[Row]:
+    """A whole process that upgrades a fresh SQLite file: ``alembic`` vs migmagic."""
+    return [_upgrade_process(cfg, tmp, full) for full in (300, 1000)]
+
+
+def _upgrade_process(cfg: Config, tmp: Path, full: int) -> Row:
+    n = cfg.n(full)
+    work = tmp / f"upgrade-process-{n}"
+    folder = work / "migrations"
+    mm_db, alembic_db = work / "migmagic.db", work / "alembic.db"
+    work.mkdir()
+    make_folder(folder, n, _sqlite_url(alembic_db))
+    alembic_argv = [_bin("alembic"), "-c", str(folder / "alembic.ini"), "upgrade", "head"]
+    mm_code = f"from migmagic import Migrator; Migrator({_sqlite_url(mm_db)!r}, {str(folder)!r}).upgrade('head')"
+    env = {**os.environ, "DATABASE_URL": _sqlite_url(alembic_db)}
+    subjects = {
+        "migmagic": (timing.process([sys.executable, "-c", mm_code], env=env, cwd=str(work)), lambda: _unlink(mm_db)),
+        "alembic": (timing.process(alembic_argv, env=env, cwd=str(work)), lambda: _unlink(alembic_db)),
+    }
+    s = timing.side_by_side(subjects, cfg.process_repeats, warmup=1)
+    return Row(f"upgrade_process_{full}", f"`upgrade head`, SQLite, N = {n}, whole process (`python -c` with `Migrator(...).upgrade('head')`)", s["migmagic"], f"`alembic -c migrations/alembic.ini upgrade head` ({s['alembic'].median:.2f} s)", s["alembic"])
+
+
+# --------------------------------------------------------------------------- upgrade head, PostgreSQL
+
+
+def upgrade_postgres(cfg: Config, tmp: Path) -> list[Row]:
+    """``upgrade head`` on a fresh PostgreSQL database vs the same SQL through psycopg."""
+    import psycopg
+    import sqlalchemy as sa
+    from alembic import command
+
+    from migmagic import Migrator
+
+    _quiet_alembic()
+    n = cfg.n(500)
+    assert cfg.postgres_admin
+    admin = sa.create_engine(cfg.postgres_admin, isolation_level="AUTOCOMMIT")
+    base = sa.engine.make_url(cfg.postgres_admin)
+    name = f"mm_bench_{uuid.uuid4().hex[:10]}"
+    url = base.set(database=name).render_as_string(hide_password=False)
+    libpq = base.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+
+    def recreate() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+
+    work = tmp / "upgrade-postgres"
+    folder = work / "migrations"
+    work.mkdir()
+    make_folder(folder, n, url)
+    m = Migrator(url, folder)
+    script = str(m.upgrade("base:head", sql=True))
+    statements = _statements(script)
+
+    def fresh_mm() -> None:
+        m.close()
+        recreate()
+
+    def per_statement() -> None:
+        with psycopg.connect(libpq) as conn:  # one transaction, committed when the block ends
+            for stmt in statements:
+                conn.execute(stmt)
+
+    def one_batch() -> None:
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute(script)  # BEGIN; ... COMMIT; sent as one simple query
+
+    alembic_cfg = _alembic_config(folder)
+
+    def run_alembic() -> None:
+        with _env(DATABASE_URL=url):
+            command.upgrade(alembic_cfg, "head")
+
+    subjects = {
+        "migmagic": (lambda: m.upgrade("head"), fresh_mm),
+        "direct": (per_statement, recreate),
+        "batch": (one_batch, recreate),
+        "alembic": (run_alembic, recreate),
+    }
+    try:
+        s = timing.side_by_side(subjects, cfg.repeats, warmup=1)
+    finally:
+        m.close()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+    direct = f"same SQL via psycopg, statement by statement, one transaction ({s['direct'].median * 1000:.0f} ms)"
+    return [
+        Row("upgrade_postgres", f"`upgrade head`, PostgreSQL, N = {n}, in-process (warm Migrator, fresh database, new connection)", s["migmagic"], direct, s["direct"], "≤ 1.2", goal_ratio=1.2),
+        Row("upgrade_postgres_batch", f"reference: same SQL via psycopg as one batch (one round trip), N = {n}", s["batch"], direct, s["direct"]),
+        Row("upgrade_postgres_alembic", f"reference: Alembic in-process `command.upgrade`, PostgreSQL, N = {n} (its env.py, one transaction)", s["alembic"], direct, s["direct"]),
+    ]
+
+
+# --------------------------------------------------------------------------- downgrade base, SQLite
+
+
+def downgrade_sqlite(cfg: Config, tmp: Path) -> list[Row]:
+    """``downgrade base`` from head vs the same SQL through ``sqlite3``."""
+    from migmagic import Migrator
+
+    n = cfg.n(300)
+    work = tmp / "downgrade-sqlite"
+    folder = work / "migrations"
+    template, mm_db, direct_db = work / "template.db", work / "migmagic.db", work / "direct.db"
+    work.mkdir()
+    make_folder(folder, n, _sqlite_url(template))
+    seed = Migrator(_sqlite_url(template), folder)
+    seed.upgrade("head")  # by migmagic: the ledger holds a checksum for every revision
+    seed.close()
+    m = Migrator(_sqlite_url(mm_db), folder)
+    script = str(m.downgrade("head:base", sql=True))
+
+    def fresh_mm() -> None:
+        m.close()
+        _unlink(mm_db)
+        shutil.copyfile(template, mm_db)
+
+    def fresh_direct() -> None:
+        _unlink(direct_db)
+        shutil.copyfile(template, direct_db)
+
+    subjects = {
+        "migmagic": (lambda: m.downgrade("base"), fresh_mm),
+        "direct": (lambda: _run_sqlite_script(direct_db, script), fresh_direct),
+    }
+    s = timing.side_by_side(subjects, cfg.repeats, warmup=1)
+    m.close()
+    return [
+        Row("downgrade_sqlite", f"`downgrade base`, SQLite, N = {n}, in-process (warm Migrator, new connection)", s["migmagic"], f"same SQL (`downgrade head:base --sql`) via `sqlite3`, one transaction ({s['direct'].median * 1000:.0f} ms)", s["direct"], "≤ 3.0", goal_ratio=3.0)
+    ]
+
+
+# --------------------------------------------------------------------------- current, history, heads, status
+
+
+def read_commands(cfg: Config, tmp: Path) -> list[Row]:
+    """Read-only commands on a database at head with N revisions: warm, and after one file changed."""
+    from alembic import command
+
+    from migmagic import Migrator
+
+    _quiet_alembic()
+    n = cfg.n(1000)
+    work = tmp / "read-commands"
+    folder = work / "migrations"
+    db = work / "app.db"
+    work.mkdir()
+    make_folder(folder, n, _sqlite_url(db))
+    m = Migrator(_sqlite_url(db), folder)
+    m.upgrade("head")
+    changed = sorted((folder / "versions").glob("*.py"))[n // 2]
+    tick = [changed.stat().st_mtime_ns]
+
+    def touch() -> None:
+        # Same text, new modification time: the cache must re-read this one file.
+        tick[0] += 1_000_000
+        os.utime(changed, ns=(tick[0], tick[0]))
+
+    commands: dict[str, Callable[[], object]] = {
+        "current": m.current,
+        "history": m.history,
+        "heads": m.heads,
+        "status": m.status,
+    }
+    rows: list[Row] = []
+    for name, fn in commands.items():
+        fn()  # warm: the kernel has run a command before
+        warm = timing.repeat(fn, cfg.read_repeats)
+        after_change = timing.repeat(fn, cfg.read_repeats, setup=touch)
+        rows.append(Row(f"read_{name}", f"`{name}`, N = {n}, warm, nothing changed on disk (ms)", warm, goal="≤ 20 ms", goal_ms=20.0))
+        rows.append(Row(f"read_{name}_changed", f"`{name}`, N = {n}, warm, one revision file changed", after_change, f"`{name}` unchanged ({warm.median * 1000:.1f} ms)", warm, "≤ 2.0", goal_ratio=2.0))
+    m.close()
+
+    def cold_status() -> None:
+        fresh = Migrator(_sqlite_url(db), folder)
+        fresh.status()
+        fresh.close()
+
+    rows.append(Row("read_status_cold", f"reference: `status`, N = {n}, first command of a new Migrator (cold cache)", timing.repeat(cold_status, min(cfg.repeats, 3))))
+
+    alembic_cfg = _alembic_config(folder)
+    with _env(DATABASE_URL=_sqlite_url(db)):
+        current = timing.repeat(lambda: command.current(alembic_cfg), min(cfg.repeats, 5))
+    history = timing.repeat(lambda: command.history(alembic_cfg), min(cfg.repeats, 5))
+    rows.append(Row("alembic_current", f"reference: Alembic in-process `command.current`, N = {n}", current))
+    rows.append(Row("alembic_history", f"reference: Alembic in-process `command.history`, N = {n}", history))
+    return rows
+
+
+MEASUREMENTS: dict[str, Measurement] = {
+    "load_ext": load_ext,
+    "upgrade_sqlite": upgrade_sqlite,
+    "upgrade_process": upgrade_process,
+    "upgrade_postgres": upgrade_postgres,
+    "downgrade_sqlite": downgrade_sqlite,
+    "read_commands": read_commands,
+}
+"""Name (for ``--only``) -> measurement, in the order the report lists them."""
+
+
+def run(
+    names: list[str],
+    cfg: Config,
+    skipped: dict[str, list[Row]] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Row]:
+    """Run the named measurements, each in a temp dir of its own that is removed after.
+
+    ``skipped`` maps a measurement that cannot run here to the rows that say why.
+    """
+    rows: list[Row] = []
+    for name in names:
+        if skipped and name in skipped:
+            rows.extend(skipped[name])
+            continue
+        progress(name)
+        with tempfile.TemporaryDirectory(prefix=f"migmagic-bench-{name}-") as tmp:
+            cwd = os.getcwd()
+            os.chdir(tmp)
+            try:
+                rows.extend(MEASUREMENTS[name](cfg, Path(tmp)))
+            finally:
+                os.chdir(cwd)
+    return rows
