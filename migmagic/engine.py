@@ -99,11 +99,12 @@ class Migrator:
     def _heads_in_db(self, conn: Connection) -> tuple[str, ...]:
         return self._adapter().current_heads(conn)
 
-    def _read(self) -> tuple[Scripts, tuple[str, ...], dict[str, ledger.Entry]]:
+    def _read(self, with_ledger: bool = True) -> tuple[Scripts, tuple[str, ...], dict[str, ledger.Entry]]:
+        """The checked folder, the database's heads and (unless not needed) the ledger's entries."""
         scripts = self.scripts()
         with self.db.reading() as conn:
             heads = self._heads_in_db(conn)
-            entries = ledger.latest(conn)
+            entries = ledger.latest(conn) if with_ledger else {}
         return scripts, heads, entries
 
     # ------------------------------------------------------------------ init & status
@@ -157,7 +158,7 @@ class Migrator:
 
     def current(self) -> display.Current:
         """The revision(s) the database is at."""
-        scripts, heads, _ = self._read()
+        scripts, heads, _ = self._read(with_ledger=False)
         rows = []
         for h in heads:
             info = scripts.info(h) if h in set(scripts.ids()) else None
@@ -214,7 +215,7 @@ class Migrator:
 
     def heads(self) -> pd.DataFrame:
         """The folder's heads: revision, message, branch labels, whether the database is there."""
-        scripts, db_heads, _ = self._read()
+        scripts, db_heads, _ = self._read(with_ledger=False)
         rows = [
             {"revision": h, "message": scripts.info(h).message, "branch labels": ", ".join(scripts.info(h).branch_labels) or None, "current": "yes" if h in db_heads else None}
             for h in scripts.heads
@@ -473,12 +474,11 @@ class Migrator:
         entries = ledger.latest(conn)
         for rev in sorted(scripts.applied(heads)):
             if self._edited(scripts, entries, rev):
-                entry = entries[rev]
                 info = scripts.info(rev)
                 raise RevisionChanged(
                     f"Revision {rev} ({info.message!r}) was edited after it was applied.",
                     revision=rev,
-                    diff=_diff(entry.source or "", info.source, "as applied", _short(info.path)),
+                    diff=_diff(ledger.applied_source(conn, rev) or "", info.source, "as applied", _short(info.path)),
                     hint=f"Undo the edit, or record it on purpose with %migrate accept {rev}. Nothing was run.",
                 )
 
@@ -504,6 +504,7 @@ class Migrator:
         before_heads: list[tuple[str, ...]] = [()]
         position: list[tuple[str, ...]] = [()]  # the version table after the steps done so far
         per_step = not self.db.transactional_ddl
+        rows: list[dict[str, Any]] = []  # ledger rows not yet inserted
 
         def before(steps: list[Step], heads: tuple[str, ...]) -> None:
             before_heads[0] = heads
@@ -516,8 +517,10 @@ class Migrator:
             step.seconds = now - clock[0]
             clock[0] = now
             source = scripts.info(step.revision).source if step.revision in scripts else None
-            ledger.record(conn, revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION)
-            if per_step:
+            rows.append(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION))
+            if per_step:  # this step's own transaction: version table and ledger row commit together
+                ledger.insert(conn, rows)
+                rows.clear()
                 conn.commit()
             position[0] = _position_after(position[0] or before_heads[0], step, scripts)
             done.append(step)
@@ -540,6 +543,7 @@ class Migrator:
                 if per_step:
                     conn.commit()
                 adapter.run(conn, scripts, plan_and_remember, before=before, after_step=after_step, transaction_per_migration=per_step, purge=purge)
+                ledger.insert(conn, rows)  # one transaction: the whole command's rows, before it commits
                 after_heads = adapter.current_heads(conn)
         except MigmagicError:
             raise
@@ -634,7 +638,7 @@ class Migrator:
             heads = adapter.current_heads(conn)
             if info.id not in scripts.applied([h for h in heads if h in set(scripts.ids())]):
                 raise InvalidTarget(f"Revision {info.id} is not applied: there is nothing to accept.", hint="Just upgrade.")
-            ledger.record(conn, revision=info.id, direction="accept", message=info.message, seconds=None, source=info.source, alembic_version=adapter.ALEMBIC_VERSION)
+            ledger.insert(conn, [ledger.row(revision=info.id, direction="accept", message=info.message, seconds=None, source=info.source, alembic_version=adapter.ALEMBIC_VERSION)])
             if not self.db.transactional_ddl:
                 conn.commit()
         return display.Message(f"Accepted the current source of {info.id} ({info.message!r}) as applied.")

@@ -67,13 +67,11 @@ class Entry:
 
     revision: str
     checksum: str | None
-    source: str | None
     direction: str
     applied_at: datetime
 
 
-def record(
-    conn: Connection,
+def row(
     *,
     revision: str,
     direction: str,
@@ -81,25 +79,28 @@ def record(
     seconds: float | None,
     source: str | None,
     alembic_version: str,
-) -> None:
-    """Insert one ledger row on ``conn`` (inside the caller's transaction)."""
-    # One INSERT statement for every row, values as parameters: SQLAlchemy
-    # compiles it once instead of building a cache key per row.
-    conn.execute(
-        _insert(),
-        dict(
-            revision=revision,
-            direction=direction,
-            message=message[:255],
-            applied_at=datetime.now(timezone.utc).replace(tzinfo=None),
-            seconds=seconds,
-            checksum=revisionfile.checksum(source) if source is not None else None,
-            checksum_version=revisionfile.CHECKSUM_VERSION if source is not None else None,
-            source=revisionfile.normalize(source) if source is not None else None,
-            migmagic_version=__version__,
-            alembic_version=alembic_version,
-        ),
+) -> dict[str, Any]:
+    """One ledger row, stamped now (UTC), with the source's checksum."""
+    return dict(
+        revision=revision,
+        direction=direction,
+        message=message[:255],
+        applied_at=datetime.now(timezone.utc).replace(tzinfo=None),
+        seconds=seconds,
+        checksum=revisionfile.checksum(source) if source is not None else None,
+        checksum_version=revisionfile.CHECKSUM_VERSION if source is not None else None,
+        source=revisionfile.normalize(source) if source is not None else None,
+        migmagic_version=__version__,
+        alembic_version=alembic_version,
     )
+
+
+def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert ledger rows on ``conn``, inside the caller's transaction, in one statement."""
+    # One INSERT statement, values as parameters: SQLAlchemy compiles it once
+    # and sends many rows as one batch.
+    if rows:
+        conn.execute(_insert(), rows)
 
 
 _insert_statement: Any = None
@@ -124,17 +125,30 @@ def latest(conn: Connection) -> dict[str, Entry]:
         return {}
     t = table()
     rows = conn.execute(
-        sa.select(t.c.revision, t.c.checksum, t.c.source, t.c.direction, t.c.applied_at)
+        sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at)
         .where(t.c.direction.in_((*APPLYING, "downgrade")))
         .order_by(t.c.id)
     )
     out: dict[str, Entry] = {}
-    for rev, checksum, source, direction, applied_at in rows:
+    for rev, checksum, direction, applied_at in rows:
         if direction == "downgrade":
             out.pop(rev, None)
         else:
-            out[rev] = Entry(rev, checksum, source, direction, applied_at)
+            out[rev] = Entry(rev, checksum, direction, applied_at)
     return out
+
+
+def applied_source(conn: Connection, revision: str) -> str | None:
+    """The source recorded by the last row that applied ``revision`` (to show an edit's difference)."""
+    import sqlalchemy as sa
+
+    t = table()
+    return conn.execute(
+        sa.select(t.c.source)
+        .where(t.c.revision == revision, t.c.direction.in_(APPLYING))
+        .order_by(t.c.id.desc())
+        .limit(1)
+    ).scalar()
 
 
 def rows(conn: Connection) -> list[dict[str, Any]]:
