@@ -547,14 +547,22 @@ def run(
     return steps
 
 
-def render_sql(scripts: Scripts, dialect_name: str, upgrade: bool, start: str | None, target: str) -> str:
-    """The SQL Alembic's ``--sql`` (offline) mode emits, nothing executed."""
+def render_sql(
+    scripts: Scripts, dialect_name: str, upgrade: bool, start: str | None, target: str, *, transactional_ddl: bool
+) -> tuple[str, bool]:
+    """The SQL Alembic's ``--sql`` (offline) mode emits, nothing executed, and whether any step ran.
+
+    With ``transactional_ddl`` the script is wrapped in one BEGIN/COMMIT, as migmagic
+    runs it; without (MySQL, MariaDB) there is no transaction to show.
+    """
     buf = io.StringIO()
+    ran = False
 
     def fn(heads: Any, _ctx: Any) -> list[Any]:
-        if upgrade:
-            return scripts.directory._upgrade_revs(target, heads)
-        return scripts.directory._downgrade_revs(target, heads)
+        nonlocal ran
+        revs = scripts.directory._upgrade_revs(target, heads) if upgrade else scripts.directory._downgrade_revs(target, heads)
+        ran = ran or bool(revs)
+        return revs
 
     if not upgrade and start is None:
         raise InvalidTarget("The database is at base: there is nothing to downgrade.", hint="Nothing was run.")
@@ -569,13 +577,13 @@ def render_sql(scripts: Scripts, dialect_name: str, upgrade: bool, start: str | 
             env.configure(
                 dialect_name=dialect_name,
                 output_buffer=buf,
-                transactional_ddl=True if dialect_name != "mysql" else None,
+                transactional_ddl=True if transactional_ddl else None,
                 literal_binds=True,
                 render_as_batch=dialect_name == "sqlite",
             )
             with env.begin_transaction():
                 env.run_migrations()
-    return buf.getvalue()
+    return buf.getvalue(), ran
 
 
 def migration_context(connection: Any, **opts: Any) -> MigrationContext:

@@ -457,8 +457,10 @@ class Migrator:
                     f"The database is at {len(heads)} heads ({', '.join(heads)}).", hint="Give the start: FROM:TO --sql."
                 )
             start = heads[0] if heads else ""
-        sql = self._adapter().render_sql(scripts, self.db.dialect_name, upgrade, start or None, end)
-        if "-- Running" not in sql:
+        sql, ran = self._adapter().render_sql(
+            scripts, self.db.dialect_name, upgrade, start or None, end, transactional_ddl=self.db.transactional_ddl
+        )
+        if not ran:
             sql = f"-- Nothing to run: {start or 'base'} is already at {end}.\n"
         return display.SQLScript(sql)
 

@@ -111,12 +111,31 @@ def test_sql_mode_executes_nothing(ip_with_db: Shell) -> None:
     first = ip_with_db.ok(f'%%revision -m "create events table"\n{EVENTS}')
     sql = ip_with_db.ok("%migrate upgrade head --sql")
     assert "CREATE TABLE events" in str(sql)
+    # One transaction where migmagic runs one; MySQL and MariaDB commit each DDL statement.
+    transactional = not url.startswith(("mysql", "mariadb"))
+    assert ("BEGIN" in str(sql)) == transactional
     assert tables(url) == set() and version(url) == set()
     ip_with_db.ok("%migrate upgrade head")
     down = ip_with_db.ok(f"%migrate downgrade {first.revision}:base --sql")
     assert "DROP TABLE events" in str(down)
     assert tables(url) == {"events"}
     assert "<span" in down._repr_html_()  # highlighted
+    nothing = ip_with_db.ok("%migrate upgrade head --sql")
+    assert str(nothing).startswith(f"-- Nothing to run: {first.revision} is already at head.")
+
+
+def test_sql_mode_for_a_mariadb_url_shows_no_transaction(workdir: Path, mariadb_url: str) -> None:
+    """``mariadb://`` URLs name the MariaDB dialect: its DDL commits itself, as with ``mysql://``."""
+    from migmagic import Migrator
+
+    m = Migrator.init(mariadb_url.replace("mysql+pymysql://", "mariadb+pymysql://", 1))
+    try:
+        m.revision("create events table", body=EVENTS)
+        sql = str(m.upgrade("head", sql=True))
+    finally:
+        m.close()
+    assert "CREATE TABLE events" in sql
+    assert "BEGIN" not in sql and "COMMIT" not in sql
 
 
 def test_edit_puts_the_revision_in_the_next_cell(ip_with_db: Shell) -> None:
