@@ -18,6 +18,10 @@ from migmagic import settings
         ("mysql+pymysql://root@127.0.0.1/test", "mysql+pymysql://root@127.0.0.1/test", None),
         ("sqlite:///app.db", "sqlite:///app.db", None),
         ("postgresql://u:pw@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require", "pw"),
+        ("postgresql://u:pa?ss@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require", "pa?ss"),
+        ("postgresql://me@srv:pw@h/db", "postgresql://me@srv:***@h/db", "pw"),
+        # The password runs to the last '@': an '@' in the query masks too much, never too little.
+        ("postgresql://u:pw@h/db?application_name=me@laptop", "postgresql://u:***@laptop", "pw@h/db?application_name=me"),
     ],
 )
 def test_mask_and_password(url: str, masked: str, password: str | None) -> None:
