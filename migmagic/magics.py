@@ -150,6 +150,41 @@ def _revision_parser() -> _Parser:
     return parser
 
 
+def _without_comment(line: str) -> str:
+    """``line`` without a trailing ``# comment``, as a shell reads it.
+
+    A comment starts at an unquoted ``#`` at the start of the line or after
+    whitespace; a ``#`` inside quotes or inside a word (a URL's password or
+    fragment) is kept.
+    """
+    quote: str | None = None
+    escaped = False
+    word_start = True
+    for i, ch in enumerate(line):
+        was_escaped, escaped = escaped, False
+        if was_escaped:
+            pass
+        elif ch == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and word_start:
+            return line[:i]
+        word_start = quote is None and not was_escaped and ch.isspace()
+    return line
+
+
+def _split(line: str) -> list[str]:
+    """The words of a magic line, quotes removed and a trailing ``# comment`` dropped."""
+    try:
+        return shlex.split(_without_comment(line))
+    except ValueError as exc:
+        raise UsageError(f"Cannot read the line: {exc}.") from None
+
+
 def _warn_literal_password(tokens: list[str]) -> None:
     from .settings import password_of
 
@@ -208,11 +243,8 @@ class Migrate(Magics):
                 "%migrate is a line magic, but it was used as the cell magic %%migrate.",
                 hint='Use %migrate COMMAND on one line, or %%revision -m "..." for a cell holding upgrade().',
             )
-        try:
-            tokens = shlex.split(line)
-        except ValueError as exc:
-            raise UsageError(f"Cannot read the line: {exc}.") from None
-        _warn_literal_password(tokens)
+        tokens = _split(line)
+        _warn_literal_password(tokens + line.split())  # a password in the comment is saved too
         if not tokens:
             return self.migrator.status()
         name, rest = tokens[0], tokens[1:]
@@ -319,11 +351,9 @@ class Migrate(Magics):
                 'or use %migrate revision -m "..." for an empty revision.',
             )
         try:
-            args = _revision_parser().parse_args(shlex.split(line))
+            args = _revision_parser().parse_args(_split(line))
         except _HelpShown:
             return None
-        except ValueError as exc:
-            raise UsageError(f"Cannot read the line: {exc}.") from None
         if not args.message:
             raise UsageError("%%revision needs a message: -m MESSAGE.", hint='For example %%revision -m "create events table".')
         return self.migrator.revision(
