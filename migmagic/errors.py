@@ -52,6 +52,14 @@ class RevisionNotFound(MigmagicError):
         super().__init__(message, hint)
 
 
+class ConfigurationError(MigmagicError):
+    """A settings file (``pyproject.toml``, ``alembic.ini``) that cannot be read."""
+
+    def __init__(self, message: str, path: str, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(message, hint)
+
+
 class InvalidTarget(MigmagicError):
     """A target Alembic cannot reach from the current revision (below base, say)."""
 

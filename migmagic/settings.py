@@ -20,7 +20,10 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
+
+from .errors import ConfigurationError
 
 DEFAULT_URL = "sqlite:///migmagic.db"
 DEFAULT_FOLDER = "migrations"
@@ -129,7 +132,11 @@ def scrub(text: str, url: str) -> str:
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(defaults={"here": str(path.parent.resolve())})
-    parser.read(path, encoding="utf-8")
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigurationError(f"{path} is not a valid ini file: {reason}", path=str(path), hint="Fix or remove it.") from None
     return parser
 
 
@@ -143,14 +150,27 @@ def _ini_option(path: Path, option: str) -> str | None:
     return None
 
 
+def _toml() -> Any:
+    """The TOML reader: ``tomllib`` from Python 3.11 on, the ``tomli`` package before."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    import tomli
+
+    return tomli
+
+
 def _pyproject_script_location(cwd: Path) -> str | None:
     path = cwd / "pyproject.toml"
     if not path.is_file():
         return None
-    import tomllib
-
-    with path.open("rb") as f:
-        data = tomllib.load(f)
+    toml = _toml()
+    try:
+        with path.open("rb") as f:
+            data = toml.load(f)
+    except toml.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}.", path=str(path), hint="Fix or remove it.") from None
     location = data.get("tool", {}).get("alembic", {}).get("script_location")
     if isinstance(location, str):
         return location.replace("%(here)s", str(cwd.resolve()))
