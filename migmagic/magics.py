@@ -196,11 +196,30 @@ def _warn_literal_password(tokens: list[str]) -> None:
         )
 
 
+class _MaskedURL(str):
+    """A URL that is itself when used, and shows with its password masked."""
+
+    def __repr__(self) -> str:
+        from .settings import mask_url
+
+        return repr(mask_url(str(self)))
+
+
+class URL(Unicode):
+    """A URL setting: ``%config Migrate`` and ``%config Migrate.url`` show it masked."""
+
+    info_text = "a database URL"
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        value = super().validate(obj, value)
+        return value if value is None else _MaskedURL(value)
+
+
 @magics_class
 class Migrate(Magics):
     """The ``%migrate`` and ``%%revision`` magics. Settings: ``%config Migrate``."""
 
-    url = Unicode(None, allow_none=True, help="Database URL (after the one given to %migrate init).").tag(config=True)
+    url = URL(None, allow_none=True, help="Database URL (after the one given to %migrate init).").tag(config=True)
     directory = Unicode(None, allow_none=True, help="Revision folder (default: migrations/).").tag(config=True)
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
 

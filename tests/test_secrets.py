@@ -338,3 +338,22 @@ def _run_notebook(tmp_path: Path, workdir: Path, url: str, monkeypatch: pytest.M
     for path in (workdir / "migrations").rglob("*"):
         if path.is_file():
             assert_no_secret(path.read_text(encoding="utf-8", errors="replace"), str(path))
+
+
+def test_config_shows_the_url_masked_and_still_connects_with_it(ip_empty: Shell, pg_url: str) -> None:
+    password = "Qk?@/%#:Vx"
+    for url in _user_url("postgresql", pg_url, False, password):
+        ip_empty.ns["url"] = url
+        ip_empty.ok("%config Migrate.url = url")
+        shown = ip_empty.run("%config Migrate")
+        assert not shown.failed, shown.output
+        masked = url.split(":" + password)[0] + ":***@" + url.rsplit("@", 1)[1]
+        assert f"Current: {masked!r}" in shown.output
+        value = ip_empty.run("%config Migrate.url")
+        assert value.result == url and repr(masked) in value.output  # the value is the URL itself...
+        formatted = ip_empty.ip.display_formatter.format(value.result)[0]["text/plain"]
+        assert formatted == repr(masked)  # ...shown masked
+        status = ip_empty.ok("%migrate status")  # and the session connects with it
+        assert "database" in repr(status) and masked in repr(status)
+        for text in (shown.output, value.output, formatted, repr(status)):
+            assert_hidden(password, text, "%config")
