@@ -8,7 +8,7 @@ Python API it is an ordinary exception carrying its data as attributes.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -114,7 +114,11 @@ class MetadataError(MigmagicError):
 
 
 class MigrationFailed(MigmagicError):
-    """Code inside a revision raised. Renders the traceback from the revision file on."""
+    """Code inside a revision raised. Renders the traceback from the revision file on.
+
+    ``scrub`` masks secrets (the database password) in every rendered line: the
+    revision's exception may quote the connection URL.
+    """
 
     def __init__(
         self,
@@ -124,11 +128,13 @@ class MigrationFailed(MigmagicError):
         statement: str | None = None,
         completed: Sequence[str] = (),
         hint: str | None = None,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
         self.revision = revision
         self.original = original
         self.statement = statement
         self.completed = list(completed)
+        self._scrub = scrub or (lambda text: text)
         super().__init__(message, hint)
 
     def _render_traceback_(self) -> list[str]:
@@ -143,7 +149,7 @@ class MigrationFailed(MigmagicError):
         lines = [f"{type(self).__name__}: {self}", "Traceback (revision code):"]
         lines += [s.rstrip("\n") for s in shown]
         lines.append(last)
-        return lines
+        return [self._scrub(line) for line in lines]
 
 
 class NotAtHead(MigmagicError):

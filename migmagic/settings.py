@@ -120,6 +120,9 @@ def secret_forms(url: str) -> list[str]:
     theirs = _sqlalchemy_password(url)
     if theirs and theirs not in pw:
         forms |= {theirs, quote(theirs, safe=""), quote(theirs, safe=" +")}
+    # As a failed statement quotes it: '%' doubled for the driver, "'" doubled in SQL.
+    forms |= {f.replace("%", "%%") for f in forms}
+    forms |= {f.replace("'", "''") for f in forms}
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 

@@ -357,3 +357,47 @@ def test_config_shows_the_url_masked_and_still_connects_with_it(ip_empty: Shell,
         assert "database" in repr(status) and masked in repr(status)
         for text in (shown.output, value.output, formatted, repr(status)):
             assert_hidden(password, text, "%config")
+
+
+RAISES_WITH_URL = '''def upgrade():
+    url = op.get_bind().engine.url
+    raise RuntimeError(f"cannot reach {url.render_as_string(hide_password=False)} as {url.password}")
+
+
+def downgrade():
+    pass
+'''
+
+SQL_WITH_PASSWORD = '''def upgrade():
+    op.execute(f"SELECT '{op.get_bind().engine.url.password}' FROM no_such_table")
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_revision_error_quoting_the_url_is_scrubbed(workdir: Path, secret_url: str) -> None:
+    from migmagic import Migrator
+    from migmagic.errors import MigrationFailed
+
+    m = Migrator.init(secret_url)
+    try:
+        m.revision("fails", RAISES_WITH_URL)
+        with pytest.raises(MigrationFailed) as raised:
+            m.upgrade("head")
+        shown = raised.value._render_traceback_()  # before the file changes: the traceback quotes it
+        m.revision("fails", SQL_WITH_PASSWORD)  # not applied: rewritten in place
+        with pytest.raises(MigrationFailed) as failed_sql:
+            m.upgrade("head")
+    finally:
+        m.close()
+    assert shown[1] == "Traceback (revision code):" and 'raise RuntimeError(f"cannot reach' in "\n".join(shown)
+    assert shown[-1].startswith("RuntimeError: cannot reach ") and ":***@" in shown[-1] and shown[-1].endswith(" as ***")
+    assert PASSWORD in str(raised.value.original)  # the original is left as it was; what is shown is scrubbed
+    err = failed_sql.value
+    assert "no_such_table" in str(err) and "Failed statement: SELECT '***' FROM no_such_table" in str(err)
+    assert err.statement == "SELECT '***' FROM no_such_table"
+    assert "SELECT '***' FROM no_such_table" in err._render_traceback_()[-1]
+    for i, text in enumerate(shown + _texts(raised.value) + _texts(err) + [err.statement]):
+        assert_no_secret(text, f"text {i}")

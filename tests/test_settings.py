@@ -124,3 +124,9 @@ def test_python_310_reads_pyproject_with_tomli(workdir: Path, monkeypatch: pytes
     with pytest.raises(ConfigurationError, match="is not valid TOML"):
         settings.resolve()
     assert len(reads) == 2
+
+
+def test_scrub_removes_the_spellings_of_a_failed_statement() -> None:
+    url = "postgresql://u:it's%2510%25@h/db"  # the password: it's%10%
+    statement = "SELECT 'it''s%%10%%' FROM t -- it's%10%"
+    assert settings.scrub(statement, url) == "SELECT '***' FROM t -- ***"
