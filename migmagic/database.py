@@ -54,7 +54,7 @@ class Database:
     def dialect_name(self) -> str:
         from sqlalchemy.engine import make_url
 
-        return make_url(self.url).get_backend_name()
+        return make_url(settings.engine_url(self.url)).get_backend_name()
 
     @property
     def transactional_ddl(self) -> bool:

@@ -575,9 +575,12 @@ class Migrator:
     ) -> MigmagicError:
         from sqlalchemy.exc import DBAPIError
 
+        def scrub(text: str) -> str:
+            return settings.scrub(text, self.db.url)
+
         statement = getattr(exc, "statement", None) if isinstance(exc, DBAPIError) else None
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        reason = settings.scrub(reason, self.db.url)[:300]
+        statement = scrub(statement) if statement else statement
+        reason = scrub(" ".join(scrub(str(getattr(exc, "orig", None) or exc)).split()))[:300]
         if len(done) < len(planned):
             failed = planned[len(done)]
             what = f"Revision {failed.revision} ({failed.message!r}) failed during {command}: {type(exc).__name__}: {reason}"
@@ -602,7 +605,7 @@ class Migrator:
             )
         if statement:
             hint += f" Failed statement: {' '.join(statement.split())[:200]}"
-        return MigrationFailed(what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done], hint=hint)
+        return MigrationFailed(what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done], hint=hint, scrub=scrub)
 
     # ------------------------------------------------------------------ models and schema
 

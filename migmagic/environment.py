@@ -20,7 +20,7 @@ def _template(name: str) -> str:
 
 
 def _url_line(url: str) -> str:
-    if settings.password_of(url):
+    if settings.password_of(url, load_sqlalchemy=True):
         return "# sqlalchemy.url is not written: the URL has a password. Set DATABASE_URL."
     return f"sqlalchemy.url = {url}".replace("%", "%%")
 

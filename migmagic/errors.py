@@ -8,7 +8,7 @@ Python API it is an ordinary exception carrying its data as attributes.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -49,6 +49,14 @@ class RevisionNotFound(MigmagicError):
 
     def __init__(self, message: str, candidates: Sequence[str] = (), hint: str | None = None) -> None:
         self.candidates = list(candidates)
+        super().__init__(message, hint)
+
+
+class ConfigurationError(MigmagicError):
+    """A settings file (``pyproject.toml``, ``alembic.ini``) that cannot be read."""
+
+    def __init__(self, message: str, path: str, hint: str | None = None) -> None:
+        self.path = path
         super().__init__(message, hint)
 
 
@@ -106,7 +114,11 @@ class MetadataError(MigmagicError):
 
 
 class MigrationFailed(MigmagicError):
-    """Code inside a revision raised. Renders the traceback from the revision file on."""
+    """Code inside a revision raised. Renders the traceback from the revision file on.
+
+    ``scrub`` masks secrets (the database password) in every rendered line: the
+    revision's exception may quote the connection URL.
+    """
 
     def __init__(
         self,
@@ -116,11 +128,13 @@ class MigrationFailed(MigmagicError):
         statement: str | None = None,
         completed: Sequence[str] = (),
         hint: str | None = None,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
         self.revision = revision
         self.original = original
         self.statement = statement
         self.completed = list(completed)
+        self._scrub = scrub or (lambda text: text)
         super().__init__(message, hint)
 
     def _render_traceback_(self) -> list[str]:
@@ -135,7 +149,7 @@ class MigrationFailed(MigmagicError):
         lines = [f"{type(self).__name__}: {self}", "Traceback (revision code):"]
         lines += [s.rstrip("\n") for s in shown]
         lines.append(last)
-        return lines
+        return [self._scrub(line) for line in lines]
 
 
 class NotAtHead(MigmagicError):

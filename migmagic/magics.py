@@ -150,6 +150,41 @@ def _revision_parser() -> _Parser:
     return parser
 
 
+def _without_comment(line: str) -> str:
+    """``line`` without a trailing ``# comment``, as a shell reads it.
+
+    A comment starts at an unquoted ``#`` at the start of the line or after
+    whitespace; a ``#`` inside quotes or inside a word (a URL's password or
+    fragment) is kept.
+    """
+    quote: str | None = None
+    escaped = False
+    word_start = True
+    for i, ch in enumerate(line):
+        was_escaped, escaped = escaped, False
+        if was_escaped:
+            pass
+        elif ch == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and word_start:
+            return line[:i]
+        word_start = quote is None and not was_escaped and ch.isspace()
+    return line
+
+
+def _split(line: str) -> list[str]:
+    """The words of a magic line, quotes removed and a trailing ``# comment`` dropped."""
+    try:
+        return shlex.split(_without_comment(line))
+    except ValueError as exc:
+        raise UsageError(f"Cannot read the line: {exc}.") from None
+
+
 def _warn_literal_password(tokens: list[str]) -> None:
     from .settings import password_of
 
@@ -161,11 +196,30 @@ def _warn_literal_password(tokens: list[str]) -> None:
         )
 
 
+class _MaskedURL(str):
+    """A URL that is itself when used, and shows with its password masked."""
+
+    def __repr__(self) -> str:
+        from .settings import mask_url
+
+        return repr(mask_url(str(self)))
+
+
+class URL(Unicode):
+    """A URL setting: ``%config Migrate`` and ``%config Migrate.url`` show it masked."""
+
+    info_text = "a database URL"
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        value = super().validate(obj, value)
+        return value if value is None else _MaskedURL(value)
+
+
 @magics_class
 class Migrate(Magics):
     """The ``%migrate`` and ``%%revision`` magics. Settings: ``%config Migrate``."""
 
-    url = Unicode(None, allow_none=True, help="Database URL (after the one given to %migrate init).").tag(config=True)
+    url = URL(None, allow_none=True, help="Database URL (after the one given to %migrate init).").tag(config=True)
     directory = Unicode(None, allow_none=True, help="Revision folder (default: migrations/).").tag(config=True)
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
 
@@ -208,11 +262,8 @@ class Migrate(Magics):
                 "%migrate is a line magic, but it was used as the cell magic %%migrate.",
                 hint='Use %migrate COMMAND on one line, or %%revision -m "..." for a cell holding upgrade().',
             )
-        try:
-            tokens = shlex.split(line)
-        except ValueError as exc:
-            raise UsageError(f"Cannot read the line: {exc}.") from None
-        _warn_literal_password(tokens)
+        tokens = _split(line)
+        _warn_literal_password(tokens + line.split())  # a password in the comment is saved too
         if not tokens:
             return self.migrator.status()
         name, rest = tokens[0], tokens[1:]
@@ -319,11 +370,9 @@ class Migrate(Magics):
                 'or use %migrate revision -m "..." for an empty revision.',
             )
         try:
-            args = _revision_parser().parse_args(shlex.split(line))
+            args = _revision_parser().parse_args(_split(line))
         except _HelpShown:
             return None
-        except ValueError as exc:
-            raise UsageError(f"Cannot read the line: {exc}.") from None
         if not args.message:
             raise UsageError("%%revision needs a message: -m MESSAGE.", hint='For example %%revision -m "create events table".')
         return self.migrator.revision(

@@ -17,16 +17,23 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote
+
+from .errors import ConfigurationError
 
 DEFAULT_URL = "sqlite:///migmagic.db"
 DEFAULT_FOLDER = "migrations"
 
-# scheme://user:password@host... ; the password may itself hold '@' and '/',
-# so the host part starts at the *last* '@' before the path.
-_URL_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/@]*:)(?P<password>.*)(?P<tail>@[^@]*)$")
+# scheme://user:password@host... When typed raw the password may hold '@', '/',
+# '?', '#', ':' and '%', so it runs from the first ':' after the user name to the
+# *last* '@' in the URL. An '@' in the query of a URL with a password therefore
+# reads as part of the password: that masks too much, never too little (write it
+# %40 to connect).
+_URL_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/]*:)(?P<password>.*)(?P<tail>@[^@]*)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -49,49 +56,73 @@ class Location:
         )
 
 
-def password_of(url: str) -> str | None:
-    """The password in ``url`` (decoded), or None."""
-    m = _URL_PASSWORD.match(url.split("?", 1)[0])
-    if not m or not m.group("password"):
+def _sqlalchemy_password(url: str, load: bool = False) -> str | None:
+    """The password SQLAlchemy itself reads in ``url``: a cross-check of ours.
+
+    Only when SQLAlchemy is already imported (or ``load``): importing it just to
+    mask a URL would slow ``%load_ext``.
+    """
+    if load:
+        import sqlalchemy.engine.url  # noqa: F401
+    module = sys.modules.get("sqlalchemy.engine.url")
+    if module is None:
         return None
-    return unquote(m.group("password"))
+    try:
+        password = module.make_url(url).password
+    except Exception:
+        return None
+    return str(password) if password else None
+
+
+def password_of(url: str, *, load_sqlalchemy: bool = False) -> str | None:
+    """The password in ``url`` (decoded), or None.
+
+    ``load_sqlalchemy`` also asks SQLAlchemy's own parser when ours finds none,
+    importing SQLAlchemy if needed (before a password could be written to a file).
+    """
+    m = _URL_PASSWORD.match(url)
+    if m and m.group("password"):
+        return unquote(m.group("password"))
+    return _sqlalchemy_password(url, load_sqlalchemy)
 
 
 def mask_url(url: str) -> str:
     """``url`` with its password replaced by ``***``."""
-    query = ""
-    base = url
-    if "?" in url:
-        base, query = url.split("?", 1)
-        query = "?" + query
-    m = _URL_PASSWORD.match(base)
-    if not m or not m.group("password"):
-        return url
-    return f"{m.group('head')}***{m.group('tail')}{query}"
+    m = _URL_PASSWORD.match(url)
+    if m and m.group("password"):
+        return f"{m.group('head')}***{m.group('tail')}"
+    return scrub(url, url)
 
 
 def engine_url(url: str) -> str:
     """``url`` with its password percent-encoded, as SQLAlchemy parses URLs.
 
-    A password typed raw, with ``@``, ``/`` or ``:`` in it, would otherwise be cut
-    at the first ``@`` and its pieces taken for the host and the database (and
-    then shown in connection errors).
+    A password typed raw, with ``@``, ``/``, ``?`` or ``:`` in it, would otherwise
+    be cut at the first ``@`` and its pieces taken for the host, the database or
+    the query (and then shown in connection errors).
     """
-    base, sep, query = url.partition("?")
-    m = _URL_PASSWORD.match(base)
+    m = _URL_PASSWORD.match(url)
     if not m or not m.group("password"):
         return url
     encoded = quote(unquote(m.group("password")), safe="")
-    return f"{m.group('head')}{encoded}{m.group('tail')}{sep}{query}"
+    return f"{m.group('head')}{encoded}{m.group('tail')}"
 
 
 def secret_forms(url: str) -> list[str]:
-    """Every spelling of the URL's password that could end up in text."""
+    """Every spelling of the URL's password that could end up in text, longest first."""
     pw = password_of(url)
     if not pw:
         return []
-    m = _URL_PASSWORD.match(url.split("?", 1)[0])
-    forms = {pw, quote(pw, safe=""), quote(pw), m.group("password") if m else pw}
+    m = _URL_PASSWORD.match(url)
+    forms = {pw, quote(pw, safe=""), quote(pw), quote(pw, safe=" +"), m.group("password") if m else pw}
+    # Where SQLAlchemy reads the URL differently, its reading is a secret too
+    # (unless it is a piece of ours: scrubbing a fragment would garble the text).
+    theirs = _sqlalchemy_password(url)
+    if theirs and theirs not in pw:
+        forms |= {theirs, quote(theirs, safe=""), quote(theirs, safe=" +")}
+    # As a failed statement quotes it: '%' doubled for the driver, "'" doubled in SQL.
+    forms |= {f.replace("%", "%%") for f in forms}
+    forms |= {f.replace("'", "''") for f in forms}
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 
@@ -104,7 +135,11 @@ def scrub(text: str, url: str) -> str:
 
 def _read_ini(path: Path) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(defaults={"here": str(path.parent.resolve())})
-    parser.read(path, encoding="utf-8")
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.Error as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigurationError(f"{path} is not a valid ini file: {reason}", path=str(path), hint="Fix or remove it.") from None
     return parser
 
 
@@ -118,14 +153,27 @@ def _ini_option(path: Path, option: str) -> str | None:
     return None
 
 
+def _toml() -> Any:
+    """The TOML reader: ``tomllib`` from Python 3.11 on, the ``tomli`` package before."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    import tomli
+
+    return tomli
+
+
 def _pyproject_script_location(cwd: Path) -> str | None:
     path = cwd / "pyproject.toml"
     if not path.is_file():
         return None
-    import tomllib
-
-    with path.open("rb") as f:
-        data = tomllib.load(f)
+    toml = _toml()
+    try:
+        with path.open("rb") as f:
+            data = toml.load(f)
+    except toml.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}.", path=str(path), hint="Fix or remove it.") from None
     location = data.get("tool", {}).get("alembic", {}).get("script_location")
     if isinstance(location, str):
         return location.replace("%(here)s", str(cwd.resolve()))

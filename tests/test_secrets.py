@@ -31,21 +31,22 @@ def assert_no_secret(text: str, where: str = "") -> None:
         assert leak not in text, f"{leak!r} leaked in {where}: ...{text[max(0, text.find(leak) - 80): text.find(leak) + 80]}..."
 
 
-def _user_url(kind: str, admin_url: str, quoted: bool) -> Iterator[str]:
-    """A login with PASSWORD that owns the fresh database ``admin_url`` names."""
+def _user_url(kind: str, admin_url: str, quoted: bool, password: str = PASSWORD) -> Iterator[str]:
+    """A login with ``password`` that owns the fresh database ``admin_url`` names."""
     import sqlalchemy as sa
 
     base = sa.engine.make_url(admin_url)
     user = f"mm_u_{uuid.uuid4().hex[:8]}"
     engine = _admin(kind)
+    literal = password.replace(":", "\\:")  # not a bind parameter to sa.text
     with engine.connect() as conn:
         if kind == "postgresql":
-            conn.execute(sa.text(f"CREATE ROLE {user} LOGIN PASSWORD '{PASSWORD}'"))
+            conn.execute(sa.text(f"CREATE ROLE {user} LOGIN PASSWORD '{literal}'"))
             conn.execute(sa.text(f"ALTER DATABASE {base.database} OWNER TO {user}"))
         else:
-            conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{PASSWORD}'"))
+            conn.execute(sa.text(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{literal}'"))
             conn.execute(sa.text(f"GRANT ALL ON {base.database}.* TO '{user}'@'%'"))
-    pw = quote(PASSWORD, safe="") if quoted else PASSWORD
+    pw = quote(password, safe="") if quoted else password
     try:
         yield f"{base.drivername}://{user}:{pw}@{base.host}:{base.port}/{base.database}"
     finally:
@@ -121,6 +122,151 @@ def test_password_typed_on_a_magic_line_earns_a_warning(ip_empty: Shell, secret_
     assert_no_secret(run.output + repr(run.result) + run.result._repr_html_(), "init output")
 
 
+# ---------------------------------------------------------------- awkward passwords
+
+# Passwords SQLAlchemy's URL parser accepts raw ('?', '#', ':') or that need the
+# last '@' ('@', '/'), alone and together, first, last and doubled.
+AWKWARD = [
+    "Qk?Wz9",
+    "Qk@Wz?Vx",
+    "Qk?Wz@Vx",
+    "Qk/Wz?Vx",
+    "Qk%Wz?Vx",
+    "Qk#Wz?Vx",
+    "Qk:Wz?Vx",
+    "Qk#Wz",
+    "Qk:Wz@Vx/Jm",
+    "?Qkwz",
+    "Qkwz?",
+    "Qk??Wz",
+    "Qk?@/%#:Vx",
+    "@Qk?Wz#Vx:Jm/Yp%Rt@",
+]
+HOSTS = [
+    # (after the '@', as typed; host, port, database, query as SQLAlchemy should read them)
+    ("db.example/app", "db.example", None, "app", {}),
+    ("db.example:5432/app?sslmode=require&application_name=nb", "db.example", 5432, "app", {"sslmode": "require", "application_name": "nb"}),
+    ("[::1]:5433/app", "::1", 5433, "app", {}),
+]
+
+
+def leaks_of(password: str) -> list[str]:
+    """The password's spellings, and every piece of it four characters or longer."""
+    pieces = {password[i:j] for i in range(len(password)) for j in range(i + 4, len(password) + 1)}
+    return sorted({password, quote(password, safe=""), quote(password), *pieces}, key=len, reverse=True)
+
+
+def assert_hidden(password: str, text: str, where: str = "") -> None:
+    for leak in leaks_of(password):
+        assert leak not in text, f"{leak!r} of {password!r} leaked in {where}: {text!r}"
+
+
+def _typed(password: str, quoted: bool) -> str:
+    return quote(password, safe="") if quoted else password
+
+
+@pytest.mark.parametrize("quoted", [False, True], ids=["raw", "quoted"])
+@pytest.mark.parametrize("password", AWKWARD)
+def test_awkward_password_is_masked_and_reaches_sqlalchemy_whole(workdir: Path, password: str, quoted: bool) -> None:
+    from sqlalchemy.engine import make_url
+
+    from migmagic import Migrator, settings
+
+    for after, host, port, database, query in HOSTS:
+        url = f"postgresql+psycopg://mm_user:{_typed(password, quoted)}@{after}"
+        assert settings.mask_url(url) == f"postgresql+psycopg://mm_user:***@{after}"
+        assert settings.password_of(url) == password
+        parsed = make_url(settings.engine_url(url))
+        assert (parsed.username, parsed.password, parsed.host, parsed.port, parsed.database, dict(parsed.query)) == (
+            "mm_user", password, host, port, database, query,
+        )
+        said = f"failed for {password} ({quote(password, safe='')}, {quote(password)}, {parsed.render_as_string(hide_password=False)})"
+        assert_hidden(password, settings.scrub(said, url), "scrub")
+        m = Migrator(url)
+        assert_hidden(password, " ".join([repr(m), repr(m.db), repr(m.location), m.db.masked_url, m.location.masked_url]), "reprs")
+
+
+def test_user_name_with_at_sign_keeps_its_password_hidden() -> None:
+    from migmagic import settings
+
+    url = "postgresql://app@server:Qk?Wz@Vx@server.example/app"
+    assert settings.mask_url(url) == "postgresql://app@server:***@server.example/app"
+    assert settings.password_of(url) == "Qk?Wz@Vx"
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "mysql+pymysql"])
+@pytest.mark.parametrize("quoted", [False, True], ids=["raw", "quoted"])
+@pytest.mark.parametrize("password", AWKWARD)
+def test_unreachable_server_error_hides_awkward_password(workdir: Path, password: str, quoted: bool, scheme: str) -> None:
+    from migmagic import Migrator
+    from migmagic.errors import ConnectionFailed
+
+    port = _closed_port()
+    url = f"{scheme}://mm_user:{_typed(password, quoted)}@127.0.0.1:{port}/app"
+    m = Migrator.init(url)
+    with pytest.raises(ConnectionFailed) as caught:
+        m.status()
+    texts = _texts(caught.value) + [caught.value.url, (workdir / "migrations" / "alembic.ini").read_text()]
+    # The driver was asked for the right host and port: the password was not cut short.
+    assert str(caught.value).startswith(f"Cannot connect to {scheme}://mm_user:***@127.0.0.1:{port}/app: ")
+    reason = str(caught.value).split(": ", 1)[1]
+    assert "127.0.0.1" in reason and "refused" in reason.lower(), reason
+    for i, text in enumerate(texts):
+        assert_hidden(password, text, f"text {i}")
+
+
+@pytest.mark.parametrize("password", AWKWARD)
+def test_init_line_with_awkward_password_warns_and_keeps_it_out_of_the_ini(ip_empty: Shell, password: str) -> None:
+    ip_empty.ns["url"] = f"postgresql+psycopg://mm_user:{password}@127.0.0.1:{_closed_port()}/app"
+    run = ip_empty.run("%migrate init {url}")
+    assert isinstance(run.error, MigmagicError) and "ConnectionFailed: Cannot connect to" in run.output, run.output
+    assert "Warning: this line holds a password, which is saved with the notebook. " in run.output
+    ini = Path("migrations/alembic.ini").read_text()
+    assert "# sqlalchemy.url is not written: the URL has a password. Set DATABASE_URL." in ini
+    assert_hidden(password, run.output, "init output")
+    assert_hidden(password, ini, "alembic.ini")
+
+
+@pytest.fixture(params=[("postgresql", "Qk?@/%#:Vx"), ("postgresql", "Qk@Wz?Vx"), ("mariadb", "Qk?@/%#:Vx")], ids=["pg-all", "pg-at-question", "mariadb-all"])
+def awkward_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[str, str]]:
+    """A real login whose password, typed raw, holds '?' with '@', '/', '%', '#' or ':'."""
+    from conftest import fresh_database
+
+    kind, password = request.param
+    for admin_url in fresh_database(kind, tmp_path):
+        for url in _user_url(kind, admin_url, False, password):
+            yield url, password
+
+
+def test_awkward_password_connects_and_never_shows(workdir: Path, awkward_url: tuple[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    from migmagic import Migrator
+
+    url, password = awkward_url
+    caplog.set_level(logging.DEBUG, logger="migmagic")
+    m = Migrator.init(url)
+    try:
+        texts = [repr(m), m.db.masked_url, (m.folder / "alembic.ini").read_text()]
+        m.revision("create events table", EVENTS)
+        texts += _texts(m.upgrade("head")) + _texts(m.status()) + _texts(m.history())
+        with pytest.raises(MigmagicError) as caught:
+            Migrator(url.rsplit("/", 1)[0] + "/no_such_db").status()
+        texts += _texts(caught.value)
+    finally:
+        m.close()
+    assert "***" in texts[1] and "Upgraded" in texts[3]
+    texts += [r.getMessage() for r in caplog.records]
+    for i, text in enumerate(texts):
+        assert_hidden(password, text, f"text {i}")
+
+
 NOTEBOOK = [
     "%load_ext migmagic",
     "import logging\nlogging.basicConfig(filename='kernel.log', level=logging.DEBUG, force=True)\n"
@@ -192,3 +338,66 @@ def _run_notebook(tmp_path: Path, workdir: Path, url: str, monkeypatch: pytest.M
     for path in (workdir / "migrations").rglob("*"):
         if path.is_file():
             assert_no_secret(path.read_text(encoding="utf-8", errors="replace"), str(path))
+
+
+def test_config_shows_the_url_masked_and_still_connects_with_it(ip_empty: Shell, pg_url: str) -> None:
+    password = "Qk?@/%#:Vx"
+    for url in _user_url("postgresql", pg_url, False, password):
+        ip_empty.ns["url"] = url
+        ip_empty.ok("%config Migrate.url = url")
+        shown = ip_empty.run("%config Migrate")
+        assert not shown.failed, shown.output
+        masked = url.split(":" + password)[0] + ":***@" + url.rsplit("@", 1)[1]
+        assert f"Current: {masked!r}" in shown.output
+        value = ip_empty.run("%config Migrate.url")
+        assert value.result == url and repr(masked) in value.output  # the value is the URL itself...
+        formatted = ip_empty.ip.display_formatter.format(value.result)[0]["text/plain"]
+        assert formatted == repr(masked)  # ...shown masked
+        status = ip_empty.ok("%migrate status")  # and the session connects with it
+        assert "database" in repr(status) and masked in repr(status)
+        for text in (shown.output, value.output, formatted, repr(status)):
+            assert_hidden(password, text, "%config")
+
+
+RAISES_WITH_URL = '''def upgrade():
+    url = op.get_bind().engine.url
+    raise RuntimeError(f"cannot reach {url.render_as_string(hide_password=False)} as {url.password}")
+
+
+def downgrade():
+    pass
+'''
+
+SQL_WITH_PASSWORD = '''def upgrade():
+    op.execute(f"SELECT '{op.get_bind().engine.url.password}' FROM no_such_table")
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_revision_error_quoting_the_url_is_scrubbed(workdir: Path, secret_url: str) -> None:
+    from migmagic import Migrator
+    from migmagic.errors import MigrationFailed
+
+    m = Migrator.init(secret_url)
+    try:
+        m.revision("fails", RAISES_WITH_URL)
+        with pytest.raises(MigrationFailed) as raised:
+            m.upgrade("head")
+        shown = raised.value._render_traceback_()  # before the file changes: the traceback quotes it
+        m.revision("fails", SQL_WITH_PASSWORD)  # not applied: rewritten in place
+        with pytest.raises(MigrationFailed) as failed_sql:
+            m.upgrade("head")
+    finally:
+        m.close()
+    assert shown[1] == "Traceback (revision code):" and 'raise RuntimeError(f"cannot reach' in "\n".join(shown)
+    assert shown[-1].startswith("RuntimeError: cannot reach ") and ":***@" in shown[-1] and shown[-1].endswith(" as ***")
+    assert PASSWORD in str(raised.value.original)  # the original is left as it was; what is shown is scrubbed
+    err = failed_sql.value
+    assert "no_such_table" in str(err) and "Failed statement: SELECT '***' FROM no_such_table" in str(err)
+    assert err.statement == "SELECT '***' FROM no_such_table"
+    assert "SELECT '***' FROM no_such_table" in err._render_traceback_()[-1]
+    for i, text in enumerate(shown + _texts(raised.value) + _texts(err) + [err.statement]):
+        assert_no_secret(text, f"text {i}")

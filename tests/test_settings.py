@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Shell
 
 from migmagic import settings
+from migmagic.errors import ConfigurationError
 
 
 @pytest.mark.parametrize(
@@ -18,6 +22,10 @@ from migmagic import settings
         ("mysql+pymysql://root@127.0.0.1/test", "mysql+pymysql://root@127.0.0.1/test", None),
         ("sqlite:///app.db", "sqlite:///app.db", None),
         ("postgresql://u:pw@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require", "pw"),
+        ("postgresql://u:pa?ss@h/db?sslmode=require", "postgresql://u:***@h/db?sslmode=require", "pa?ss"),
+        ("postgresql://me@srv:pw@h/db", "postgresql://me@srv:***@h/db", "pw"),
+        # The password runs to the last '@': an '@' in the query masks too much, never too little.
+        ("postgresql://u:pw@h/db?application_name=me@laptop", "postgresql://u:***@laptop", "pw@h/db?application_name=me"),
     ],
 )
 def test_mask_and_password(url: str, masked: str, password: str | None) -> None:
@@ -61,7 +69,6 @@ def test_pyproject_tool_alembic_is_adopted(workdir: Path) -> None:
 def test_adopted_project_runs_without_its_env_py(workdir: Path, sqlite_url: str) -> None:
     """An `alembic init` project: migmagic uses its versions/ in-process."""
     import subprocess
-    import sys
 
     alembic = str(Path(sys.executable).parent / "alembic")
     subprocess.run([alembic, "init", "alembic"], check=True, capture_output=True)
@@ -80,3 +87,46 @@ def test_reprs_never_show_the_password(workdir: Path) -> None:
     m = Migrator("postgresql+psycopg://app:hunter2@127.0.0.1:1/x")
     for text in (repr(m), repr(m.location), repr(m.db), str(m.location)):
         assert "hunter2" not in text and "***" in text
+
+
+def test_malformed_pyproject_is_one_line_naming_the_file(ip_empty: Shell, workdir: Path) -> None:
+    (workdir / "pyproject.toml").write_text('[tool.alembic\nscript_location = "db"\n')
+    with pytest.raises(ConfigurationError) as caught:
+        settings.resolve()
+    assert caught.value.path == str(workdir / "pyproject.toml")
+    assert str(caught.value).startswith(f"{workdir / 'pyproject.toml'} is not valid TOML: ")
+    run = ip_empty.run("%migrate status")
+    assert isinstance(run.error, ConfigurationError)
+    assert run.output.strip().splitlines() == [f"ConfigurationError: {caught.value}"]
+
+
+def test_malformed_alembic_ini_is_one_line_naming_the_file(workdir: Path) -> None:
+    (workdir / "alembic.ini").write_text("script_location = db\n")
+    with pytest.raises(ConfigurationError, match="alembic.ini is not a valid ini file: ") as caught:
+        settings.resolve()
+    assert caught.value.path == str(workdir / "alembic.ini")
+    assert len(caught.value._render_traceback_()) == 1
+
+
+def test_python_310_reads_pyproject_with_tomli(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before 3.11 there is no tomllib: the tomli package (same API) reads pyproject.toml."""
+    import tomllib
+
+    reads: list[str] = []
+    tomli = types.ModuleType("tomli")
+    tomli.TOMLDecodeError = tomllib.TOMLDecodeError  # type: ignore[attr-defined]
+    tomli.load = lambda f: reads.append(f.name) or tomllib.load(f)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tomli", tomli)
+    monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
+    (workdir / "pyproject.toml").write_text('[tool.alembic]\nscript_location = "%(here)s/alembic"\n')
+    assert settings.resolve().folder == workdir / "alembic"
+    (workdir / "pyproject.toml").write_text("[tool.alembic\n")
+    with pytest.raises(ConfigurationError, match="is not valid TOML"):
+        settings.resolve()
+    assert len(reads) == 2
+
+
+def test_scrub_removes_the_spellings_of_a_failed_statement() -> None:
+    url = "postgresql://u:it's%2510%25@h/db"  # the password: it's%10%
+    statement = "SELECT 'it''s%%10%%' FROM t -- it's%10%"
+    assert settings.scrub(statement, url) == "SELECT '***' FROM t -- ***"
