@@ -143,14 +143,18 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
     return parser
 
 
-def _ini_option(path: Path, option: str) -> str | None:
+def _ini_alembic(path: Path) -> dict[str, str]:
+    """The non-empty options of the ``[alembic]`` section of ``path`` (empty without one)."""
     if not path.is_file():
-        return None
+        return {}
     parser = _read_ini(path)
-    if parser.has_option("alembic", option):
-        value = parser.get("alembic", option).strip()
-        return value or None
-    return None
+    if not parser.has_section("alembic"):
+        return {}
+    return {k: v.strip() for k, v in parser.items("alembic") if k != "here" and v.strip()}
+
+
+def _ini_option(path: Path, option: str) -> str | None:
+    return _ini_alembic(path).get(option)
 
 
 def _toml() -> Any:
@@ -164,20 +168,45 @@ def _toml() -> Any:
     return tomli
 
 
-def _pyproject_script_location(cwd: Path) -> str | None:
+def _pyproject_alembic(cwd: Path) -> dict[str, Any]:
+    """The ``[tool.alembic]`` table of ``cwd/pyproject.toml`` (empty without one)."""
     path = cwd / "pyproject.toml"
     if not path.is_file():
-        return None
+        return {}
     toml = _toml()
     try:
         with path.open("rb") as f:
             data = toml.load(f)
     except toml.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}.", path=str(path), hint="Fix or remove it.") from None
-    location = data.get("tool", {}).get("alembic", {}).get("script_location")
-    if isinstance(location, str):
-        return location.replace("%(here)s", str(cwd.resolve()))
-    return None
+    table = data.get("tool", {}).get("alembic", {})
+    return table if isinstance(table, dict) else {}
+
+
+# Options of an adopted project that would change which revisions exist; migmagic
+# reads ``<script_location>/versions`` only, so it refuses them rather than see
+# half the graph.
+_UNREAD_OPTIONS = ("version_locations", "recursive_version_locations", "sourceless")
+
+
+def _check_adoptable(source: Path, cwd: Path, folder: Path, options: dict[str, Any]) -> None:
+    """Refuse an adopted project whose revisions live where migmagic does not look."""
+    for option in _UNREAD_OPTIONS:
+        value = options.get(option)
+        if value is None:
+            continue
+        if option == "version_locations":
+            places = value if isinstance(value, list) else re.split(rf"[\s,{re.escape(os.pathsep)}]+", str(value).strip())
+            resolved = {(cwd / str(p).replace("%(here)s", str(cwd.resolve()))).resolve() for p in places if p}
+            if resolved <= {(folder / "versions").resolve()}:
+                continue  # the default place, spelled out
+        elif str(value).strip().lower() in ("false", "0", "no", "off", ""):
+            continue
+        raise ConfigurationError(
+            f"{source} sets {option} = {value}: migmagic reads revisions only from {folder / 'versions'}.",
+            path=str(source),
+            hint="Remove the option to adopt this project, or run it with the alembic command.",
+        )
 
 
 def _usable_ini_url(url: str | None) -> str | None:
@@ -203,14 +232,18 @@ def resolve(
         if not folder_path.is_absolute():
             folder_path = base / folder_path
     else:
-        location = _ini_option(ini, "script_location") or _pyproject_script_location(base)
-        if location is not None:
-            adopted = ini if ini.is_file() else base / "pyproject.toml"
-            folder_path = Path(location)
+        options: dict[str, Any] = _ini_alembic(ini)
+        adopted = ini
+        if "script_location" not in options:
+            options, adopted = _pyproject_alembic(base), base / "pyproject.toml"
+        location = options.get("script_location")
+        if isinstance(location, str):
+            folder_path = Path(location.replace("%(here)s", str(base.resolve())))
             if not folder_path.is_absolute():
                 folder_path = base / folder_path
+            _check_adoptable(adopted, base, folder_path, options)
         else:
-            folder_path = base / DEFAULT_FOLDER
+            folder_path, adopted = base / DEFAULT_FOLDER, None
 
     if url:
         return Location(url, "given", folder_path, adopted)

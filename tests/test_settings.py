@@ -66,6 +66,32 @@ def test_pyproject_tool_alembic_is_adopted(workdir: Path) -> None:
     assert settings.resolve().folder == workdir / "alembic"
 
 
+@pytest.mark.parametrize(
+    "settings_file, text",
+    [
+        ("alembic.ini", "[alembic]\nscript_location = %(here)s/db\nversion_locations = %(here)s/db/versions %(here)s/more\n"),
+        ("alembic.ini", "[alembic]\nscript_location = db\nrecursive_version_locations = true\n"),
+        ("pyproject.toml", '[tool.alembic]\nscript_location = "db"\nversion_locations = ["more"]\n'),
+        ("pyproject.toml", '[tool.alembic]\nscript_location = "db"\nsourceless = true\n'),
+    ],
+)
+def test_project_with_revisions_elsewhere_is_refused(workdir: Path, settings_file: str, text: str) -> None:
+    """migmagic reads <script_location>/versions only: it refuses rather than see half the graph."""
+    (workdir / settings_file).write_text(text)
+    with pytest.raises(ConfigurationError) as err:
+        settings.resolve()
+    message = str(err.value)
+    assert message.startswith(f"{workdir / settings_file} sets ") and "\n" not in message
+    assert f"migmagic reads revisions only from {workdir / 'db' / 'versions'}" in message
+
+
+def test_project_spelling_out_the_default_versions_folder_is_adopted(workdir: Path) -> None:
+    (workdir / "alembic.ini").write_text(
+        "[alembic]\nscript_location = %(here)s/db\nversion_locations = %(here)s/db/versions\nrecursive_version_locations = false\n"
+    )
+    assert settings.resolve().folder == workdir / "db"
+
+
 def test_adopted_project_runs_without_its_env_py(workdir: Path, sqlite_url: str) -> None:
     """An `alembic init` project: migmagic uses its versions/ in-process."""
     import subprocess
