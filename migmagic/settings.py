@@ -34,6 +34,8 @@ DEFAULT_FOLDER = "migrations"
 # reads as part of the password: that masks too much, never too little (write it
 # %40 to connect).
 _URL_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/]*:)(?P<password>.*)(?P<tail>@[^@]*)$", re.DOTALL)
+# ...?password=... : psycopg and PyMySQL take a password from the query too.
+_QUERY_PASSWORD = re.compile(r"(?P<key>[?&]password=)(?P<password>[^&#]*)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ def password_of(url: str, *, load_sqlalchemy: bool = False) -> str | None:
     m = _URL_PASSWORD.match(url)
     if m and m.group("password"):
         return unquote(m.group("password"))
+    q = _QUERY_PASSWORD.search(url)
+    if q and q.group("password"):
+        return unquote(q.group("password"))
     return _sqlalchemy_password(url, load_sqlalchemy)
 
 
@@ -91,6 +96,8 @@ def mask_url(url: str) -> str:
     m = _URL_PASSWORD.match(url)
     if m and m.group("password"):
         return f"{m.group('head')}***{m.group('tail')}"
+    if _QUERY_PASSWORD.search(url):
+        return _QUERY_PASSWORD.sub(lambda q: f"{q.group('key')}***" if q.group("password") else q.group(0), url)
     return scrub(url, url)
 
 
@@ -113,7 +120,7 @@ def secret_forms(url: str) -> list[str]:
     pw = password_of(url)
     if not pw:
         return []
-    m = _URL_PASSWORD.match(url)
+    m = _URL_PASSWORD.match(url) or _QUERY_PASSWORD.search(url)
     forms = {pw, quote(pw, safe=""), quote(pw), quote(pw, safe=" +"), m.group("password") if m else pw}
     # Where SQLAlchemy reads the URL differently, its reading is a secret too
     # (unless it is a piece of ours: scrubbing a fragment would garble the text).

@@ -401,3 +401,36 @@ def test_revision_error_quoting_the_url_is_scrubbed(workdir: Path, secret_url: s
     assert "SELECT '***' FROM no_such_table" in err._render_traceback_()[-1]
     for i, text in enumerate(shown + _texts(raised.value) + _texts(err) + [err.statement]):
         assert_no_secret(text, f"text {i}")
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_password_in_the_query_connects_and_never_shows(workdir: Path, kind: str, tmp_path: Any, ip_empty: Shell) -> None:
+    """psycopg and PyMySQL also take ``?password=``: it is masked like a password in the userinfo."""
+    import sqlalchemy as sa
+    from conftest import fresh_database
+
+    from migmagic import Migrator
+
+    password = "Qk?@/%#:Vx"
+    for admin_url in fresh_database(kind, tmp_path):
+        for user_url in _user_url(kind, admin_url, True, password):
+            u = sa.engine.make_url(user_url)
+            url = f"{u.drivername}://{u.username}@{u.host}:{u.port}/{u.database}?password={quote(password, safe='')}"
+            m = Migrator.init(url)
+            try:
+                texts = [repr(m), m.db.masked_url, (m.folder / "alembic.ini").read_text()]
+                m.revision("create events table", EVENTS)
+                texts += _texts(m.upgrade("head")) + _texts(m.status())
+                with pytest.raises(MigmagicError) as caught:
+                    Migrator(url.replace(f"/{u.database}?", "/no_such_db?")).status()
+                texts += _texts(caught.value)
+            finally:
+                m.close()
+            assert texts[1].endswith("?password=***") and "Upgraded" in texts[3]
+            assert "# sqlalchemy.url is not written: the URL has a password." in texts[2]
+            ip_empty.ns["url"] = url
+            run = ip_empty.run("%migrate init {url}")
+            assert "Warning: this line holds a password" in run.output, run.output
+            texts.append(run.output)
+            for i, text in enumerate(texts):
+                assert_hidden(password, text, f"text {i}")
