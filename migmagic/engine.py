@@ -354,7 +354,11 @@ class Migrator:
         return result
 
     def _rewrite(self, existing: Any, body: str) -> None:
-        text = revisionfile.render(
+        self._write_checked(existing.path, self._rewritten(existing, body), previous=existing.path.read_bytes())
+
+    def _rewritten(self, existing: Any, body: str) -> str:
+        """The text of revision ``existing`` with ``body``: same id, parents, labels and date."""
+        return revisionfile.render(
             message=existing.message,
             rev_id=existing.id,
             down_revision=existing.down_revisions[0] if len(existing.down_revisions) == 1 else (existing.down_revisions or None),
@@ -363,23 +367,44 @@ class Migrator:
             depends_on=existing.depends_on or None,
             create_date=existing.created,
         )
-        self._write_checked(existing.path, text, previous=existing.source)
 
-    def _write_checked(self, path: Path, text: str, previous: str | None) -> None:
-        """Write ``text`` to ``path`` atomically; undo it if the folder no longer loads."""
+    def _write_checked(self, path: Path, text: str, previous: bytes | None) -> Scripts:
+        """Write ``text`` to ``path`` atomically; put ``previous`` back if the folder no longer loads."""
+        try:
+            return self._write(path, text)
+        except MigmagicError:
+            self._restore(path, previous)
+            raise
+
+    def _write(self, path: Path, text: str) -> Scripts:
+        """Write ``text`` to ``path`` atomically (a temp file, then a rename) and return the folder as it now loads."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
         try:
-            self.scripts()
-        except MigmagicError:
-            if previous is None:
-                path.unlink()
-            else:
-                path.write_text(previous, encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.scripts()
+
+    def _restore(self, path: Path, previous: bytes | None) -> None:
+        """Put ``path`` back byte for byte (``previous`` None: it did not exist); the cache re-reads it.
+
+        The old bytes go through a new file renamed over ``path``, so the file's
+        inode changes and the cache cannot take the restored file for the one it
+        replaced, whatever its size and mtime.
+        """
+        if previous is None:
+            path.unlink(missing_ok=True)
+        elif not path.exists() or path.read_bytes() != previous:
+            tmp = path.with_name(f".{path.name}.tmp")
+            try:
+                tmp.write_bytes(previous)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        if self._cache is not None:
             self._cache.forget()
-            raise
 
     def _is_applied(self, rev: str) -> bool:
         scripts, heads, _ = self._read()
