@@ -261,7 +261,10 @@ class Migrator:
         A revision with that message already in the folder is kept when the body
         is the same, rewritten in place when it is not applied, and refused when
         it is applied — unless ``reapply``: then it is downgraded with its old
-        code, rewritten, and upgraded with the new.
+        code, rewritten, and upgraded with the new, in one transaction on SQLite
+        and PostgreSQL (on failure nothing changes, file included); on
+        MySQL/MariaDB step by step, undone as far as possible on failure (see
+        :mod:`migmagic.reapply`).
 
         With ``autogenerate``, the body is what brings the database to the models
         (``metadata``: a MetaData, a declarative base, or a name in ``namespace``;
@@ -354,7 +357,11 @@ class Migrator:
         return result
 
     def _rewrite(self, existing: Any, body: str) -> None:
-        text = revisionfile.render(
+        self._write_checked(existing.path, self._rewritten(existing, body), previous=existing.path.read_bytes())
+
+    def _rewritten(self, existing: Any, body: str) -> str:
+        """The text of revision ``existing`` with ``body``: same id, parents, labels and date."""
+        return revisionfile.render(
             message=existing.message,
             rev_id=existing.id,
             down_revision=existing.down_revisions[0] if len(existing.down_revisions) == 1 else (existing.down_revisions or None),
@@ -363,39 +370,58 @@ class Migrator:
             depends_on=existing.depends_on or None,
             create_date=existing.created,
         )
-        self._write_checked(existing.path, text, previous=existing.source)
 
-    def _write_checked(self, path: Path, text: str, previous: str | None) -> None:
-        """Write ``text`` to ``path`` atomically; undo it if the folder no longer loads."""
+    def _write_checked(self, path: Path, text: str, previous: bytes | None) -> Scripts:
+        """Write ``text`` to ``path`` atomically; put ``previous`` back if the folder no longer loads."""
+        try:
+            return self._write(path, text)
+        except MigmagicError:
+            self._restore(path, previous)
+            raise
+
+    def _write(self, path: Path, text: str) -> Scripts:
+        """Write ``text`` to ``path`` atomically (a temp file, then a rename) and return the folder as it now loads."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
         try:
-            self.scripts()
-        except MigmagicError:
-            if previous is None:
-                path.unlink()
-            else:
-                path.write_text(previous, encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.scripts()
+
+    def _restore(self, path: Path, previous: bytes | None) -> None:
+        """Put ``path`` back byte for byte (``previous`` None: it did not exist); the cache re-reads it.
+
+        The old bytes go through a new file renamed over ``path``, so the file's
+        inode changes and the cache cannot take the restored file for the one it
+        replaced, whatever its size and mtime.
+        """
+        if previous is None:
+            path.unlink(missing_ok=True)
+        elif not path.exists() or path.read_bytes() != previous:
+            tmp = path.with_name(f".{path.name}.tmp")
+            try:
+                tmp.write_bytes(previous)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        if self._cache is not None:
             self._cache.forget()
-            raise
 
     def _is_applied(self, rev: str) -> bool:
         scripts, heads, _ = self._read()
         return rev in scripts.applied([h for h in heads if h in set(scripts.ids())])
 
     def _reapply(self, existing: Any, body: str, progress: Progress | None) -> display.RevisionWritten:
-        _, heads, _ = self._read()
-        down = self.downgrade(f"{existing.id}-1", progress=progress)
-        self._rewrite(existing, body)
-        ups = [self.upgrade(h, progress=progress) for h in heads]
-        steps = [o.steps for o in [down, *ups] if o.steps is not None]
-        import pandas as pd
+        """Downgrade ``existing`` with its old code, rewrite it with ``body``, upgrade with the new code.
 
-        frame = display.table(pd.concat(steps).to_dict("records") if steps else [], _STEP_COLUMNS)
-        outcome = display.Outcome(f"Re-applied {existing.id}: downgraded with the old code, upgraded with the new.", frame)
-        return display.RevisionWritten("rewrote", existing.id, existing.message, _short(existing.path), existing.down_revisions, outcome)
+        All or nothing on SQLite and PostgreSQL; step by step, then undone as far
+        as it can be, on MySQL/MariaDB. See :mod:`migmagic.reapply`.
+        """
+        from . import reapply
+
+        return reapply.run(self, existing, body, progress)
 
     def merge(self, revisions: str | list[str], message: str, rev_id: str | None = None) -> display.RevisionWritten:
         """Write a merge revision whose parents are ``revisions`` (e.g. ``heads``, or ids)."""
@@ -501,111 +527,71 @@ class Migrator:
         purge: bool = False,
     ) -> display.Outcome:
         adapter = self._adapter()
-        done: list[Step] = []
-        clock = [time.perf_counter()]
-        before_heads: list[tuple[str, ...]] = [()]
-        position: list[tuple[str, ...]] = [()]  # the version table after the steps done so far
         per_step = not self.db.transactional_ddl
-        rows: list[dict[str, Any]] = []  # ledger rows not yet inserted
-
-        def before(steps: list[Step], heads: tuple[str, ...]) -> None:
-            before_heads[0] = heads
-            if progress:
-                progress(0, len(steps), None)
-            clock[0] = time.perf_counter()
-
-        def after_step(step: Step) -> None:
-            now = time.perf_counter()
-            step.seconds = now - clock[0]
-            clock[0] = now
-            source = scripts.info(step.revision).source if step.revision in scripts else None
-            rows.append(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION))
-            if per_step:  # this step's own transaction: version table and ledger row commit together
-                ledger.insert(conn, rows)
-                rows.clear()
-                conn.commit()
-            position[0] = _position_after(position[0] or before_heads[0], step, scripts)
-            done.append(step)
-            if progress:
-                progress(len(done), len(planned), step)
-
-        planned: list[Step] = []
-
-        def plan_and_remember(heads: tuple[str, ...]) -> list[Step]:
-            if command != "stamp":
-                # Before planning: a plan from a head whose file is gone is Alembic's error, not ours.
-                self._verify(conn, scripts, heads)
-            planned[:] = plan(heads)
-            return planned
-
+        phase: Phase | None = None
         started = time.perf_counter()
         try:
             with self.db.migrating() as conn:
                 ledger.ensure(conn)
                 if per_step:
                     conn.commit()
-                adapter.run(conn, scripts, plan_and_remember, before=before, after_step=after_step, transaction_per_migration=per_step, purge=purge)
-                ledger.insert(conn, rows)  # one transaction: the whole command's rows, before it commits
+                phase = Phase(conn, scripts, [], per_step=per_step, progress=progress)
+                # Before planning: a plan from a head whose file is gone is Alembic's error, not ours.
+                check = None if command == "stamp" else (lambda heads: self._verify(conn, scripts, heads))
+                phase.run(plan, check=check, purge=purge)
+                ledger.insert(conn, phase.rows)  # one transaction: the whole command's rows, before it commits
                 after_heads = adapter.current_heads(conn)
         except MigmagicError:
             raise
         except Exception as exc:
-            raise self._failure(command, exc, planned, done, before_heads[0], position[0]) from exc
+            raise self._failure(command, exc, phase) from exc
         seconds = time.perf_counter() - started
-        frame = display.table(
-            [{"revision": s.revision, "message": s.message, "direction": s.direction, "seconds": round(s.seconds or 0.0, 4)} for s in done],
-            _STEP_COLUMNS,
-        )
+        done = phase.done
         where = ", ".join(after_heads) or "base"
         if not done:
             summary = f"Nothing to {command}: {self.db.masked_url} is at {where}."
         else:
             n = len(done)
             summary = f"{_PAST[command]} {self.db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
-        return display.Outcome(summary, frame)
+        return display.Outcome(summary, steps_table(done))
 
-    def _failure(
-        self,
-        command: str,
-        exc: BaseException,
-        planned: list[Step],
-        done: list[Step],
-        before: tuple[str, ...],
-        position: tuple[str, ...] = (),
-    ) -> MigmagicError:
-        from sqlalchemy.exc import DBAPIError
-
-        def scrub(text: str) -> str:
-            return settings.scrub(text, self.db.url)
-
-        statement = getattr(exc, "statement", None) if isinstance(exc, DBAPIError) else None
-        statement = scrub(statement) if statement else statement
-        reason = scrub(" ".join(scrub(str(getattr(exc, "orig", None) or exc)).split()))[:300]
-        if len(done) < len(planned):
-            failed = planned[len(done)]
-            what = f"Revision {failed.revision} ({failed.message!r}) failed during {command}: {type(exc).__name__}: {reason}"
-            rev = failed.revision
-        elif planned:
-            what = f"The {command} failed when committing: {type(exc).__name__}: {reason}"
-            rev = planned[-1].revision
-        else:
-            what = f"The {command} failed before any revision ran: {type(exc).__name__}: {reason}"
-            rev = ""
+    def _failure(self, command: str, exc: BaseException, phase: Phase | None) -> MigmagicError:
+        planned, done = (phase.planned, phase.done) if phase else ([], [])
+        what, rev, statement = self._what_failed(command, exc, planned, done)
         if self.db.transactional_ddl:
-            where = ", ".join(before) or "base"
+            where = ", ".join(phase.before if phase else ()) or "base"
             hint = f"Nothing was applied: the database is still at {where}."
         else:
             # DDL commits itself here: completed steps stay, and so does any DDL
             # the failed revision ran before it failed.
             kept = f"{', '.join(s.revision for s in done)} stayed applied and " if done else ""
-            where = ", ".join(position or before) or "base"
+            where = ", ".join(phase.where if phase else ()) or "base"
             hint = (
                 f"{self.db.dialect_name} cannot roll back DDL: {kept}the version table is at {where}; "
                 f"DDL that {rev} ran before it failed was not undone."
             )
         if statement:
             hint += f" Failed statement: {' '.join(statement.split())[:200]}"
-        return MigrationFailed(what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done], hint=hint, scrub=scrub)
+        return MigrationFailed(what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done], hint=hint, scrub=self._scrub)
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the database password, in any of its spellings."""
+        return settings.scrub(text, self.db.url)
+
+    def _what_failed(self, command: str, exc: BaseException, planned: list[Step], done: list[Step]) -> tuple[str, str, str | None]:
+        """What went wrong during ``command`` (a sentence), the revision it names, and the failed SQL statement."""
+        from sqlalchemy.exc import DBAPIError
+
+        statement = getattr(exc, "statement", None) if isinstance(exc, DBAPIError) else None
+        statement = self._scrub(statement) if statement else statement
+        # Scrubbed before and after the whitespace is folded: a password may hold spaces.
+        reason = self._scrub(" ".join(self._scrub(str(getattr(exc, "orig", None) or exc)).split()))[:300]
+        if len(done) < len(planned):
+            failed = planned[len(done)]
+            return f"Revision {failed.revision} ({failed.message!r}) failed during {command}: {type(exc).__name__}: {reason}", failed.revision, statement
+        if planned:
+            return f"The {command} failed when committing: {type(exc).__name__}: {reason}", planned[-1].revision, statement
+        return f"The {command} failed before any revision ran: {type(exc).__name__}: {reason}", "", statement
 
     # ------------------------------------------------------------------ models and schema
 
@@ -674,6 +660,95 @@ class Migrator:
 
 _STEP_COLUMNS = ["revision", "message", "direction", "seconds"]
 _PAST = {"upgrade": "Upgraded", "downgrade": "Downgraded", "stamp": "Stamped"}
+
+
+class Phase:
+    """One plan run on a migration connection: each step timed, its ledger row made, progress reported.
+
+    Where DDL rolls back, the ledger rows wait in ``rows`` (a list the caller
+    may share between phases) to be inserted just before the caller's
+    transaction commits. With ``per_step`` (MySQL/MariaDB) each step's row is
+    inserted and committed together with that step's version-table update.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        scripts: Scripts,
+        rows: list[dict[str, Any]],
+        *,
+        per_step: bool,
+        progress: Progress | None = None,
+    ) -> None:
+        self.conn = conn
+        self.scripts = scripts
+        self.rows = rows
+        self.per_step = per_step
+        self.progress = progress
+        self.planned: list[Step] = []
+        self.done: list[Step] = []
+        self.before: tuple[str, ...] = ()  # the version table when the plan was made
+        self._position: tuple[str, ...] | None = None
+        self._clock = 0.0
+
+    @property
+    def where(self) -> tuple[str, ...]:
+        """The version table's revisions after the steps done so far."""
+        return self.before if self._position is None else self._position
+
+    def run(
+        self,
+        plan: Callable[[tuple[str, ...]], list[Step]],
+        *,
+        check: Callable[[tuple[str, ...]], None] | None = None,
+        purge: bool = False,
+    ) -> list[Step]:
+        """Run ``plan(heads)`` (after ``check(heads)``, heads read on this connection); return the steps done."""
+        from . import adapter
+
+        def plan_and_remember(heads: tuple[str, ...]) -> list[Step]:
+            self.before = heads
+            if check is not None:
+                check(heads)
+            self.planned[:] = plan(heads)
+            return self.planned
+
+        adapter.run(
+            self.conn, self.scripts, plan_and_remember,
+            before=self._before, after_step=self._after_step, transaction_per_migration=self.per_step, purge=purge,
+        )
+        return self.done
+
+    def _before(self, steps: list[Step], heads: tuple[str, ...]) -> None:
+        self.before = heads
+        if self.progress:
+            self.progress(0, len(steps), None)
+        self._clock = time.perf_counter()
+
+    def _after_step(self, step: Step) -> None:
+        from .adapter import ALEMBIC_VERSION
+
+        now = time.perf_counter()
+        step.seconds = now - self._clock
+        self._clock = now
+        source = self.scripts.info(step.revision).source if step.revision in self.scripts else None
+        self.rows.append(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=ALEMBIC_VERSION))
+        if self.per_step:  # this step's own transaction: version table and ledger row commit together
+            ledger.insert(self.conn, self.rows)
+            self.rows.clear()
+            self.conn.commit()
+        self._position = _position_after(self.where, step, self.scripts)
+        self.done.append(step)
+        if self.progress:
+            self.progress(len(self.done), len(self.planned), step)
+
+
+def steps_table(steps: list[Step]) -> pd.DataFrame:
+    """Steps as a user sees them: revision, message, direction, seconds."""
+    return display.table(
+        [{"revision": s.revision, "message": s.message, "direction": s.direction, "seconds": round(s.seconds or 0.0, 4)} for s in steps],
+        _STEP_COLUMNS,
+    )
 
 
 def _position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tuple[str, ...]:

@@ -129,16 +129,20 @@ class MigrationFailed(MigmagicError):
         completed: Sequence[str] = (),
         hint: str | None = None,
         scrub: Callable[[str], str] | None = None,
+        frames: traceback.StackSummary | None = None,
     ) -> None:
         self.revision = revision
         self.original = original
         self.statement = statement
         self.completed = list(completed)
         self._scrub = scrub or (lambda text: text)
+        # The source lines are read now, not when shown: by then the file may hold
+        # other code (a failed --reapply puts the old code back).
+        self.frames = frames if frames is not None else traceback.extract_tb(original.__traceback__)
         super().__init__(message, hint)
 
     def _render_traceback_(self) -> list[str]:
-        tb = traceback.extract_tb(self.original.__traceback__)
+        tb = self.frames
         # Frames from the revision script onwards: that is the code the user wrote.
         start = next((i for i, f in enumerate(tb) if "/versions/" in f.filename.replace("\\", "/")), None)
         frames = tb[start:] if start is not None else tb[-1:]

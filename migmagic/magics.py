@@ -138,7 +138,7 @@ def overview() -> str:
 _REVISION_CELL_ARGS: list[Arg] = [
     (("-m", "--message"), dict(help="the revision's message (names it within the folder)")),
     (("--apply",), dict(action="store_true", help="also upgrade the database to this revision")),
-    (("--reapply",), dict(action="store_true", help="for an applied revision: downgrade with the old code, rewrite, upgrade with the new")),
+    (("--reapply",), dict(action="store_true", help="for an applied revision: downgrade with the old code, rewrite, upgrade with the new (all or nothing on SQLite and PostgreSQL)")),
     *_COMMON_REVISION_ARGS,
 ]
 

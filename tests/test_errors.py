@@ -132,3 +132,20 @@ def test_exception_in_upgrade_points_at_the_revision_file(ip_sqlite: Shell) -> N
     assert "site-packages" not in run.output
     # All or nothing: the column added before the exception was rolled back.
     assert "venue" not in columns(url, "events")
+
+
+def test_revision_error_shows_the_code_that_ran_after_the_file_changed(workdir: Path, sqlite_url: str) -> None:
+    from migmagic import Migrator
+    from migmagic.errors import MigrationFailed
+
+    m = Migrator.init(sqlite_url)
+    try:
+        done = m.revision("fails", 'def upgrade():\n    raise RuntimeError("as it ran")\n')
+        with pytest.raises(MigrationFailed) as caught:
+            m.upgrade("head")
+        path = m.scripts().info(done.revision).path
+        path.write_text(path.read_text().replace('raise RuntimeError("as it ran")', 'pass  # fixed since'))
+        shown = "\n".join(caught.value._render_traceback_())
+        assert 'raise RuntimeError("as it ran")' in shown and "fixed since" not in shown
+    finally:
+        m.close()

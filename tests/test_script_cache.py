@@ -71,3 +71,17 @@ def test_broken_edit_is_refused_and_fix_is_seen(two_revisions: Migrator) -> None
         m.scripts()
     _edit(path, "def upgrade(:", "def upgrade():")
     assert m.scripts().heads == (second,)
+
+
+def test_rewrite_that_does_not_load_puts_the_old_bytes_back(two_revisions: Migrator) -> None:
+    m = two_revisions
+    head = m.scripts().ids()[0]
+    path = _file(m, head)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))  # CRLF: bytes a text round trip would change
+    before = path.read_bytes()
+    source = m.scripts().info(head).source
+    with pytest.raises(ScriptDirectoryError, match="no_such_module_for_migmagic"):
+        m.revision("add index", "import no_such_module_for_migmagic\n\n\ndef upgrade():\n    pass\n")
+    assert path.read_bytes() == before
+    assert not [p.name for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+    assert m.scripts().info(head).source == source
