@@ -110,6 +110,17 @@ def migrator(workdir: Any, db_url: str) -> Iterator[Any]:
     m.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rollback_migrator(request: pytest.FixtureRequest, tmp_path: Any, workdir: Any) -> Iterator[tuple[Any, str]]:
+    """A Migrator on a fresh database that rolls DDL back (SQLite, PostgreSQL), and its URL."""
+    from migmagic import Migrator
+
+    for url in fresh_database(request.param, tmp_path):
+        m = Migrator.init(url)
+        yield m, url
+        m.close()
+
+
 # ---------------------------------------------------------------------- IPython
 
 

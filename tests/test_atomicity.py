@@ -8,7 +8,6 @@ last completed revision and the error names the revision and the statement.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,19 +37,6 @@ def _ledger(url: str) -> list[tuple[str, str]]:
             return [tuple(r) for r in conn.execute(sa.text("SELECT revision, direction FROM migmagic_ledger ORDER BY id"))]
     finally:
         engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def rollback_migrator(request: pytest.FixtureRequest, tmp_path: Any, workdir: Any) -> Iterator[tuple[Any, str]]:
-    """A Migrator on a fresh database that rolls DDL back (SQLite, PostgreSQL), and its URL."""
-    from conftest import fresh_database
-
-    from migmagic import Migrator
-
-    for url in fresh_database(request.param, tmp_path):
-        m = Migrator.init(url)
-        yield m, url
-        m.close()
 
 
 def test_failed_upgrade_leaves_schema_and_version_as_they_were(rollback_migrator: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,17 +79,6 @@ def _applied_a_and_b(m: Migrator, url: str) -> tuple[str, str, Path]:
     return a, b, path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def rollback_migrator(request: pytest.FixtureRequest, tmp_path: Any, workdir: Any) -> Iterator[tuple[Migrator, str]]:
-    """A Migrator on a fresh database that rolls DDL back (SQLite, PostgreSQL), and its URL."""
-    from conftest import fresh_database
-
-    for url in fresh_database(request.param, tmp_path):
-        m = Migrator.init(url)
-        yield m, url
-        m.close()
-
-
 @pytest.mark.parametrize("new_code", [A_RAISES, A_RENAMED, A_HALF_DONE], ids=["raises", "breaks-the-next-revision", "fails-half-way"])
 def test_failed_reapply_changes_nothing(rollback_migrator: tuple[Migrator, str], new_code: str) -> None:
     m, url = rollback_migrator
