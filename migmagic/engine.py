@@ -544,7 +544,8 @@ class Migrator:
         except MigmagicError:
             raise
         except Exception as exc:
-            raise self._failure(command, exc, phase) from exc
+            failure = self._failure(command, exc, phase)
+            raise failure from failure.cause
         seconds = time.perf_counter() - started
         done = phase.done
         where = ", ".join(after_heads) or "base"
@@ -555,7 +556,7 @@ class Migrator:
             summary = f"{_PAST[command]} {self.db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
         return display.Outcome(summary, steps_table(done))
 
-    def _failure(self, command: str, exc: BaseException, phase: Phase | None) -> MigmagicError:
+    def _failure(self, command: str, exc: BaseException, phase: Phase | None) -> MigrationFailed:
         planned, done = (phase.planned, phase.done) if phase else ([], [])
         what, rev, statement = self._what_failed(command, exc, planned, done)
         if self.db.transactional_ddl:

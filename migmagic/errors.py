@@ -113,6 +113,19 @@ class MetadataError(MigmagicError):
     """No usable SQLAlchemy ``MetaData`` for autogenerate, ``check`` or ``diff``."""
 
 
+class RevisionError(Exception):
+    """What a revision raised, retold with secrets scrubbed: the cause a ``MigrationFailed`` is raised from."""
+
+
+def cause(error: BaseException, exc: BaseException) -> BaseException:
+    """What to raise ``error`` from when ``exc`` made it: for a ``MigrationFailed``, its scrubbed retelling of ``exc``.
+
+    A plain Python traceback prints the cause in full, and the original exception
+    may quote the connection URL.
+    """
+    return error.cause if isinstance(error, MigrationFailed) else exc
+
+
 class MigrationFailed(MigmagicError):
     """Code inside a revision raised. Renders the traceback from the revision file on.
 
@@ -139,6 +152,10 @@ class MigrationFailed(MigmagicError):
         # The source lines are read now, not when shown: by then the file may hold
         # other code (a failed --reapply puts the old code back).
         self.frames = frames if frames is not None else traceback.extract_tb(original.__traceback__)
+        # What a plain Python traceback prints under this error: the original's type,
+        # message and frames, scrubbed (``original`` itself is left as it was).
+        told = "".join(traceback.format_exception_only(type(original), original)).rstrip()
+        self.cause = RevisionError(self._scrub(told)).with_traceback(original.__traceback__)
         super().__init__(message, hint)
 
     def _render_traceback_(self) -> list[str]:

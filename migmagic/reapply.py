@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import display, ledger
 from .engine import Phase, Progress, _short, steps_table
-from .errors import InvalidTarget, MigmagicError, MigrationFailed, ScriptDirectoryError
+from .errors import InvalidTarget, MigmagicError, MigrationFailed, ScriptDirectoryError, cause
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -129,7 +129,7 @@ class _Reapply:
             self._put_back()
             if error is None:
                 raise
-            raise error from exc
+            raise error from cause(error, exc)
 
     def _nothing_changed(self) -> str:
         where = f"is still at {_at(self.original)}" if self.stage != "lock" else "was not touched"
@@ -154,7 +154,8 @@ class _Reapply:
                 if failure is None:
                     self._put_back()
                     raise
-                raise self._recover(conn, failure) from exc
+                error = self._recover(conn, failure)
+                raise error from cause(error, exc)
 
     def _recover(self, conn: Connection, failure: MigmagicError) -> MigmagicError:
         """Undo what committed as far as possible; the error, saying where the database ended up."""

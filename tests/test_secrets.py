@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sys
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -387,6 +388,8 @@ def test_revision_error_quoting_the_url_is_scrubbed(workdir: Path, secret_url: s
         with pytest.raises(MigrationFailed) as raised:
             m.upgrade("head")
         shown = raised.value._render_traceback_()  # before the file changes: the traceback quotes it
+        # What plain Python (a script using the API) prints: the error and the chain under it.
+        printed = ["".join(traceback.format_exception(raised.value))]
         m.revision("fails", SQL_WITH_PASSWORD)  # not applied: rewritten in place
         with pytest.raises(MigrationFailed) as failed_sql:
             m.upgrade("head")
@@ -399,7 +402,10 @@ def test_revision_error_quoting_the_url_is_scrubbed(workdir: Path, secret_url: s
     assert "no_such_table" in str(err) and "Failed statement: SELECT '***' FROM no_such_table" in str(err)
     assert err.statement == "SELECT '***' FROM no_such_table"
     assert "SELECT '***' FROM no_such_table" in err._render_traceback_()[-1]
-    for i, text in enumerate(shown + _texts(raised.value) + _texts(err) + [err.statement]):
+    printed.append("".join(traceback.format_exception(err)))
+    assert 'raise RuntimeError(f"cannot reach' in printed[0] and "RevisionError: RuntimeError: cannot reach " in printed[0]
+    assert "SELECT '***' FROM no_such_table" in printed[1]
+    for i, text in enumerate(shown + _texts(raised.value) + _texts(err) + [err.statement] + printed):
         assert_no_secret(text, f"text {i}")
 
 
