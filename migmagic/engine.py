@@ -278,6 +278,9 @@ class Migrator:
                 self, message, metadata=metadata, namespace=namespace, include_unmanaged=include_unmanaged,
                 head=head, branch_label=branch_label, depends_on=depends_on, rev_id=rev_id,
             )
+        if metadata is not None or include_unmanaged:
+            option = "--metadata" if metadata is not None else "--include-unmanaged"
+            raise UsageError(f"{option} only applies to revision --autogenerate.", hint="Add --autogenerate, or leave the option out.")
         message = (message or "").strip()
         if not message:
             raise UsageError("A revision needs a message: -m MESSAGE.", hint='For example %%revision -m "create users table".')

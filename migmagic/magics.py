@@ -305,7 +305,8 @@ class Migrate(Magics):
         if a.autogenerate:
             return self._autogenerate(a)
         return self.migrator.revision(
-            a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id
+            a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id,
+            metadata=a.metadata, include_unmanaged=a.include_unmanaged,
         )
 
     def _autogenerate(self, a: argparse.Namespace) -> Any:

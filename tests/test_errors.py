@@ -47,6 +47,15 @@ def test_missing_message(ip_sqlite: Shell) -> None:
     assert "needs a message" in line
 
 
+@pytest.mark.parametrize("option", ["--metadata Base", "--include-unmanaged"])
+def test_autogenerate_option_without_autogenerate(ip_sqlite: Shell, option: str) -> None:
+    line = one_line(ip_sqlite.run(f'%migrate revision -m "add venues" {option}'))
+    assert line == (
+        f"UsageError: {option.split()[0]} only applies to revision --autogenerate. Add --autogenerate, or leave the option out."
+    )
+    assert revision_files() == []
+
+
 def test_empty_cell(ip_sqlite: Shell) -> None:
     line = one_line(ip_sqlite.run('%%revision -m "empty"\n\n   \n'))
     assert "cell is empty" in line
