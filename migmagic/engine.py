@@ -757,7 +757,7 @@ def steps_table(steps: list[Step]) -> pd.DataFrame:
 
 def _position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tuple[str, ...]:
     """The version table's revisions after ``step`` ran on a database at ``heads``."""
-    if step.direction not in ("upgrade", "downgrade") or step.revision not in set(scripts.ids()):
+    if step.direction not in ("upgrade", "downgrade") or step.revision not in scripts:
         return heads
     info = scripts.info(step.revision)
     if step.direction == "upgrade":
