@@ -383,14 +383,9 @@ class Migrator:
             raise
 
     def _write(self, path: Path, text: str) -> Scripts:
-        """Write ``text`` to ``path`` atomically (a temp file, then a rename) and return the folder as it now loads."""
+        """Write ``text`` to ``path`` atomically and return the folder as it now loads."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _replace(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         return self.scripts()
 
     def _restore(self, path: Path, previous: bytes | None) -> None:
@@ -403,12 +398,7 @@ class Migrator:
         if previous is None:
             path.unlink(missing_ok=True)
         elif not path.exists() or path.read_bytes() != previous:
-            tmp = path.with_name(f".{path.name}.tmp")
-            try:
-                tmp.write_bytes(previous)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            _replace(path, lambda tmp: tmp.write_bytes(previous))
         if self._cache is not None:
             self._cache.forget()
 
@@ -574,28 +564,37 @@ class Migrator:
                 f"{self.db.dialect_name} cannot roll back DDL: {kept}the version table is at {where}; "
                 f"DDL that {rev} ran before it failed was not undone."
             )
-        if statement:
-            hint += f" Failed statement: {' '.join(statement.split())[:200]}"
-        return MigrationFailed(what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done], hint=hint, scrub=self._scrub)
+        return MigrationFailed(
+            what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done],
+            hint=hint + statement_hint(statement), scrub=self._scrub,
+        )
 
     def _scrub(self, text: str) -> str:
         """``text`` without the database password, in any of its spellings."""
         return settings.scrub(text, self.db.url)
 
-    def _what_failed(self, command: str, exc: BaseException, planned: list[Step], done: list[Step]) -> tuple[str, str, str | None]:
-        """What went wrong during ``command`` (a sentence), the revision it names, and the failed SQL statement."""
+    def _described(self, exc: BaseException, limit: int = 300) -> str:
+        """``exc`` as ``Type: reason`` on one line, the password scrubbed, the reason cut at ``limit``."""
+        # Scrubbed before and after the whitespace is folded: a password may hold spaces.
+        reason = self._scrub(" ".join(self._scrub(str(getattr(exc, "orig", None) or exc)).split()))
+        return f"{type(exc).__name__}: {reason[:limit]}"
+
+    def _failed_statement(self, exc: BaseException) -> str | None:
+        """The SQL statement the database refused, scrubbed (None when ``exc`` is not a database error)."""
         from sqlalchemy.exc import DBAPIError
 
         statement = getattr(exc, "statement", None) if isinstance(exc, DBAPIError) else None
-        statement = self._scrub(statement) if statement else statement
-        # Scrubbed before and after the whitespace is folded: a password may hold spaces.
-        reason = self._scrub(" ".join(self._scrub(str(getattr(exc, "orig", None) or exc)).split()))[:300]
+        return self._scrub(statement) if statement else None
+
+    def _what_failed(self, command: str, exc: BaseException, planned: list[Step], done: list[Step]) -> tuple[str, str, str | None]:
+        """What went wrong during ``command`` (a sentence), the revision it names, and the failed SQL statement."""
+        described, statement = self._described(exc), self._failed_statement(exc)
         if len(done) < len(planned):
             failed = planned[len(done)]
-            return f"Revision {failed.revision} ({failed.message!r}) failed during {command}: {type(exc).__name__}: {reason}", failed.revision, statement
+            return f"Revision {failed.revision} ({failed.message!r}) failed during {command}: {described}", failed.revision, statement
         if planned:
-            return f"The {command} failed when committing: {type(exc).__name__}: {reason}", planned[-1].revision, statement
-        return f"The {command} failed before any revision ran: {type(exc).__name__}: {reason}", "", statement
+            return f"The {command} failed when committing: {described}", planned[-1].revision, statement
+        return f"The {command} failed before any revision ran: {described}", "", statement
 
     # ------------------------------------------------------------------ models and schema
 
@@ -723,8 +722,7 @@ class Phase:
         )
         return self.done
 
-    def _before(self, steps: list[Step], heads: tuple[str, ...]) -> None:
-        self.before = heads
+    def _before(self, steps: list[Step], _heads: tuple[str, ...]) -> None:
         if self.progress:
             self.progress(0, len(steps), None)
         self._clock = time.perf_counter()
@@ -747,6 +745,11 @@ class Phase:
             self.progress(len(self.done), len(self.planned), step)
 
 
+def statement_hint(statement: str | None) -> str:
+    """The failed SQL statement as the end of a hint (nothing without one)."""
+    return f" Failed statement: {' '.join(statement.split())[:200]}" if statement else ""
+
+
 def steps_table(steps: list[Step]) -> pd.DataFrame:
     """Steps as a user sees them: revision, message, direction, seconds."""
     return display.table(
@@ -765,6 +768,19 @@ def _position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tup
         return (*kept, step.revision)
     kept = [h for h in heads if h != step.revision]
     return tuple(kept) + tuple(d for d in info.down_revisions if d not in kept)
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """Replace ``path`` atomically: ``write`` fills a temp file beside it, then it is renamed over ``path``.
+
+    A failed write leaves ``path`` as it was and no temp file behind.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _short(path: Path) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import display, ledger
-from .engine import Phase, Progress, _short, steps_table
+from .engine import Phase, Progress, _short, statement_hint, steps_table
 from .errors import InvalidTarget, MigmagicError, MigrationFailed, ScriptDirectoryError, cause
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ class _Reapply:
                 Phase(conn, new, [], per_step=True).run(lambda heads: new.downgrade_plan(f"{self.existing.id}-1", heads))
             except Exception as undo_exc:
                 _rollback(conn)
-                trouble = f"downgrading the new code's steps failed too ({_reason(m, undo_exc)})"
+                trouble = f"downgrading the new code's steps failed too ({m._described(undo_exc, 200)})"
         # 2. The old file, byte for byte.
         self._put_back()
         # 3. The old code, up to where the database was.
@@ -182,7 +182,7 @@ class _Reapply:
                     Phase(conn, old, [], per_step=True).run(_upgrade_to(old, head))
             except Exception as redo_exc:
                 _rollback(conn)
-                trouble = f"upgrading with the old code failed too ({_reason(m, redo_exc)})"
+                trouble = f"upgrading with the old code failed too ({m._described(redo_exc, 200)})"
         now = m._adapter().current_heads(conn)
         _rollback(conn)
         failed_rev = failure.revision if isinstance(failure, MigrationFailed) else ""
@@ -233,13 +233,11 @@ class _Reapply:
         phase = self.phases[-1] if self.phases else None
         done: list[Step] = phase.done if phase else []
         if self.stage == "commit":
-            what, failed, statement = m._what_failed("re-apply", exc, [], [])
-            what = what.replace("failed before any revision ran", "failed when committing")
+            what, failed, statement = f"The re-apply failed when committing: {m._described(exc)}", "", m._failed_statement(exc)
         else:
             command = {"downgrade": "downgrade with the old code", "upgrade": "upgrade with the new code"}.get(self.stage, "re-apply")
             what, failed, statement = m._what_failed(command, exc, phase.planned if phase else [], done)
-        if statement:
-            hint = f"{hint} Failed statement: {' '.join(statement.split())[:200]}".strip()
+        hint = (hint + statement_hint(statement)).strip()
         return MigrationFailed(
             f"Could not re-apply {rev} ({message!r}). {what}",
             revision=failed or rev,
@@ -261,16 +259,10 @@ def _rollback(conn: Connection) -> None:
         conn.rollback()
 
 
-def _reason(m: Migrator, exc: BaseException) -> str:
-    reason = m._scrub(" ".join(m._scrub(str(getattr(exc, "orig", None) or exc)).split()))
-    return f"{type(exc).__name__}: {reason[:200]}"
-
-
 def _with_hint(error: MigmagicError, hint: str) -> MigmagicError:
     """``error`` again (same traceback frames), with ``hint`` and its failed statement as the way forward."""
     if isinstance(error, MigrationFailed):
-        if error.statement:
-            hint += f" Failed statement: {' '.join(error.statement.split())[:200]}"
+        hint += statement_hint(error.statement)
         return MigrationFailed(
             error.message, revision=error.revision, original=error.original, statement=error.statement,
             completed=error.completed, hint=hint, frames=error.frames, scrub=error._scrub,

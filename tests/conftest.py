@@ -228,6 +228,20 @@ def columns(url: str, table: str) -> list[str]:
         engine.dispose()
 
 
+def ledger_rows(url: str, *cols: str) -> list[tuple[Any, ...]]:
+    """``cols`` of every row of migmagic's ledger, oldest first (none without a ledger)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("migmagic_ledger"):
+                return []
+            return [tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM migmagic_ledger ORDER BY id"))]
+    finally:
+        engine.dispose()
+
+
 def version(url: str) -> set[str]:
     import sqlalchemy as sa
 

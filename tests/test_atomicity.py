@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import ledger_rows
 from faults import FAULT_HELPER, FAULTY, POINTS, snapshot, wipe, write_revisions
 
 from migmagic.errors import MigrationFailed
@@ -26,17 +27,8 @@ def _fail(m: Any, command: str, target: str, monkeypatch: pytest.MonkeyPatch, fa
     return caught.value
 
 
-def _ledger(url: str) -> list[tuple[str, str]]:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("migmagic_ledger"):
-                return []
-            return [tuple(r) for r in conn.execute(sa.text("SELECT revision, direction FROM migmagic_ledger ORDER BY id"))]
-    finally:
-        engine.dispose()
+def _ledger(url: str) -> list[tuple[Any, ...]]:
+    return ledger_rows(url, "revision", "direction")
 
 
 def test_failed_upgrade_leaves_schema_and_version_as_they_were(rollback_migrator: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import columns, tables, version
+from conftest import columns, ledger_rows, tables, version
 from faults import snapshot
 
 from migmagic import Migrator
@@ -47,14 +47,12 @@ A_GOOD = A.replace('sa.String(50)', 'sa.String(80)')
 
 
 def _ledger(url: str) -> list[tuple[Any, ...]]:
-    import sqlalchemy as sa
+    return ledger_rows(url, "id", "revision", "direction", "checksum")
 
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text("SELECT id, revision, direction, checksum FROM migmagic_ledger ORDER BY id"))]
-    finally:
-        engine.dispose()
+
+def _state(url: str, path: Path) -> tuple[dict[str, Any], list[tuple[Any, ...]], bytes]:
+    """What a failed re-apply must leave as it was: the database (schema, rows, version, ledger) and the file's bytes."""
+    return snapshot(url), _ledger(url), path.read_bytes()
 
 
 def _insert_row(url: str) -> None:
@@ -83,17 +81,16 @@ def _applied_a_and_b(m: Migrator, url: str) -> tuple[str, str, Path]:
 def test_failed_reapply_changes_nothing(rollback_migrator: tuple[Migrator, str], new_code: str) -> None:
     m, url = rollback_migrator
     a, b, path = _applied_a_and_b(m, url)
-    before, ledger_before, file_before = snapshot(url), _ledger(url), path.read_bytes()
+    before = _state(url, path)
+    file_before = before[2]
 
     with pytest.raises(MigrationFailed) as caught:
         m.revision("create a", new_code, reapply=True)
     err = str(caught.value)
 
-    assert snapshot(url) == before  # schema, the row in b, the version table, the ledger's size
-    assert before["b"]["rows"] == [(1, "keep me")]
-    assert _ledger(url) == ledger_before
+    assert _state(url, path) == before  # schema, the row in b, the version table, the ledger, the file
+    assert before[0]["b"]["rows"] == [(1, "keep me")]
     assert version(url) == {b}
-    assert path.read_bytes() == file_before
     assert f"Could not re-apply {a}" in err
     assert f"Nothing changed: the database is still at {b}" in err and "still holds its old code" in err
     assert "at base" not in err
@@ -119,22 +116,21 @@ def test_failed_reapply_shows_the_new_code_that_failed(rollback_migrator: tuple[
 def test_reapply_whose_new_file_does_not_load_changes_nothing(rollback_migrator: tuple[Migrator, str]) -> None:
     m, url = rollback_migrator
     a, b, path = _applied_a_and_b(m, url)
-    before, ledger_before, file_before = snapshot(url), _ledger(url), path.read_bytes()
+    before = _state(url, path)
 
     with pytest.raises(ScriptDirectoryError) as caught:
         m.revision("create a", A_DOES_NOT_LOAD, reapply=True)
 
     assert "no_such_module_for_migmagic" in str(caught.value)
     assert f"Nothing changed: the database is still at {b}" in str(caught.value)
-    assert snapshot(url) == before and _ledger(url) == ledger_before
-    assert path.read_bytes() == file_before
-    assert m.scripts().info(a).source == file_before.decode().replace("\r\n", "\n")
+    assert _state(url, path) == before
+    assert m.scripts().info(a).source == before[2].decode().replace("\r\n", "\n")
 
 
 def test_reapply_whose_file_cannot_be_written_changes_nothing(rollback_migrator: tuple[Migrator, str], monkeypatch: pytest.MonkeyPatch) -> None:
     m, url = rollback_migrator
     a, b, path = _applied_a_and_b(m, url)
-    before, ledger_before, file_before = snapshot(url), _ledger(url), path.read_bytes()
+    before = _state(url, path)
     real_write_text = Path.write_text
 
     def disk_full(self: Path, *args: Any, **kwargs: Any) -> int:
@@ -149,8 +145,7 @@ def test_reapply_whose_file_cannot_be_written_changes_nothing(rollback_migrator:
 
     assert "No space left on device" in str(caught.value)
     assert f"Nothing changed: the database is still at {b}" in str(caught.value)
-    assert snapshot(url) == before and _ledger(url) == ledger_before
-    assert path.read_bytes() == file_before
+    assert _state(url, path) == before
     assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
 
@@ -174,13 +169,12 @@ def test_reapply_failing_at_commit_changes_nothing(workdir: Any, pg_url: str) ->
     m = Migrator.init(pg_url)
     try:
         a, b, path = _applied_a_and_b(m, pg_url)
-        before, ledger_before, file_before = snapshot(pg_url), _ledger(pg_url), path.read_bytes()
+        before = _state(pg_url, path)
         with pytest.raises(MigrationFailed) as caught:
             m.revision("create a", A_FAILS_AT_COMMIT, reapply=True)
         assert "The re-apply failed when committing" in str(caught.value)
         assert f"Nothing changed: the database is still at {b}" in str(caught.value)
-        assert snapshot(pg_url) == before and _ledger(pg_url) == ledger_before
-        assert path.read_bytes() == file_before
+        assert _state(pg_url, path) == before
     finally:
         m.close()
 
