@@ -35,10 +35,10 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from . import revisionfile
+from .display import short_path
 from .errors import InvalidTarget, RevisionNotFound, ScriptDirectoryError
 
 ALEMBIC_VERSION: str = alembic.__version__
-VERSION_TABLE = "alembic_version"
 
 
 # --------------------------------------------------------------------------- plain objects
@@ -65,12 +65,19 @@ class RevisionInfo:
 
 @dataclass
 class Step:
-    """One revision applied (or to apply) in one direction."""
+    """One revision applied (or to apply) in one direction.
+
+    ``checksum`` is that of the revision's source when the plan was made (None
+    for a stamp); ``seconds`` and ``warnings`` (what Alembic warned about while
+    the step ran) are filled in once it ran.
+    """
 
     revision: str
     message: str
     direction: str  # "upgrade" | "downgrade" | "stamp"
+    checksum: str | None = None
     seconds: float | None = None
+    warnings: list[str] = field(default_factory=list)
     _alembic: Any = field(default=None, repr=False, compare=False)
 
 
@@ -78,18 +85,20 @@ class Step:
 
 
 @contextlib.contextmanager
-def quiet() -> Iterator[list[str]]:
-    """Keep Alembic's log lines and warnings out of cells; collect the warnings."""
+def quiet() -> Iterator[list[warnings.WarningMessage]]:
+    """Keep Alembic's log lines and warnings out of cells; the warnings raised in the block are in the list it gives.
+
+    Callers that run revisions hand the warnings on to the user (:func:`run_steps`);
+    elsewhere (reading the folder, planning) migmagic reports what matters itself.
+    """
     logger = logging.getLogger("alembic")
     old_level, old_propagate = logger.level, logger.propagate
     logger.setLevel(logging.ERROR)
     logger.propagate = False
-    notes: list[str] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            yield notes
-        notes.extend(str(w.message) for w in caught)
+            yield caught
     finally:
         logger.setLevel(old_level)
         logger.propagate = old_propagate
@@ -100,9 +109,7 @@ def translated(action: str) -> Iterator[None]:
     """Alembic's CommandError and revision errors, as one-line migmagic errors."""
     try:
         yield
-    except RevisionError as exc:
-        raise InvalidTarget(f"Cannot {action}: {_tidy(exc)}.", hint="Nothing was run.") from None
-    except CommandError as exc:
+    except (RevisionError, CommandError) as exc:
         raise InvalidTarget(f"Cannot {action}: {_tidy(exc)}.", hint="Nothing was run.") from None
 
 
@@ -146,7 +153,7 @@ def _exec_module(path: Path, source: str) -> types.ModuleType:
 
 
 def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
-    rel = _display_path(path)
+    rel = short_path(path)
     try:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -156,7 +163,7 @@ def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
     except SyntaxError as exc:
         raise ScriptDirectoryError(
             f"{rel}, line {exc.lineno}: {exc.msg}.",
-            hint="Fix the file (or %migrate edit it); nothing was run.",
+            hint="Fix the file; nothing was run.",
             path=str(path),
         ) from None
     if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "upgrade" for n in tree.body):
@@ -173,13 +180,6 @@ def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
     if not hasattr(module, "down_revision"):
         raise ScriptDirectoryError(f"{rel} sets no down_revision.", path=str(path))
     return _Loaded(signature, source, revisionfile.checksum(source), module, rev_id)
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -249,8 +249,8 @@ def _check_graph(loaded: dict[Path, _Loaded]) -> None:
     for path, item in loaded.items():
         if item.rev_id in by_id:
             raise ScriptDirectoryError(
-                f"Two revisions have the id {item.rev_id}: {_display_path(by_id[item.rev_id])} "
-                f"and {_display_path(path)}.",
+                f"Two revisions have the id {item.rev_id}: {short_path(by_id[item.rev_id])} "
+                f"and {short_path(path)}.",
                 hint="Give one of them a new id; nothing was run.",
                 path=str(path),
             )
@@ -261,7 +261,7 @@ def _check_graph(loaded: dict[Path, _Loaded]) -> None:
         for down in downs:
             if down not in by_id:
                 raise ScriptDirectoryError(
-                    f"{_display_path(path)} revises {down}, which is not in the folder.",
+                    f"{short_path(path)} revises {down}, which is not in the folder.",
                     hint="Fix its down_revision; nothing was run.",
                     path=str(path),
                 )
@@ -360,7 +360,9 @@ class Scripts:
             id=rev_id,
             message=(item.module.__doc__ or "").strip().split("\n")[0].strip(),
             down_revisions=_as_tuple(rev.down_revision),
-            branch_labels=tuple(sorted(rev.branch_labels)),
+            # The script's own labels: Alembic's ``rev.branch_labels`` also holds those
+            # its descendants inherit from an ancestor.
+            branch_labels=tuple(sorted(_as_tuple(getattr(item.module, "branch_labels", None)))),
             depends_on=_as_tuple(rev.dependencies),
             path=path,
             source=item.source,
@@ -383,6 +385,10 @@ class Scripts:
             if self.info(rev_id).message == wanted:
                 return self.info(rev_id)
         return None
+
+    def children(self, rev_id: str) -> list[str]:
+        """The revisions whose parent is ``rev_id``, newest first."""
+        return [r for r in self._order if rev_id in self.info(r).down_revisions]
 
     def branch_labels(self) -> set[str]:
         return {label for r in self.all() for label in r.branch_labels}
@@ -424,7 +430,7 @@ class Scripts:
         known = close or list(self._heads)
         what = "Did you mean" if close else "Heads are"
         hint = f"{what}: {', '.join(known)}?" if known else "The folder has no revisions yet."
-        return RevisionNotFound(f"No revision {ref!r} in {_display_path(self.folder)}.", candidates=known, hint=hint)
+        return RevisionNotFound(f"No revision {ref!r} in {short_path(self.folder)}.", candidates=known, hint=hint)
 
     def check_target(self, target: str) -> None:
         """Refuse a target whose revision part is unknown or ambiguous, naming candidates."""
@@ -455,24 +461,21 @@ class Scripts:
                 rev = ",".join(s.to_) if hasattr(s, "to_") else ""
                 steps.append(Step(rev or "base", getattr(s, "doc", "") or "", "stamp", _alembic=s))
             else:
-                rev = s.revision.revision
-                steps.append(Step(rev, self.info(rev).message, "upgrade" if s.is_upgrade else "downgrade", _alembic=s))
+                info = self.info(s.revision.revision)
+                direction = "upgrade" if s.is_upgrade else "downgrade"
+                steps.append(Step(info.id, info.message, direction, info.checksum, _alembic=s))
         return steps
 
-    def upgrade_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
-        self.check_target(target)
-        with quiet(), translated(f"upgrade to {target}"):
-            return self._steps(self.directory._upgrade_revs(target, tuple(heads)))  # type: ignore[arg-type]
+    def plan(self, command: str, target: str, heads: Sequence[str]) -> list[Step]:
+        """The steps of ``upgrade``, ``downgrade`` or ``stamp`` to ``target`` from a database at ``heads``.
 
-    def downgrade_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
+        Unknown or ambiguous revisions in ``target`` name their candidates;
+        a target Alembic cannot reach is an :class:`~migmagic.errors.InvalidTarget`.
+        """
         self.check_target(target)
-        with quiet(), translated(f"downgrade to {target}"):
-            return self._steps(self.directory._downgrade_revs(target, tuple(heads)))  # type: ignore[arg-type]
-
-    def stamp_plan(self, target: str, heads: Sequence[str]) -> list[Step]:
-        self.check_target(target)
-        with quiet(), translated(f"stamp {target}"):
-            return self._steps(self.directory._stamp_revs(target, tuple(heads)))
+        revs: dict[str, Any] = {"upgrade": self.directory._upgrade_revs, "downgrade": self.directory._downgrade_revs, "stamp": self.directory._stamp_revs}
+        with quiet(), translated(f"{command} {'to ' if command != 'stamp' else ''}{target}"):
+            return self._steps(revs[command](target, tuple(heads)))
 
     def between(self, upper: str, lower: str) -> list[str]:
         """Revision ids from ``upper`` down to ``lower`` (history ranges)."""
@@ -499,52 +502,48 @@ def current_heads(connection: Any) -> tuple[str, ...]:
         return tuple(ctx.get_current_heads())
 
 
-def run(
+def run_steps(
     connection: Any,
     scripts: Scripts,
-    plan: Callable[[tuple[str, ...]], list[Step]],
+    steps: Sequence[Step],
     *,
-    before: Callable[[list[Step], tuple[str, ...]], None],
-    after_step: Callable[[Step], None],
+    on_step: Callable[[Step], None],
     transaction_per_migration: bool,
     purge: bool = False,
-) -> list[Step]:
-    """Run a plan on ``connection`` the way ``env.py`` would, without an ``env.py``.
+) -> None:
+    """Run ``steps`` (a plan made by :meth:`Scripts.plan`) on ``connection``, the way ``env.py`` would.
 
-    ``plan`` gets the database's current heads (read on this connection, after
-    any lock the caller holds) and returns the steps; ``before`` sees them before
-    the first one runs; ``after_step`` is called on the same connection right
-    after each step's version-table update. Transactions are the caller's, except
-    that with ``transaction_per_migration`` Alembic commits after every step.
+    ``on_step`` is called on the same connection right after each step's
+    version-table update, with the step's ``warnings`` filled in. Transactions
+    are the caller's, except that with ``transaction_per_migration`` Alembic
+    commits after every step.
     """
-    steps: list[Step] = []
     done = 0
+    seen = 0
 
     def fn(_heads: Any, _ctx: Any) -> list[Any]:
         return [s._alembic for s in steps]
 
     def on_version_apply(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        nonlocal done
+        nonlocal done, seen
         step = steps[done]
         done += 1
-        after_step(step)
+        step.warnings = list(dict.fromkeys(" ".join(str(w.message).split()) for w in warned[seen:]))
+        seen = len(warned)
+        on_step(step)
 
-    with quiet():
-        with EnvironmentContext(_config(scripts.folder), scripts.directory, fn=fn, purge=purge) as env:
-            env.configure(
-                connection=connection,
-                transactional_ddl=None if transaction_per_migration else True,
-                transaction_per_migration=transaction_per_migration,
-                on_version_apply=on_version_apply,
-                render_as_batch=connection.dialect.name == "sqlite",
-            )
-            heads = tuple(env.get_context().get_current_heads()) if not purge else ()
-            steps.extend(plan(heads))
-            before(steps, heads)
-            if steps or purge:
+    with quiet() as warned:
+        if steps or purge:
+            with EnvironmentContext(_config(scripts.folder), scripts.directory, fn=fn, purge=purge) as env:
+                env.configure(
+                    connection=connection,
+                    transactional_ddl=None if transaction_per_migration else True,
+                    transaction_per_migration=transaction_per_migration,
+                    on_version_apply=on_version_apply,
+                    render_as_batch=connection.dialect.name == "sqlite",
+                )
                 with env.begin_transaction():
                     env.run_migrations()
-    return steps
 
 
 def render_sql(
@@ -584,11 +583,6 @@ def render_sql(
             with env.begin_transaction():
                 env.run_migrations()
     return buf.getvalue(), ran
-
-
-def migration_context(connection: Any, **opts: Any) -> MigrationContext:
-    """A bare MigrationContext on ``connection`` (for autogenerate comparisons)."""
-    return MigrationContext.configure(connection, opts=opts)
 
 
 # =========================================================================== autogenerate

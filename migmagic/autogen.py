@@ -26,14 +26,18 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import display
-from .errors import MetadataError, NotAtHead, PendingModelChanges, UsageError
+from . import display, revisionfile, state
+from .errors import Fix, MetadataError, NotAtHead, PendingModelChanges
+from .folder import unchanged
+from .schema import type_text
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy import MetaData
 
-    from .engine import Migrator
+    from .adapter import Scripts
+    from .database import Database
+    from .folder import Folder
 
 SKIPPED_TABLES = frozenset({"alembic_version", "migmagic_ledger"})
 """Bookkeeping tables: never compared, never proposed for dropping."""
@@ -212,13 +216,6 @@ def _fit(name: str, limit: int) -> str:
 # --------------------------------------------------------------------------- diffs as rows
 
 
-def _type_text(type_: Any, dialect: Any) -> str:
-    try:
-        return str(type_.compile(dialect=dialect))
-    except Exception:
-        return repr(type_)
-
-
 def _default_text(value: Any) -> str | None:
     if value is None or value is False:
         return None
@@ -228,7 +225,7 @@ def _default_text(value: Any) -> str | None:
 
 
 def _column_text(column: Any, dialect: Any) -> str:
-    text = _type_text(column.type, dialect)
+    text = type_text(column.type, dialect)
     if not column.nullable:
         text += " NOT NULL"
     default = _default_text(column.server_default)
@@ -280,7 +277,7 @@ def _row(diff: Any, dialect: Any) -> dict[str, Any]:
         _, _schema, table, column, _existing, old, new = diff
         what = {"modify_type": "change type", "modify_nullable": "change nullable", "modify_default": "change server default", "modify_comment": "change comment"}.get(kind, kind.replace("_", " "))
         if kind == "modify_type":
-            old, new = _type_text(old, dialect), _type_text(new, dialect)
+            old, new = type_text(old, dialect), type_text(new, dialect)
         elif kind == "modify_nullable":
             old, new = ("NULL" if old else "NOT NULL"), ("NULL" if new else "NOT NULL")
         elif kind == "modify_default":
@@ -331,17 +328,21 @@ def check_compiles(metadata: MetaData, dialect: Any) -> None:
 # --------------------------------------------------------------------------- the commands
 
 
-def _not_at_head(m: Migrator, db_heads: Sequence[str], wanted: Sequence[str], action: str) -> NotAtHead:
+def _not_at_head(db: Database, db_heads: Sequence[str], wanted: Sequence[str], action: str) -> NotAtHead:
     where = ", ".join(db_heads) or "base"
     target = ", ".join(wanted) or "base"
     return NotAtHead(
-        f"Target database is not up to date: {m.db.masked_url} is at {where}, the folder's head is {target}; {action} compares with the head.",
-        hint="Run %migrate upgrade head first (or name the parent with --head).",
+        f"Target database is not up to date: {db.masked_url} is at {where}, the folder's head is {target}; {action} compares with the head.",
+        current=db_heads,
+        heads=wanted,
+        hint="Run {0} first (or name the parent with --head).",
+        fixes=[Fix("upgrade", ("head",))],
     )
 
 
 def revision(
-    m: Migrator,
+    db: Database,
+    folder: Folder,
     message: str,
     *,
     metadata: Any = None,
@@ -361,38 +362,21 @@ def revision(
     """
     from . import adapter
 
-    message = (message or "").strip()
-    if not message:
-        raise UsageError("A revision needs a message: -m MESSAGE.", hint='For example %migrate revision --autogenerate -m "add venues".')
+    message = revisionfile.check_message(message, hint='For example %migrate revision --autogenerate -m "add venues".')
     md = resolve_metadata(metadata, namespace)
-    m.ensure_folder()
-    scripts = m.scripts()
+    folder.ensure(db.url)
+    scripts = folder.scripts()
     existing = scripts.by_message(message)
-    if existing is None and head is None and len(scripts.heads) > 1:
-        raise UsageError(
-            f"The folder has {len(scripts.heads)} heads ({', '.join(scripts.heads)}): which one is the parent?",
-            hint="Name it with --head REV, or join them first with %migrate merge heads -m MESSAGE.",
-        )
-    ids = set(scripts.ids())
-    with m.db.reading() as conn:
-        db_heads = adapter.current_heads(conn)
-        applied = scripts.applied([h for h in db_heads if h in ids])
-        if existing is not None:
-            parents: tuple[str, ...] = existing.down_revisions
-        elif head == "base":
-            parents = ()
-        elif head:
-            parents = (scripts.resolve(head).id,)
-        else:
-            parents = tuple(scripts.heads)
-        at_parents = set(db_heads) == set(parents)
+    parents = existing.down_revisions if existing is not None else folder.parents_for(scripts, head)
+    with db.reading() as conn:
+        st = state.of(conn, scripts, with_ledger=False)
+        at_parents = set(st.heads) == set(parents)
         if existing is None and not at_parents:
-            raise _not_at_head(m, db_heads, parents, "autogenerate")
+            raise _not_at_head(db, st.heads, parents, "autogenerate")
         dialect = conn.dialect
-        if existing is not None and existing.id in applied and existing.id not in db_heads:
+        if existing is not None and st.is_applied(existing.id) and existing.id not in st.heads:
             # Applied, with later revisions on top: Run All passing by. Nothing to compare.
-            same = display.RevisionWritten("unchanged", existing.id, message, _short(existing.path), existing.down_revisions)
-            return display.Autogenerated(f"Revision {existing.id} ({message!r}) is already applied: nothing written.", None, same, None, [])
+            return display.Autogenerated(f"Revision {existing.id} ({message!r}) is already applied: nothing written.", None, unchanged(existing), None, [])
         check_compiles(md, dialect)
         where = TableFilter(md, include_unmanaged)
         gen = adapter.generate(
@@ -402,28 +386,26 @@ def revision(
     changes = diff_table(gen.diffs, dialect) if gen.diffs else None
 
     if existing is not None:
-        same = display.RevisionWritten("unchanged", existing.id, message, _short(existing.path), existing.down_revisions)
-        if existing.id in applied:
+        same = unchanged(existing)
+        if st.is_applied(existing.id):
             if gen.diffs:
                 notes.insert(0, f"The models differ from the database in {len(changes)} way(s) beyond it: autogenerate a new revision with a new message.")  # type: ignore[arg-type]
             return display.Autogenerated(f"Revision {existing.id} ({message!r}) is already applied: nothing written.", changes, same, None, notes)
         if not at_parents:
             return display.Autogenerated(f"Revision {existing.id} ({message!r}) exists: nothing written.", None, same, None, notes)
         body = _body(gen)
-        from . import revisionfile
-
-        if gen.diffs and revisionfile.normalize(revisionfile.body_of(existing.source)) != revisionfile.normalize(body):
+        if gen.diffs and not folder.same_body(existing, body):
             notes.insert(0, f"The models now generate different code for {existing.id}: run the %%revision cell with it to rewrite the revision.")
-            return display.Autogenerated(f"Revision {existing.id} ({message!r}) exists and was kept: nothing written.", changes, same, _cell(message, body), notes)
+            return display.Autogenerated(f"Revision {existing.id} ({message!r}) exists and was kept: nothing written.", changes, same, revisionfile.cell(message, body), notes)
         return display.Autogenerated(f"Revision {existing.id} ({message!r}) is unchanged: nothing written.", changes, same, None, notes)
 
     if not gen.diffs:
-        return display.Autogenerated(f"No changes: the models match {m.db.masked_url}. Nothing to generate, nothing written.", None, None, None, notes)
+        return display.Autogenerated(f"No changes: the models match {db.masked_url}. Nothing to generate, nothing written.", None, None, None, notes)
     body = _body(gen)
-    written = m.revision(message, body, head=head, branch_label=branch_label, depends_on=depends_on, rev_id=rev_id)
+    written = folder.write_new(scripts, message, body, head=head, branch_label=branch_label, depends_on=depends_on, rev_id=rev_id)
     n = len(changes)  # type: ignore[arg-type]
     summary = f"Wrote revision {written.revision} ({message!r}) to {written.path}: {n} change{'s' if n != 1 else ''} detected."
-    return display.Autogenerated(summary, changes, written, _cell(message, body), notes)
+    return display.Autogenerated(summary, changes, written, revisionfile.cell(message, body), notes)
 
 
 def _body(gen: Any) -> str:
@@ -447,30 +429,16 @@ def _missing_imports(code: str) -> list[str]:
     return [f"from sqlalchemy import {', '.join(known)}"] if known else []
 
 
-def _cell(message: str, body: str) -> str:
-    quoted = '"' + message.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"%%revision -m {quoted}\n{body}"
-
-
-def _short(path: Any) -> str:
-    from pathlib import Path
-
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _compare(m: Migrator, md: MetaData, include_unmanaged: bool, require_head: bool) -> tuple[pd.DataFrame, list[str], int]:
+def _compare(db: Database, scripts: Scripts | None, md: MetaData, include_unmanaged: bool) -> tuple[pd.DataFrame, list[str], int]:
+    """The differences as a table, the notes, and the number of model tables; with ``scripts``, the database must be at head."""
     from . import adapter
 
-    scripts = m.scripts() if require_head else None
     where = TableFilter(md, include_unmanaged)
-    with m.db.reading() as conn:
+    with db.reading() as conn:
         if scripts is not None:
             db_heads = adapter.current_heads(conn)
             if set(db_heads) != set(scripts.heads):
-                raise _not_at_head(m, db_heads, scripts.heads, "check")
+                raise _not_at_head(db, db_heads, scripts.heads, "check")
         try:
             diffs = adapter.compare_models(conn, md, include_name=where)
         except MetadataError:
@@ -486,28 +454,29 @@ def _compare(m: Migrator, md: MetaData, include_unmanaged: bool, require_head: b
     return table, notes, len(md.tables)
 
 
-def check(m: Migrator, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
+def check(db: Database, folder: Folder, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
     """``check``: pending model changes; raises :class:`PendingModelChanges` when there are any."""
     md = resolve_metadata(metadata, namespace)
-    table, notes, n_tables = _compare(m, md, include_unmanaged, require_head=True)
+    table, notes, n_tables = _compare(db, folder.scripts(), md, include_unmanaged)
     if len(table):
         n = len(table)
         raise PendingModelChanges(
-            f"{n} pending model change{'s' if n != 1 else ''}: the models differ from {m.db.masked_url}.",
+            f"{n} pending model change{'s' if n != 1 else ''}: the models differ from {db.masked_url}.",
             diffs=table,
-            hint='Write a revision for them: %migrate revision --autogenerate -m "MESSAGE".',
+            hint="Write a revision for them: {0}.",
+            fixes=[Fix("revision", options=(("autogenerate", True), ("message", "MESSAGE")))],
         )
-    summary = f"No pending model changes: {m.db.masked_url} matches the models ({n_tables} table{'s' if n_tables != 1 else ''})."
+    summary = f"No pending model changes: {db.masked_url} matches the models ({n_tables} table{'s' if n_tables != 1 else ''})."
     return display.ModelDiff(summary, table, notes)
 
 
-def diff(m: Migrator, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
+def diff(db: Database, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
     """``diff``: model-versus-database differences as a table; writes nothing."""
     md = resolve_metadata(metadata, namespace)
-    table, notes, _ = _compare(m, md, include_unmanaged, require_head=False)
+    table, notes, _ = _compare(db, None, md, include_unmanaged)
     n = len(table)
     if n:
-        summary = f"{n} difference{'s' if n != 1 else ''} between the models and {m.db.masked_url} (nothing written)."
+        summary = f"{n} difference{'s' if n != 1 else ''} between the models and {db.masked_url} (nothing written)."
     else:
-        summary = f"No differences: {m.db.masked_url} matches the models."
+        summary = f"No differences: {db.masked_url} matches the models."
     return display.ModelDiff(summary, table, notes)

@@ -50,6 +50,10 @@ class Database:
     def masked_url(self) -> str:
         return settings.mask_url(self.url)
 
+    def scrub(self, text: str) -> str:
+        """``text`` without this database's password, in any of its spellings."""
+        return settings.scrub(text, self.url)
+
     @property
     def dialect_name(self) -> str:
         from sqlalchemy.engine import make_url
@@ -178,6 +182,7 @@ class Database:
     def _timeout(self) -> LockTimeout:
         return LockTimeout(
             f"{self.masked_url} is being migrated by someone else (waited {self.lock_timeout:g} s).",
+            waited=self.lock_timeout,
             hint="Try again when the other upgrade is done, or raise %config Migrate.lock_timeout.",
         )
 

@@ -9,12 +9,22 @@ missing values as blanks. pandas is imported on first use, not on ``%load_ext``.
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+def short_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a user reads it: relative to the working directory when it is below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 _TABLE_CLASS: type | None = None
 
@@ -73,6 +83,17 @@ class Message:
 
     def _repr_html_(self) -> str:
         return f"<p>{html.escape(self.text)}</p>"
+
+
+STEP_COLUMNS = ["revision", "message", "direction", "seconds"]
+
+
+def steps_table(steps: Iterable[Any]) -> pd.DataFrame:
+    """Steps (objects with revision, message, direction, seconds) as a user sees them."""
+    return table(
+        [{"revision": s.revision, "message": s.message, "direction": s.direction, "seconds": round(s.seconds or 0.0, 4)} for s in steps],
+        STEP_COLUMNS,
+    )
 
 
 @dataclass
@@ -175,10 +196,44 @@ class RevisionDetails:
 
 @dataclass
 class Status:
-    """``status``: the database, the folder and their agreement, at a glance."""
+    """``status``: the database, the folder and their agreement, at a glance.
 
-    fields: list[tuple[str, str]]
-    problems: list[str] = field(default_factory=list)
+    The values are data (lists of revision ids, a count, the lock holder or
+    None); :attr:`fields` words them for a reader.
+    """
+
+    database: str
+    folder: str
+    current: list[str]
+    heads: list[str]
+    applied: int
+    pending: list[str]
+    edited: list[str]
+    outside: list[str]
+    lock: str | None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        """What stands in the way of the next upgrade, in sentences."""
+        out = [f"Revision {r} is applied but its file is missing from {self.folder}." for r in self.missing]
+        out += [f"Revision {r} was edited after it was applied: upgrade will refuse (%migrate accept {r})." for r in self.edited]
+        return out
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """(label, text) pairs, as shown."""
+        return [
+            ("database", self.database),
+            ("folder", self.folder),
+            ("current", ", ".join(self.current) or "base (nothing applied)"),
+            ("heads", ", ".join(self.heads) or "(no revisions)"),
+            ("applied", str(self.applied)),
+            ("pending", ", ".join(self.pending) or "none"),
+            ("edited since applied", ", ".join(self.edited) or "none"),
+            ("applied outside migmagic", ", ".join(self.outside) or "none"),
+            ("lock", self.lock or "free"),
+        ]
 
     def __repr__(self) -> str:
         width = max(len(k) for k, _ in self.fields)

@@ -3,25 +3,98 @@
 A :class:`MigmagicError` is something the user can fix. In a notebook it renders
 as one line (IPython calls ``_render_traceback_``) and the cell fails; in the
 Python API it is an ordinary exception carrying its data as attributes.
+
+One constructor convention across the hierarchy: the message first, everything
+else by keyword (``hint``, ``fixes``, and the data each error carries, such as
+``revision``, ``candidates`` or ``holder``).
+
+Data, then words: where the way forward is another command, the error carries it
+as a :class:`Fix` and its hint names it with ``{}`` placeholders. The hint reads
+in Python terms (``downgrade('abc1-1')``) in the API, and in notebook terms
+(``%migrate downgrade abc1-1``) where IPython renders the error.
 """
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A way forward that is a migmagic command: spelled as a method call or as a magic line.
+
+    ``options`` are keyword arguments of the method (``reapply=True``), which are
+    ``--reapply`` on a magic line. With ``cell`` the command is a ``%%revision``
+    cell run again rather than a ``%migrate`` line.
+    """
+
+    command: str
+    args: tuple[str, ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+    cell: bool = False
+
+    def python(self) -> str:
+        words = [repr(a) for a in self.args] + [f"{key}={value!r}" for key, value in self.options]
+        return f"{self.command}({', '.join(words)})"
+
+    def magic(self) -> str:
+        flags = [_flag(key) + ("" if value is True else f" {value}") for key, value in self.options]
+        if self.cell:
+            return "re-run the cell with " + " ".join(flags) if flags else "re-run the cell"
+        return " ".join(["%migrate", self.command, *self.args, *flags])
+
+
+def _flag(key: str) -> str:
+    return "-m" if key == "message" else "--" + key.replace("_", "-")
+
+
+def sentences(*parts: str | None) -> str:
+    """``parts`` joined as sentences: each ends with a full stop (or ?, !, :) before the next."""
+    out: list[str] = []
+    for part in parts:
+        text = (part or "").strip()
+        if not text:
+            continue
+        if out and out[-1][-1] not in ".?!:":
+            out[-1] += "."
+        out.append(text)
+    return " ".join(out)
 
 
 class MigmagicError(Exception):
     """A user error: one line that says what is wrong and what to do."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, fixes: Sequence[Fix] = ()) -> None:
         self.message = message
-        self.hint = hint
-        super().__init__(message if not hint else f"{message} {hint}")
+        self.fixes = tuple(fixes)
+        self._hint = hint
+        super().__init__(sentences(message, self.hint))
+
+    @property
+    def hint(self) -> str | None:
+        """The way forward, in Python terms."""
+        return self._spelled(Fix.python)
+
+    def notebook_hint(self) -> str | None:
+        """The way forward, in notebook terms (``%migrate ...``)."""
+        return self._spelled(Fix.magic)
+
+    def _spelled(self, spell: Callable[[Fix], str]) -> str | None:
+        text = self._hint
+        if text is not None:
+            # str.replace, not str.format: the rest of the hint may quote user text with braces.
+            for i, fix in enumerate(self.fixes):
+                text = text.replace(f"{{{i}}}", spell(fix))
+        return text
+
+    def notebook_text(self) -> str:
+        return sentences(self.message, self.notebook_hint())
 
     def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
+        return [f"{type(self).__name__}: {self.notebook_text()}"]
 
 
 class UsageError(MigmagicError):
@@ -31,79 +104,92 @@ class UsageError(MigmagicError):
 class RevisionCellError(MigmagicError):
     """A ``%%revision`` cell that cannot become a revision script."""
 
-    def __init__(self, message: str, hint: str | None = None, line: int | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, line: int | None = None) -> None:
         self.line = line
-        super().__init__(message, hint)
+        super().__init__(message, hint=hint)
 
 
 class ScriptDirectoryError(MigmagicError):
     """The revision folder is broken: a bad script, an unknown parent, a cycle."""
 
-    def __init__(self, message: str, hint: str | None = None, path: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None, fixes: Sequence[Fix] = ()) -> None:
         self.path = path
-        super().__init__(message, hint)
+        super().__init__(message, hint=hint, fixes=fixes)
 
 
 class RevisionNotFound(MigmagicError):
     """A revision id, prefix or label that matches nothing, or more than one thing."""
 
-    def __init__(self, message: str, candidates: Sequence[str] = (), hint: str | None = None) -> None:
+    def __init__(self, message: str, *, candidates: Sequence[str] = (), hint: str | None = None) -> None:
         self.candidates = list(candidates)
-        super().__init__(message, hint)
+        super().__init__(message, hint=hint)
 
 
 class ConfigurationError(MigmagicError):
     """A settings file (``pyproject.toml``, ``alembic.ini``) that cannot be read."""
 
-    def __init__(self, message: str, path: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, path: str, hint: str | None = None) -> None:
         self.path = path
-        super().__init__(message, hint)
+        super().__init__(message, hint=hint)
 
 
 class InvalidTarget(MigmagicError):
     """A target Alembic cannot reach from the current revision (below base, say)."""
 
+    def __init__(self, message: str, *, target: str | None = None, hint: str | None = None, fixes: Sequence[Fix] = ()) -> None:
+        self.target = target
+        super().__init__(message, hint=hint, fixes=fixes)
+
 
 class ConnectionFailed(MigmagicError):
     """The database could not be reached. The URL in the message is masked."""
 
-    def __init__(self, message: str, url: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, url: str, hint: str | None = None) -> None:
         self.url = url
-        super().__init__(message, hint)
+        super().__init__(message, hint=hint)
 
 
 class RevisionChanged(MigmagicError):
     """An applied revision whose source differs from what was applied."""
 
-    def __init__(self, message: str, revision: str, diff: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, revision: str, diff: str, hint: str | None = None, fixes: Sequence[Fix] = ()) -> None:
         self.revision = revision
         self.diff = diff
-        super().__init__(message, hint)
+        super().__init__(message, hint=hint, fixes=fixes)
 
     def _render_traceback_(self) -> list[str]:
-        lines = [f"{type(self).__name__}: {self}"]
+        lines = [f"{type(self).__name__}: {self.notebook_text()}"]
         if self.diff:
             lines.append(self.diff.rstrip("\n"))
         return lines
 
 
 class RevisionMissing(MigmagicError):
-    """An applied revision whose file is gone from the folder."""
+    """Applied revisions whose files are gone from the folder."""
+
+    def __init__(self, message: str, *, revisions: Sequence[str], hint: str | None = None) -> None:
+        self.revisions = list(revisions)
+        super().__init__(message, hint=hint)
 
 
 class LockTimeout(MigmagicError):
     """Another kernel or process is migrating the same database."""
 
+    def __init__(self, message: str, *, holder: str | None = None, waited: float | None = None, hint: str | None = None) -> None:
+        self.holder = holder
+        self.waited = waited
+        super().__init__(message, hint=hint)
+
 
 class PendingModelChanges(MigmagicError):
     """``check`` found differences between the models and the database."""
 
-    def __init__(self, message: str, diffs: Any, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, diffs: Any, hint: str | None = None, fixes: Sequence[Fix] = ()) -> None:
         self.diffs = diffs
-        super().__init__(message, hint)
+        super().__init__(message, hint=hint, fixes=fixes)
 
     def _render_traceback_(self) -> list[str]:
-        lines = [f"{type(self).__name__}: {self}"]
+        lines = [f"{type(self).__name__}: {self.notebook_text()}"]
         if self.diffs is not None and len(self.diffs):
             lines.append(repr(self.diffs))  # a display.table: missing values blank
         return lines
@@ -113,8 +199,22 @@ class MetadataError(MigmagicError):
     """No usable SQLAlchemy ``MetaData`` for autogenerate, ``check`` or ``diff``."""
 
 
-class RevisionError(Exception):
-    """What a revision raised, retold with secrets scrubbed: the cause a ``MigrationFailed`` is raised from."""
+class NotAtHead(MigmagicError):
+    """Autogenerate or ``check`` against a database that is not at the folder's head."""
+
+    def __init__(
+        self, message: str, *, current: Sequence[str], heads: Sequence[str], hint: str | None = None, fixes: Sequence[Fix] = ()
+    ) -> None:
+        self.current = list(current)
+        self.heads = list(heads)
+        super().__init__(message, hint=hint, fixes=fixes)
+
+
+class RevisionCodeError(Exception):
+    """What a revision raised, retold with secrets scrubbed: the cause a ``MigrationFailed`` is raised from.
+
+    (Not to be confused with Alembic's ``RevisionError``, which is about the revision graph.)
+    """
 
 
 def cause(error: BaseException, exc: BaseException) -> BaseException:
@@ -129,6 +229,9 @@ def cause(error: BaseException, exc: BaseException) -> BaseException:
 class MigrationFailed(MigmagicError):
     """Code inside a revision raised. Renders the traceback from the revision file on.
 
+    Data: ``revision`` (the one that failed, or "" when none ran), ``statement``
+    (the SQL the database refused, scrubbed), ``completed`` (revisions whose
+    steps completed before the failure) and ``original`` (the exception).
     ``scrub`` masks secrets (the database password) in every rendered line: the
     revision's exception may quote the connection URL.
     """
@@ -136,11 +239,13 @@ class MigrationFailed(MigmagicError):
     def __init__(
         self,
         message: str,
+        *,
         revision: str,
         original: BaseException,
         statement: str | None = None,
         completed: Sequence[str] = (),
         hint: str | None = None,
+        fixes: Sequence[Fix] = (),
         scrub: Callable[[str], str] | None = None,
         frames: traceback.StackSummary | None = None,
     ) -> None:
@@ -155,8 +260,15 @@ class MigrationFailed(MigmagicError):
         # What a plain Python traceback prints under this error: the original's type,
         # message and frames, scrubbed (``original`` itself is left as it was).
         told = "".join(traceback.format_exception_only(type(original), original)).rstrip()
-        self.cause = RevisionError(self._scrub(told)).with_traceback(original.__traceback__)
-        super().__init__(message, hint)
+        self.cause = RevisionCodeError(self._scrub(told)).with_traceback(original.__traceback__)
+        super().__init__(message, hint=hint, fixes=fixes)
+
+    def with_hint(self, hint: str, fixes: Sequence[Fix] = ()) -> MigrationFailed:
+        """This error again (same data and frames) with another way forward."""
+        return MigrationFailed(
+            self.message, revision=self.revision, original=self.original, statement=self.statement,
+            completed=self.completed, hint=hint, fixes=fixes, frames=self.frames, scrub=self._scrub,
+        )
 
     def _render_traceback_(self) -> list[str]:
         tb = self.frames
@@ -167,11 +279,7 @@ class MigrationFailed(MigmagicError):
         user = [f for f in frames if "site-packages" not in f.filename and "/migmagic/" not in f.filename]
         shown = traceback.format_list(user or frames)
         last = traceback.format_exception_only(type(self.original), self.original)[-1].rstrip()
-        lines = [f"{type(self).__name__}: {self}", "Traceback (revision code):"]
+        lines = [f"{type(self).__name__}: {self.notebook_text()}", "Traceback (revision code):"]
         lines += [s.rstrip("\n") for s in shown]
         lines.append(last)
         return [self._scrub(line) for line in lines]
-
-
-class NotAtHead(MigmagicError):
-    """Autogenerate or ``check`` against a database that is not at the folder's head."""

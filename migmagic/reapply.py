@@ -16,44 +16,44 @@ What is in a transaction, per database:
   dropped is not restored, and DDL that the failed revision ran before it failed
   is not undone.
 
-Nothing here knows IPython; Alembic is reached through :mod:`migmagic.adapter`.
+The sequence (lock, plans, steps, ledger rows, commit) is :mod:`migmagic.run`'s,
+run here with three acts under one lock; the file is written through
+:mod:`migmagic.folder`. Nothing here knows IPython.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import display, ledger
-from .engine import Phase, Progress, _short, statement_hint, steps_table
-from .errors import InvalidTarget, MigmagicError, MigrationFailed, ScriptDirectoryError, cause
+from . import display, run
+from .display import short_path
+from .errors import Fix, InvalidTarget, MigmagicError, MigrationFailed, ScriptDirectoryError, cause
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from .adapter import RevisionInfo, Scripts, Step
-    from .engine import Migrator
+    from .database import Database
+    from .folder import Folder
 
 
-def run(m: Migrator, existing: RevisionInfo, body: str, progress: Progress | None) -> display.RevisionWritten:
+def reapply(db: Database, folder: Folder, existing: RevisionInfo, body: str, progress: run.Progress | None) -> display.RevisionWritten:
     """Re-apply ``existing`` with ``body``: see the module's docstring for what happens when it fails."""
-    job = _Reapply(m, existing, body, progress)
+    job = _Reapply(db, folder, existing, body, progress)
     started = time.perf_counter()
-    if m.db.transactional_ddl:
+    if db.transactional_ddl:
         job.in_one_transaction()
         how = "in one transaction"
     else:
         job.step_by_step()
         how = "step by step"
-    done = [s for phase in job.phases for s in phase.done]
+    done = job.done
     seconds = time.perf_counter() - started
     summary = (
         f"Re-applied {existing.id} {how}: downgraded with the old code, upgraded with the new; "
-        f"{m.db.masked_url} is at {_at(job.after)} ({len(done)} steps in {seconds:.2f} s)."
+        f"{db.masked_url} is at {_at(job.after)} ({len(done)} steps in {seconds:.2f} s)."
     )
-    outcome = display.Outcome(summary, steps_table(done))
-    return display.RevisionWritten("rewrote", existing.id, existing.message, _short(existing.path), existing.down_revisions, outcome)
+    outcome = display.Outcome(summary, display.steps_table(done), job.notes)
+    return display.RevisionWritten("rewrote", existing.id, existing.message, short_path(existing.path), existing.down_revisions, outcome)
 
 
 def _at(heads: tuple[str, ...]) -> str:
@@ -61,68 +61,69 @@ def _at(heads: tuple[str, ...]) -> str:
 
 
 class _Reapply:
-    """One re-apply: its stage, the heads it started from, and the phases it ran."""
+    """One re-apply: its stage, the heads it started from, and the execution it ran in."""
 
-    def __init__(self, m: Migrator, existing: RevisionInfo, body: str, progress: Progress | None) -> None:
-        self.m = m
+    def __init__(self, db: Database, folder: Folder, existing: RevisionInfo, body: str, progress: run.Progress | None) -> None:
+        self.db = db
+        self.folder = folder
         self.existing = existing
         self.path = existing.path
         self.old_bytes = existing.path.read_bytes()
-        self.text = m._rewritten(existing, body)
+        self.text = folder.rewritten(existing, body)
         self.progress = progress
         self.stage = "lock"  # lock -> downgrade -> write -> upgrade -> commit
         self.original: tuple[str, ...] = ()  # the database's heads, read under the lock
-        self.phases: list[Phase] = []
-        self.rows: list[dict[str, Any]] = []  # ledger rows not yet inserted (transactional databases)
+        self.ex: run.Execution | None = None
+        self.downgraded = 0  # steps the downgrade act completed
+        self.done: list[Step] = []  # the steps of the re-apply (not those of a recovery)
+        self.notes: list[str] = []
         self.after: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ the three acts
 
-    def _downgrade(self, conn: Connection, per_step: bool) -> None:
+    def _downgrade(self, ex: run.Execution) -> None:
         """Downgrade below the revision with the code it was applied with."""
+        self.ex = ex
         self.stage = "downgrade"
-        scripts = self.m.scripts()
+        scripts = self.folder.scripts()
+        before = ex.state(scripts)
+        self.original = before.heads
+        run.verify(ex.conn, scripts, before)
         rev = self.existing.id
-
-        def check(heads: tuple[str, ...]) -> None:
-            self.original = heads
-            self.m._verify(conn, scripts, heads)
-            if rev not in scripts.applied(heads):
-                raise InvalidTarget(
-                    f"Revision {rev} is no longer applied to {self.m.db.masked_url}.",
-                    hint="Nothing was run: run the cell again to rewrite it in place.",
-                )
-
-        self._phase(conn, scripts, per_step).run(lambda heads: scripts.downgrade_plan(f"{rev}-1", heads), check=check)
+        if not before.is_applied(rev):
+            raise InvalidTarget(
+                f"Revision {rev} is no longer applied to {self.db.masked_url}.",
+                hint="Nothing was run: {0} to rewrite it in place.",
+                fixes=[Fix("revision", cell=True)],
+            )
+        ex.run(run.plan("downgrade", f"{rev}-1", scripts, before))
+        self.downgraded = len(ex.done)
 
     def _write(self) -> Scripts:
         self.stage = "write"
-        return self.m._write(self.path, self.text)
+        return self.folder.write(self.path, self.text)
 
-    def _upgrade(self, conn: Connection, scripts: Scripts, per_step: bool) -> None:
+    def _upgrade(self, ex: run.Execution, scripts: Scripts) -> None:
         """Upgrade with the new code to every head the database was at."""
         self.stage = "upgrade"
         for head in self.original:
-            self._phase(conn, scripts, per_step).run(_upgrade_to(scripts, head))
+            ex.run(run.plan("upgrade", head, scripts, ex.state(scripts)))
 
-    def _phase(self, conn: Connection, scripts: Scripts, per_step: bool) -> Phase:
-        phase = Phase(conn, scripts, self.rows, per_step=per_step, progress=self.progress)
-        self.phases.append(phase)
-        return phase
+    def _finish(self, ex: run.Execution) -> None:
+        self.after = ex.heads()
+        self.done = list(ex.done)
+        self.notes = ex.warnings()
 
     # ------------------------------------------------------------------ SQLite, PostgreSQL
 
     def in_one_transaction(self) -> None:
-        m = self.m
         try:
-            with m.db.migrating() as conn:
-                ledger.ensure(conn)
-                self._downgrade(conn, per_step=False)
+            with run.locked(self.db, self.progress) as ex:
+                self._downgrade(ex)
                 new = self._write()
-                self._upgrade(conn, new, per_step=False)
-                self.stage = "commit"
-                ledger.insert(conn, self.rows)
-                self.after = m._adapter().current_heads(conn)
+                self._upgrade(ex, new)
+                self.stage = "commit"  # the ledger rows are inserted, then the transaction commits
+                self._finish(ex)
         except BaseException as exc:
             # The error is made before the old file is put back: its traceback shows the code that ran.
             error = self._error(exc, self._nothing_changed())
@@ -133,140 +134,127 @@ class _Reapply:
 
     def _nothing_changed(self) -> str:
         where = f"is still at {_at(self.original)}" if self.stage != "lock" else "was not touched"
-        return f"Nothing changed: the database {where}, and {_short(self.path)} still holds its old code."
+        return f"Nothing changed: the database {where}, and {short_path(self.path)} still holds its old code."
 
     # ------------------------------------------------------------------ MySQL, MariaDB
 
     def step_by_step(self) -> None:
-        m = self.m
-        with m.db.migrating() as conn:
-            ledger.ensure(conn)
-            conn.commit()
+        with run.locked(self.db, self.progress) as ex:
             try:
-                self._downgrade(conn, per_step=True)
+                self._downgrade(ex)
                 new = self._write()
-                conn.commit()  # a clean start for Alembic's per-step transactions
-                self._upgrade(conn, new, per_step=True)
-                self.after = m._adapter().current_heads(conn)
+                ex.conn.commit()  # a clean start for Alembic's per-step transactions
+                self._upgrade(ex, new)
+                self._finish(ex)
             except BaseException as exc:
                 # Made before the old file is put back: its traceback shows the code that ran.
                 failure = self._error(exc, "")
                 if failure is None:
                     self._put_back()
                     raise
-                error = self._recover(conn, failure)
+                error = self._recover(ex, failure)
                 raise error from cause(error, exc)
 
-    def _recover(self, conn: Connection, failure: MigmagicError) -> MigmagicError:
+    def _recover(self, ex: run.Execution, failure: MigmagicError) -> MigmagicError:
         """Undo what committed as far as possible; the error, saying where the database ended up."""
-        m = self.m
-        _rollback(conn)
+        _rollback(ex)
         if self.stage == "lock":  # nothing ran, nothing was written
-            return _with_hint(failure, f"Nothing was run, and {_short(self.path)} still holds its old code.")
+            return _with_hint(failure, f"Nothing was run, and {short_path(self.path)} still holds its old code.")
         trouble = ""
+        rev = self.existing.id
         # 1. Steps the new code completed: downgrade them again, with the new code.
-        if self.stage == "upgrade" and any(p.done for p in self.phases[1:]):
-            new = self.phases[-1].scripts
+        if self.stage == "upgrade" and len(ex.done) > self.downgraded:
+            new = ex.plans[-1].scripts
             try:
-                Phase(conn, new, [], per_step=True).run(lambda heads: new.downgrade_plan(f"{self.existing.id}-1", heads))
+                ex.run(run.plan("downgrade", f"{rev}-1", new, ex.state(new)))
             except Exception as undo_exc:
-                _rollback(conn)
-                trouble = f"downgrading the new code's steps failed too ({m._described(undo_exc, 200)})"
+                _rollback(ex)
+                trouble = f"downgrading the new code's steps failed too ({run.describe(self.db, undo_exc, 200)})"
         # 2. The old file, byte for byte.
         self._put_back()
         # 3. The old code, up to where the database was.
         if not trouble:
             try:
-                old = m.scripts()
+                old = self.folder.scripts()
                 for head in self.original:
-                    Phase(conn, old, [], per_step=True).run(_upgrade_to(old, head))
+                    ex.run(run.plan("upgrade", head, old, ex.state(old)))
             except Exception as redo_exc:
-                _rollback(conn)
-                trouble = f"upgrading with the old code failed too ({m._described(redo_exc, 200)})"
-        now = m._adapter().current_heads(conn)
-        _rollback(conn)
+                _rollback(ex)
+                trouble = f"upgrading with the old code failed too ({run.describe(self.db, redo_exc, 200)})"
+        now = ex.heads()
+        _rollback(ex)
         failed_rev = failure.revision if isinstance(failure, MigrationFailed) else ""
         left = f"DDL that {failed_rev} ran before it failed was not undone" if failed_rev and self.stage != "write" else ""
-        dialect = m.db.dialect_name
+        dialect = self.db.dialect_name
         if not trouble and set(now) == set(self.original):
             hint = (
                 f"{dialect} cannot roll back DDL, so the re-apply was undone step by step: "
-                f"{_short(self.path)} holds its old code again, and the database is back at {_at(now)}; "
+                f"{short_path(self.path)} holds its old code again, and the database is back at {_at(now)}; "
                 f"data the downgrades dropped is not restored" + (f", and {left}." if left else ".")
             )
-        else:
-            trouble = trouble or f"the old code did not reach {_at(self.original)}"
-            hint = (
-                f"{dialect} cannot roll back DDL: {_short(self.path)} holds its old code again, "
-                f"but {trouble}: the version table is at {_at(now)}"
-                + (f"; {left}" if left else "")
-                + f". Fix the database by hand, then %migrate upgrade {self.original[0] if len(self.original) == 1 else 'heads'}."
-            )
-        return _with_hint(failure, hint)
+            return _with_hint(failure, hint)
+        trouble = trouble or f"the old code did not reach {_at(self.original)}"
+        hint = (
+            f"{dialect} cannot roll back DDL: {short_path(self.path)} holds its old code again, "
+            f"but {trouble}: the version table is at {_at(now)}"
+            + (f"; {left}" if left else "")
+            + ". Fix the database by hand, then {0}."
+        )
+        return _with_hint(failure, hint, [Fix("upgrade", (self.original[0] if len(self.original) == 1 else "heads",))])
 
     # ------------------------------------------------------------------ both
 
     def _put_back(self) -> None:
         """The old file, byte for byte, once the new one may have been written; the cache re-reads it."""
         if self.stage in ("write", "upgrade", "commit"):
-            self.m._restore(self.path, self.old_bytes)
+            self.folder.restore(self.path, self.old_bytes)
             try:
-                self.m.scripts()  # warm again, with the old code
+                self.folder.scripts()  # warm again, with the old code
             except MigmagicError:
                 pass  # the next command says what is wrong with the folder
 
     def _error(self, exc: BaseException, hint: str) -> MigmagicError | None:
         """The error to raise for ``exc`` at this stage, or None to raise ``exc`` itself."""
-        m, rev, message = self.m, self.existing.id, self.existing.message
+        rev, message = self.existing.id, self.existing.message
         if not isinstance(exc, Exception):
             return None  # KeyboardInterrupt and the like: as they are
         if self.stage == "write":
             if isinstance(exc, ScriptDirectoryError):
                 reason = exc.message
             elif isinstance(exc, OSError):
-                reason = f"cannot write {_short(self.path)}: {exc.strerror or exc}"
+                reason = f"cannot write {short_path(self.path)}: {exc.strerror or exc}"
             else:
-                reason = f"cannot write {_short(self.path)}: {type(exc).__name__}: {exc}"
+                reason = f"cannot write {short_path(self.path)}: {type(exc).__name__}: {exc}"
             return ScriptDirectoryError(f"Could not re-apply {rev} ({message!r}): {reason.rstrip('.')}.", hint=hint, path=str(self.path))
         if isinstance(exc, MigmagicError):
             return None  # the lock, the checks before anything ran: they say what happened
-        phase = self.phases[-1] if self.phases else None
-        done: list[Step] = phase.done if phase else []
+        ex = self.ex
+        done = ex.current_done if ex else []
         if self.stage == "commit":
-            what, failed, statement = f"The re-apply failed when committing: {m._described(exc)}", "", m._failed_statement(exc)
+            what, failed, statement = f"The re-apply failed when committing: {run.describe(self.db, exc)}", "", run.failed_statement(self.db, exc)
         else:
             command = {"downgrade": "downgrade with the old code", "upgrade": "upgrade with the new code"}.get(self.stage, "re-apply")
-            what, failed, statement = m._what_failed(command, exc, phase.planned if phase else [], done)
-        hint = (hint + statement_hint(statement)).strip()
+            planned = ex.current.steps if ex and ex.current else []
+            what, failed, statement = run.what_failed(self.db, command, exc, planned, done)
         return MigrationFailed(
             f"Could not re-apply {rev} ({message!r}). {what}",
             revision=failed or rev,
             original=exc,
             statement=statement,
             completed=[s.revision for s in done],
-            hint=hint,
-            scrub=m._scrub,
+            hint=(hint + run.statement_hint(statement)).strip(),
+            scrub=self.db.scrub,
         )
 
 
-def _upgrade_to(scripts: Scripts, head: str) -> Callable[[tuple[str, ...]], list[Step]]:
-    """The plan that upgrades the database's heads to ``head`` with ``scripts``."""
-    return lambda heads: scripts.upgrade_plan(head, heads)
+def _rollback(ex: run.Execution) -> None:
+    if ex.conn.in_transaction():
+        ex.conn.rollback()
 
 
-def _rollback(conn: Connection) -> None:
-    if conn.in_transaction():
-        conn.rollback()
-
-
-def _with_hint(error: MigmagicError, hint: str) -> MigmagicError:
+def _with_hint(error: MigmagicError, hint: str, fixes: list[Fix] | None = None) -> MigmagicError:
     """``error`` again (same traceback frames), with ``hint`` and its failed statement as the way forward."""
     if isinstance(error, MigrationFailed):
-        hint += statement_hint(error.statement)
-        return MigrationFailed(
-            error.message, revision=error.revision, original=error.original, statement=error.statement,
-            completed=error.completed, hint=hint, frames=error.frames, scrub=error._scrub,
-        )
-    if isinstance(error, ScriptDirectoryError):
-        return ScriptDirectoryError(error.message, hint=hint, path=error.path)
-    return type(error)(error.message, hint)
+        return error.with_hint(hint + run.statement_hint(error.statement), fixes or [])
+    assert isinstance(error, ScriptDirectoryError)
+    return ScriptDirectoryError(error.message, hint=hint, path=error.path, fixes=fixes or [])

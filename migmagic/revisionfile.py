@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from .errors import RevisionCellError
+from .errors import RevisionCellError, UsageError
 
 CHECKSUM_VERSION = 1
 """Bumped whenever :func:`normalize` changes, and stored with every checksum."""
@@ -64,6 +64,20 @@ def slug(message: str, limit: int = 40) -> str:
             break
         out = candidate
     return out or "revision"
+
+
+def check_message(message: str | None, what: str = "A revision", hint: str | None = 'For example %%revision -m "create users table".') -> str:
+    """The message, stripped; an empty one is refused (it names the revision within its folder)."""
+    message = (message or "").strip()
+    if not message:
+        raise UsageError(f"{what} needs a message: -m MESSAGE.", hint=hint)
+    return message
+
+
+def cell(message: str, body: str) -> str:
+    """A ``%%revision`` cell holding ``body``, named ``message``."""
+    quoted = '"' + message.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"%%revision -m {quoted}\n{body}"
 
 
 def check_body(body: str) -> None:

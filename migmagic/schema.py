@@ -51,7 +51,7 @@ def table(conn: Connection, name: str, url: str = "the database") -> display.Tab
     cols = [
         {
             "name": c["name"],
-            "type": _type_text(c["type"], conn.dialect),
+            "type": type_text(c["type"], conn.dialect),
             "nullable": bool(c.get("nullable", True)),
             "default": None if c.get("default") is None else str(c["default"]),
             "primary key": c["name"] in pk,
@@ -82,7 +82,8 @@ def table(conn: Connection, name: str, url: str = "the database") -> display.Tab
     )
 
 
-def _type_text(type_: Any, dialect: Any) -> str:
+def type_text(type_: Any, dialect: Any) -> str:
+    """A column type as the dialect writes it in DDL (its repr when it does not compile there)."""
     try:
         return str(type_.compile(dialect=dialect))
     except Exception:

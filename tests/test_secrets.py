@@ -403,7 +403,7 @@ def test_revision_error_quoting_the_url_is_scrubbed(workdir: Path, secret_url: s
     assert err.statement == "SELECT '***' FROM no_such_table"
     assert "SELECT '***' FROM no_such_table" in err._render_traceback_()[-1]
     printed.append("".join(traceback.format_exception(err)))
-    assert 'raise RuntimeError(f"cannot reach' in printed[0] and "RevisionError: RuntimeError: cannot reach " in printed[0]
+    assert 'raise RuntimeError(f"cannot reach' in printed[0] and "RevisionCodeError: RuntimeError: cannot reach " in printed[0]
     assert "SELECT '***' FROM no_such_table" in printed[1]
     for i, text in enumerate(shown + _texts(raised.value) + _texts(err) + [err.statement] + printed):
         assert_no_secret(text, f"text {i}")

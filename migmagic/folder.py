@@ -1,0 +1,201 @@
+"""The revision folder on disk: its scripts, read through a cache, and every write to it.
+
+A write is atomic (a temporary file beside the target, renamed over it) and
+checked: the folder must still load afterwards, or the file is put back byte
+for byte. Nothing here opens a database connection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import display, environment, revisionfile
+from .display import short_path
+from .errors import Fix, MigmagicError, RevisionChanged, UsageError
+
+if TYPE_CHECKING:
+    from .adapter import RevisionInfo, Scripts
+
+EMPTY_BODY = "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+
+
+class Folder:
+    """One revision folder: ``versions/`` holds the scripts; the rest is the Alembic environment."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._cache: Any = None
+
+    def __repr__(self) -> str:
+        return f"Folder({str(self.path)!r})"
+
+    def scripts(self) -> Scripts:
+        """The folder's checked revision graph (cached; re-read only what changed on disk)."""
+        if self._cache is None:
+            from .adapter import ScriptCache
+
+            self._cache = ScriptCache(self.path)
+        return self._cache.load()
+
+    def ensure(self, url: str) -> bool:
+        """Write the Alembic environment if missing; True when files were written."""
+        return environment.write(self.path, url)
+
+    # ------------------------------------------------------------------ new revisions
+
+    def parents_for(self, scripts: Scripts, head: str | None) -> tuple[str, ...]:
+        """The parents of a new revision: ``head`` (``base`` for none), else the folder's single head."""
+        if head == "base":
+            return ()
+        if head:
+            return (scripts.resolve(head).id,)
+        if len(scripts.heads) > 1:
+            raise UsageError(
+                f"The folder has {len(scripts.heads)} heads ({', '.join(scripts.heads)}): which one is the parent?",
+                hint="Name it with --head REV, or join them first with {0}.",
+                fixes=[Fix("merge", ("heads",), (("message", "MESSAGE"),))],
+            )
+        return tuple(scripts.heads)
+
+    def write_new(
+        self,
+        scripts: Scripts,
+        message: str,
+        body: str,
+        *,
+        head: str | None = None,
+        branch_label: str | None = None,
+        depends_on: str | None = None,
+        rev_id: str | None = None,
+    ) -> display.RevisionWritten:
+        """Write a new revision named ``message`` holding ``body``; nothing is written if it is refused."""
+        parents = self.parents_for(scripts, head)
+        labels = scripts.branch_labels()
+        deps = tuple(scripts.resolve(d).id if d not in labels else d for d in (depends_on or "").split(",") if d.strip())
+        new_id = rev_id or revisionfile.deterministic_id(message, parents)
+        if new_id in scripts:
+            raise UsageError(f"Revision id {new_id} is taken.", hint="Pick another with --rev-id ID.")
+        if branch_label and branch_label in labels:
+            raise UsageError(f"Branch label {branch_label!r} is taken.", hint="Pick another label.")
+        path = self.path / "versions" / f"{new_id}_{revisionfile.slug(message)}.py"
+        text = revisionfile.render(
+            message=message,
+            rev_id=new_id,
+            down_revision=parents[0] if len(parents) == 1 else (parents or None),
+            body=body,
+            branch_labels=branch_label,
+            depends_on=deps or None,
+        )
+        self.write_checked(path, text, previous=None)
+        return display.RevisionWritten("wrote", new_id, message, short_path(path), parents)
+
+    def merge(self, scripts: Scripts, refs: list[str], message: str, rev_id: str | None = None) -> display.RevisionWritten:
+        """Write a merge revision whose parents are ``refs`` (``heads``, or ids); kept if one has this message."""
+        parents: list[str] = []
+        for ref in refs:
+            parents.extend(scripts.heads if ref == "heads" else [scripts.resolve(ref).id])
+        parents = list(dict.fromkeys(parents))
+        existing = scripts.by_message(message)
+        if existing is not None:
+            return unchanged(existing)
+        if len(parents) < 2:
+            raise UsageError(
+                f"A merge joins two or more revisions; got {', '.join(parents) or 'none'}.",
+                hint="For example {0}.",
+                fixes=[Fix("merge", ("heads",), (("message", "MESSAGE"),))],
+            )
+        new_id = rev_id or revisionfile.deterministic_id(message, parents)
+        path = self.path / "versions" / f"{new_id}_{revisionfile.slug(message)}.py"
+        text = revisionfile.render(message=message, rev_id=new_id, down_revision=tuple(parents), body=EMPTY_BODY)
+        self.write_checked(path, text, previous=None)
+        return display.RevisionWritten("wrote", new_id, message, short_path(path), tuple(parents))
+
+    # ------------------------------------------------------------------ existing revisions
+
+    @staticmethod
+    def same_body(existing: RevisionInfo, body: str | None) -> bool:
+        """Whether ``body`` (None: no body given) is what ``existing`` holds, as compared."""
+        return body is None or revisionfile.normalize(revisionfile.body_of(existing.source)) == revisionfile.normalize(body)
+
+    @staticmethod
+    def rewritten(existing: RevisionInfo, body: str) -> str:
+        """The text of revision ``existing`` with ``body``: same id, parents, labels and date."""
+        return revisionfile.render(
+            message=existing.message,
+            rev_id=existing.id,
+            down_revision=existing.down_revisions[0] if len(existing.down_revisions) == 1 else (existing.down_revisions or None),
+            body=body,
+            branch_labels=existing.branch_labels or None,
+            depends_on=existing.depends_on or None,
+            create_date=existing.created,
+        )
+
+    def rewrite(self, existing: RevisionInfo, body: str) -> display.RevisionWritten:
+        """Rewrite a revision that is not applied, in place."""
+        self.write_checked(existing.path, self.rewritten(existing, body), previous=existing.path.read_bytes())
+        return display.RevisionWritten("rewrote", existing.id, existing.message, short_path(existing.path), existing.down_revisions)
+
+    @staticmethod
+    def refuse_applied(existing: RevisionInfo, body: str, where: str) -> RevisionChanged:
+        """The error for a changed body of a revision applied to ``where``."""
+        from .run import diff_text
+
+        path = short_path(existing.path)
+        return RevisionChanged(
+            f"Revision {existing.id} ({existing.message!r}) is applied to {where}; the new code differs from it.",
+            revision=existing.id,
+            diff=diff_text(revisionfile.body_of(existing.source), body, f"{path} (applied)", "new code"),
+            hint="Downgrade first ({0}), or {1}.",
+            fixes=[Fix("downgrade", (f"{existing.id}-1",)), Fix("revision", options=(("reapply", True),), cell=True)],
+        )
+
+    # ------------------------------------------------------------------ writing files
+
+    def write_checked(self, path: Path, text: str, previous: bytes | None) -> Scripts:
+        """Write ``text`` to ``path`` atomically; put ``previous`` back if the folder no longer loads."""
+        try:
+            return self.write(path, text)
+        except MigmagicError:
+            self.restore(path, previous)
+            raise
+
+    def write(self, path: Path, text: str) -> Scripts:
+        """Write ``text`` to ``path`` atomically and return the folder as it now loads."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        return self.scripts()
+
+    def restore(self, path: Path, previous: bytes | None) -> None:
+        """Put ``path`` back byte for byte (``previous`` None: it did not exist); the cache re-reads it.
+
+        The old bytes go through a new file renamed over ``path``, so the file's
+        inode changes and the cache cannot take the restored file for the one it
+        replaced, whatever its size and mtime.
+        """
+        if previous is None:
+            path.unlink(missing_ok=True)
+        elif not path.exists() or path.read_bytes() != previous:
+            replace(path, lambda tmp: tmp.write_bytes(previous))
+        if self._cache is not None:
+            self._cache.forget()
+
+
+def unchanged(existing: RevisionInfo) -> display.RevisionWritten:
+    """The result for a revision that was found as it is: nothing written."""
+    return display.RevisionWritten("unchanged", existing.id, existing.message, short_path(existing.path), existing.down_revisions)
+
+
+def replace(path: Path, write: Callable[[Path], object]) -> None:
+    """Replace ``path`` atomically: ``write`` fills a temp file beside it, then it is renamed over ``path``.
+
+    A failed write leaves ``path`` as it was and no temp file behind.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

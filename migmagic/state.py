@@ -1,0 +1,77 @@
+"""Where the database stands against the folder: computed in one place, read by every command.
+
+A :class:`State` says which revisions are applied, pending, edited since they
+were applied, missing from the folder, or applied by something other than
+migmagic (the ``alembic`` command, say). ``status``, ``history``, ``log``,
+``current``, ``accept``, ``--reapply``, autogenerate and the checks before a run
+all read it; none recomputes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import ledger
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .adapter import Scripts
+
+
+@dataclass(frozen=True)
+class State:
+    """The database's version table read against the folder's revision graph (and the ledger)."""
+
+    heads: tuple[str, ...]
+    """The revisions in the version table, as the database holds them."""
+    applied: frozenset[str]
+    """Every revision at or below a head the folder knows."""
+    pending: list[str]
+    """Revisions of the folder not applied, newest first."""
+    missing: list[str]
+    """Heads of the version table whose file is not in the folder."""
+    edited: list[str]
+    """Applied revisions whose source differs from the one the ledger recorded."""
+    outside: list[str]
+    """Applied revisions the ledger has no row for (applied by the ``alembic`` command)."""
+    entries: Mapping[str, ledger.Entry] = field(default_factory=dict, repr=False)
+    """What the ledger last recorded for each applied revision."""
+
+    def is_applied(self, rev: str) -> bool:
+        return rev in self.applied
+
+    @property
+    def where(self) -> str:
+        """The version table in words: ``abc1, def2`` or ``base``."""
+        return ", ".join(self.heads) or "base"
+
+
+def of(conn: Connection, scripts: Scripts, *, with_ledger: bool = True) -> State:
+    """The state of the database on ``conn`` (inside the caller's transaction)."""
+    from .adapter import current_heads
+
+    heads = current_heads(conn)
+    entries = ledger.latest(conn) if with_ledger else {}
+    return compute(scripts, heads, entries, with_ledger=with_ledger)
+
+
+def compute(scripts: Scripts, heads: tuple[str, ...], entries: Mapping[str, ledger.Entry], *, with_ledger: bool = True) -> State:
+    """The state of a database at ``heads`` whose ledger holds ``entries``."""
+    known = [h for h in heads if h in scripts]
+    missing = [h for h in heads if h not in scripts]
+    applied = scripts.applied(known)
+    pending = [r for r in scripts.ids() if r not in applied]
+    ordered = sorted(applied)
+    edited = [r for r in ordered if _edited(scripts, entries, r)]
+    outside = [r for r in ordered if r not in entries] if with_ledger else []
+    return State(heads, frozenset(applied), pending, missing, edited, outside, entries)
+
+
+def _edited(scripts: Scripts, entries: Mapping[str, ledger.Entry], rev: str) -> bool:
+    entry = entries.get(rev)
+    if entry is None or entry.checksum is None or rev not in scripts:
+        return False
+    return entry.checksum != scripts.info(rev).checksum
