@@ -264,6 +264,13 @@ class Migrator:
 
     # ------------------------------------------------------------------ running revisions
 
+    def plan(self, command: str = "upgrade", target: str = "head") -> run.Plan:
+        """What ``upgrade``, ``downgrade`` or ``stamp`` to ``target`` would run now: a :class:`~migmagic.run.Plan`, nothing run."""
+        scripts = self.scripts()
+        scripts.check_target(target)
+        with self.db.reading() as conn:
+            return run.plan(command, target, scripts, state.of(conn, scripts))
+
     def upgrade(self, target: str = "head", *, sql: bool = False, progress: Progress | None = None) -> Any:
         """Upgrade to ``target`` (``head``, ``+1``, an id...). With ``sql``, return the SQL instead."""
         if sql:
