@@ -10,11 +10,14 @@ Transactions, per database:
 * MySQL/MariaDB commit DDL implicitly, so each revision is its own transaction
   (version table and ledger updated together, after the revision's DDL).
 
-Locks, held for the whole command: PostgreSQL ``pg_try_advisory_xact_lock``
-(released with the transaction, or when the backend dies), SQLite's write lock
-(released when the transaction ends or the process dies), MySQL ``GET_LOCK``
-(released explicitly, or when the session ends). Each waits at most
-``lock_timeout`` seconds.
+Locks, held for the whole command, across its transactions: PostgreSQL
+``pg_try_advisory_lock`` (session-level: released at the end of the command, or
+when the backend dies), on SQLite an ``flock`` on ``DB-migmagic.lock`` beside the
+file (released at the end, or when the process dies) besides SQLite's own write
+lock, MySQL ``GET_LOCK`` (released explicitly, or when the session ends). Each
+waits at most ``lock_timeout`` seconds, and so does every statement a revision
+runs that waits for a lock held elsewhere (PostgreSQL ``lock_timeout``, MySQL
+``lock_wait_timeout``/``innodb_lock_wait_timeout``, SQLite ``busy_timeout``).
 """
 
 from __future__ import annotations
@@ -101,7 +104,13 @@ class Database:
 
             @event.listens_for(engine, "begin")
             def _begin(conn: Connection) -> None:
-                immediate = conn.get_execution_options().get("migmagic_write_lock", False)
+                options = conn.get_execution_options()
+                if options.get("isolation_level") == "AUTOCOMMIT":
+                    return  # Alembic's autocommit_block: no transaction at all
+                raw = conn.connection.dbapi_connection
+                if raw is not None:
+                    raw.isolation_level = None  # restoring an isolation level turns pysqlite's own BEGINs back on
+                immediate = options.get("migmagic_write_lock", False)
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
@@ -141,31 +150,21 @@ class Database:
     def migrating(self) -> Iterator[Connection]:
         """A connection that holds the migration lock, for one command.
 
-        On SQLite and PostgreSQL the connection is inside a transaction that
-        commits when the block ends normally and rolls back on an exception.
-        On MySQL it is not: the caller commits per revision.
+        On SQLite and PostgreSQL the connection is inside a transaction; when the
+        block ends normally, whatever transaction is then in progress commits (a
+        revision's ``autocommit_block`` commits the one before it and begins
+        another), and on an exception it rolls back. On MySQL it is not: the
+        caller commits per revision.
+
+        The lock outlives those transactions: a PostgreSQL session-level
+        advisory lock, a lock file beside a SQLite database (as well as SQLite's
+        write lock), MySQL's ``GET_LOCK``. Statements that wait for a lock (the
+        user's own open transaction in another cell, say) wait at most
+        ``lock_timeout`` seconds too.
         """
         name = self.dialect_name
         with self.connect() as conn:
-            if name == "sqlite":
-                conn = conn.execution_options(migmagic_write_lock=True)
-                # The engine may predate a change of lock_timeout: the wait is set per command.
-                raw = conn.connection.dbapi_connection
-                assert raw is not None
-                raw.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
-                try:
-                    trans = conn.begin()
-                except Exception as exc:
-                    if "locked" in str(exc):
-                        raise self._timeout() from None
-                    raise
-                with trans:
-                    yield conn
-            elif name == "postgresql":
-                with conn.begin():
-                    self._pg_lock(conn)
-                    yield conn
-            elif name in ("mysql", "mariadb"):
+            if name in ("mysql", "mariadb"):
                 self._mysql_lock(conn)
                 try:
                     yield conn
@@ -175,9 +174,87 @@ class Database:
                     if conn.in_transaction():
                         conn.rollback()
                     self._mysql_unlock(conn)
-            else:
-                with conn.begin():
+                return
+            with self._held(conn) as conn:
+                if name == "sqlite":
+                    try:
+                        conn.begin()
+                    except Exception as exc:
+                        if "locked" in str(exc):
+                            raise self._timeout() from None
+                        raise
+                else:
+                    conn.begin()
+                try:
                     yield conn
+                    if conn.in_transaction():
+                        conn.commit()
+                except BaseException:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    raise
+
+    @contextlib.contextmanager
+    def _held(self, conn: Connection) -> Iterator[Connection]:
+        """The migration lock of a SQLite or PostgreSQL database, held on ``conn`` across its transactions."""
+        if self.dialect_name == "sqlite":
+            conn = conn.execution_options(migmagic_write_lock=True)
+            # The engine may predate a change of lock_timeout: the wait is set per command.
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
+            with self._sqlite_lock_file():
+                yield conn
+        elif self.dialect_name == "postgresql":
+            self._pg_lock(conn)
+            try:
+                yield conn
+            finally:
+                self._pg_unlock(conn)
+        else:
+            yield conn
+
+    @contextlib.contextmanager
+    def _sqlite_lock_file(self) -> Iterator[None]:
+        """An exclusive ``flock`` on ``DB-migmagic.lock`` beside a SQLite file, for the whole command.
+
+        SQLite's write lock ends with each transaction; this one does not, so a
+        revision's ``autocommit_block`` (which commits) cannot let another kernel
+        in half-way. The operating system releases it when the process dies.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: SQLite's write lock only
+            yield
+            return
+        from sqlalchemy.engine import make_url
+
+        path = make_url(settings.engine_url(self.url)).database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            yield
+            return
+        lock_path = f"{path}-migmagic.lock"
+        try:
+            handle = open(lock_path, "a+b")  # noqa: SIM115 - closed below
+        except OSError:
+            yield  # a read-only folder: SQLite's own write lock still guards the transaction
+            return
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise self._timeout() from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        finally:
+            handle.close()
 
     def _timeout(self) -> LockTimeout:
         return LockTimeout(
@@ -187,13 +264,27 @@ class Database:
         )
 
     def _pg_lock(self, conn: Connection) -> None:
+        """The session-level advisory lock (it outlives a COMMIT), and the statement lock timeout."""
         from sqlalchemy import text
 
         deadline = time.monotonic() + self.lock_timeout
-        while not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY}).scalar():
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY}).scalar():
             if time.monotonic() >= deadline:
+                conn.rollback()
                 raise self._timeout()
             time.sleep(0.05)
+        conn.execute(text(f"SET lock_timeout = {max(1, int(self.lock_timeout * 1000))}"))
+        conn.commit()  # a session lock and a session setting: they outlive this transaction
+
+    def _pg_unlock(self, conn: Connection) -> None:
+        from sqlalchemy import text
+
+        with contextlib.suppress(Exception):
+            if conn.in_transaction():
+                conn.rollback()
+            conn.execute(text("RESET lock_timeout"))
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
 
     def _mysql_lock_name(self, conn: Connection) -> str:
         from sqlalchemy import text
@@ -202,11 +293,14 @@ class Database:
         return f"{LOCK_NAME}:{db}"[:64]
 
     def _mysql_lock(self, conn: Connection) -> None:
+        """``GET_LOCK`` for the command, and the statement lock timeouts (metadata and row locks)."""
         from sqlalchemy import text
 
         got = conn.execute(
             text("SELECT GET_LOCK(:n, :t)"), {"n": self._mysql_lock_name(conn), "t": self.lock_timeout}
         ).scalar()
+        wait = max(1, int(round(self.lock_timeout)))
+        conn.execute(text(f"SET SESSION lock_wait_timeout = {wait}, SESSION innodb_lock_wait_timeout = {wait}"))
         conn.commit()
         if got != 1:
             raise self._timeout()
@@ -215,6 +309,7 @@ class Database:
         from sqlalchemy import text
 
         with contextlib.suppress(Exception):
+            conn.execute(text("SET SESSION lock_wait_timeout = DEFAULT, SESSION innodb_lock_wait_timeout = DEFAULT"))
             conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self._mysql_lock_name(conn)})
             conn.commit()
 
