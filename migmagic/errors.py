@@ -175,3 +175,11 @@ class MigrationFailed(MigmagicError):
 
 class NotAtHead(MigmagicError):
     """Autogenerate or ``check`` against a database that is not at the folder's head."""
+
+
+class DiagramError(MigmagicError):
+    """The schema diagram could not be drawn: Graphviz's ``dot`` failed or took too long."""
+
+
+class GraphvizMissing(DiagramError):
+    """Neither ``graphviz-pure`` (``pip install 'migmagic[diagrams]'``) nor a ``dot`` command is installed."""
