@@ -247,13 +247,20 @@ def clean_svg(svg: str) -> str:
     ET.register_namespace("", SVG_NS)
     ET.register_namespace("xlink", XLINK_NS)
     root = ET.fromstring(svg.encode())
+    _strip_attributes(root)
     _clean(root)
-    for attr in [a for a in root.attrib if a.startswith("{")]:
-        del root.attrib[attr]
     return ET.tostring(root, encoding="unicode")
 
 
 _DROPPED = {"title", "script", "foreignObject", "desc", "metadata"}
+
+
+def _strip_attributes(element: ET.Element) -> None:
+    """Drop event handlers (``on*``), links (``href``, ``xlink:href``) and tooltips (``xlink:title``)."""
+    for name in list(element.attrib):
+        local = name.rsplit("}", 1)[-1].lower()
+        if local.startswith("on") or local == "href" or (local == "title" and name.startswith("{")):
+            del element.attrib[name]
 
 
 def _clean(element: ET.Element) -> None:
@@ -262,10 +269,7 @@ def _clean(element: ET.Element) -> None:
         if tag in _DROPPED or not isinstance(child.tag, str):
             element.remove(child)
             continue
-        for name in list(child.attrib):
-            local = name.rsplit("}", 1)[-1].lower()
-            if local.startswith("on") or local == "href" or local == "title" and name.startswith("{"):
-                del child.attrib[name]
+        _strip_attributes(child)
         _clean(child)
         if tag == "a":  # unwrap: keep what it holds, in place
             position = list(element).index(child)
