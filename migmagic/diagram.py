@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 FONT = "Helvetica"
 """Graphviz knows Helvetica's metrics; browsers without it use a metric-compatible font (Liberation Sans, Arial)."""
+WIDE = 12
+"""Up to this many tables are laid out left to right, more top down."""
 TIMEOUT = 60.0
 """Seconds ``dot`` may take."""
 
@@ -88,7 +90,8 @@ def dot(
     node_ids = {t.name: f"t{i}" for i, t in enumerate(shown)}
     lines = [
         "digraph schema {",
-        f'  graph [rankdir=LR, nodesep=0.35, ranksep=0.9, bgcolor="white", fontname="{FONT}"];',
+        # Few tables read best left to right; many would make a picture too wide to scroll, so top down.
+        f'  graph [rankdir={"LR" if len(shown) <= WIDE else "TB"}, nodesep=0.35, ranksep=0.9, bgcolor="white", fontname="{FONT}"];',
         f'  node [shape=plaintext, margin=0, fontname="{FONT}", fontsize=11];',
         f'  edge [color="{MUTED}", arrowsize=0.7, penwidth=1.2, fontname="{FONT}"];',
     ]

@@ -432,7 +432,7 @@ def _history_html(frame: Any, layout: Any, max_rows: int | None) -> str:
     segments = graph.row_segments(layout)
     cell = f"height:{graph.ROW}px;line-height:{graph.ROW}px;padding:0 8px;white-space:nowrap;text-align:left;vertical-align:middle"
     lanes = f"height:{graph.ROW}px;padding:0 2px;vertical-align:middle"
-    head = "".join(f'<th style="text-align:left;padding:0 8px">{html.escape(str(c))}</th>' for c in frame.columns)
+    head = "".join(f'<th style="text-align:left;padding:0 8px;white-space:nowrap">{html.escape(str(c))}</th>' for c in frame.columns)
     body = []
     for i in shown:
         if i is None:
