@@ -357,3 +357,146 @@ class TableSchema:
         for title, frame in self._parts():
             out += [f"<p>{html.escape(title)}</p>", _html_table(frame)]
         return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+@dataclass
+class Graph:
+    """``graph``: the revision graph as an SVG picture (``_repr_svg_``) and as text (``repr``).
+
+    ``layout`` is a :class:`migmagic.graph.Layout`: rows newest first, lanes, parent links.
+    """
+
+    layout: Any
+
+    @property
+    def svg(self) -> str:
+        from . import graph
+
+        return graph.svg(self.layout)
+
+    def __repr__(self) -> str:
+        from . import graph
+
+        return graph.text(self.layout)
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+    def _repr_html_(self) -> str:
+        return f'<div style="overflow:auto">{self.svg}</div>'
+
+
+@dataclass
+class Diagram:
+    """``diagram``: the schema as an entity-relationship picture (``_repr_svg_``) and as text (``repr``).
+
+    ``svg`` is what Graphviz's ``dot`` drew from ``dot`` (the DOT text), cleaned of
+    scripts, links and comments; ``text`` lists tables, columns and foreign keys.
+    """
+
+    svg: str
+    text: str
+    dot: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+    def _repr_html_(self) -> str:
+        return f'<div style="overflow:auto">{self.svg}</div>'
+
+
+_HISTORY_CLASS: type | None = None
+
+
+def history(rows: Iterable[dict[str, Any]], columns: Sequence[str], layout: Any) -> pd.DataFrame:
+    """A DataFrame of ``rows`` (like :func:`table`) that shows the revision graph ``layout`` beside them.
+
+    The plain form has a text graph column first (``*`` applied, ``o`` pending);
+    the HTML form draws the lanes in a first column, one slice per row. A frame
+    filtered or sorted so its revisions no longer match ``layout`` shows without it.
+    """
+    frame = _history_class()(list(rows), columns=list(columns))
+    frame._graph = layout
+    return frame
+
+
+def _history_class() -> type:
+    global _HISTORY_CLASS
+    if _HISTORY_CLASS is None:
+        import pandas as pd
+
+        class History(pd.DataFrame):
+            """``history``: a DataFrame with the revision graph beside it; missing values blank."""
+
+            _metadata = ["_graph"]
+            _graph: Any = None
+
+            @property
+            def _constructor(self) -> type:
+                return History
+
+            def _blanked(self) -> pd.DataFrame:
+                plain = pd.DataFrame(self).astype(object)
+                return plain.where(plain.notna(), "")
+
+            def _aligned(self) -> Any:
+                """The layout, if this frame still lists exactly its revisions in its order."""
+                layout = getattr(self, "_graph", None)
+                if layout is None or "revision" not in self.columns:
+                    return None
+                return layout if list(self["revision"]) == layout.ids else None
+
+            def __repr__(self) -> str:
+                if self.empty:
+                    return "(no rows)"
+                plain = self._blanked()
+                layout = self._aligned()
+                if layout is not None:
+                    from . import graph
+
+                    plain.insert(0, "", graph.text_column(layout))
+                return plain.to_string(index=False, max_rows=pd.get_option("display.max_rows"))
+
+            def _repr_html_(self) -> str:
+                if self.empty:
+                    return "<p><em>(no rows)</em></p>"
+                layout = self._aligned()
+                if layout is None:
+                    return self._blanked().to_html(index=False, escape=True, max_rows=pd.get_option("display.max_rows"))
+                return _history_html(self._blanked(), layout, pd.get_option("display.max_rows"))
+
+        _HISTORY_CLASS = History
+    return _HISTORY_CLASS
+
+
+def _history_html(frame: Any, layout: Any, max_rows: int | None) -> str:
+    """The table with the graph drawn in its first column, one fixed-height slice per row."""
+    from . import graph
+
+    n = len(frame)
+    shown: list[int | None] = list(range(n))
+    if max_rows and n > max_rows:
+        half = max(max_rows // 2, 1)
+        shown = [*range(half), None, *range(n - half, n)]
+    segments = graph.row_segments(layout)
+    cell = f"height:{graph.ROW}px;line-height:{graph.ROW}px;padding:0 8px;white-space:nowrap;text-align:left;vertical-align:middle"
+    lanes = f"height:{graph.ROW}px;padding:0 2px;vertical-align:middle"
+    head = "".join(f'<th style="text-align:left;padding:0 8px;white-space:nowrap">{html.escape(str(c))}</th>' for c in frame.columns)
+    body = []
+    for i in shown:
+        if i is None:
+            body.append(f'<tr><td style="{lanes}">⋮</td>' + f'<td style="{cell}">…</td>' * len(frame.columns) + "</tr>")
+            continue
+        values = "".join(f'<td style="{cell}">{html.escape(str(v))}</td>' for v in frame.iloc[i])
+        body.append(f'<tr><td style="{lanes}">{graph.row_svg(layout, i, segments)}</td>{values}</tr>')
+    return (
+        '<table class="dataframe migmagic-history" style="border-collapse:collapse;border-spacing:0">'
+        f'<thead><tr><th style="padding:0 2px"></th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )

@@ -17,7 +17,7 @@ duplicate ids), so a broken folder is reported before any connection is made.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +148,14 @@ class Migrator:
                     "branch labels": ", ".join(info.branch_labels) or None,
                 }
             )
-        return display.table(rows, ["revision", "parent", "message", "created", "applied", "markers", "branch labels"])
+        from . import graph  # pictures: the graph drawn beside the table
+
+        layout = graph.layout(graph.nodes((scripts.info(r) for r in ids), st.applied, st.heads))
+        return display.history(rows, ["revision", "parent", "message", "created", "applied", "markers", "branch labels"], layout)
+
+    def graph(self, rev_range: str | None = None) -> display.Graph:
+        """The revision graph alone, as a picture (SVG) and as text; ``rev_range`` as for :meth:`history`."""
+        return display.Graph(self.history(rev_range)._graph)
 
     def show(self, rev: str) -> display.RevisionDetails:
         """A revision's details and source."""
@@ -326,6 +333,14 @@ class Migrator:
 
         with self.db.reading() as conn:
             return schema.tables(conn) if table is None else schema.table(conn, table, self.db.masked_url)
+
+    def diagram(self, tables: Sequence[str] = ()) -> display.Diagram:
+        """The schema as an entity-relationship diagram (``tables``: those and their neighbours); needs Graphviz's dot."""
+        from . import diagram, schema
+
+        with self.db.reading() as conn:
+            described = schema.describe(conn)
+        return diagram.draw(described, tables)
 
     # ------------------------------------------------------------------ integrity
 

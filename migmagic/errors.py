@@ -283,3 +283,11 @@ class MigrationFailed(MigmagicError):
         lines += [s.rstrip("\n") for s in shown]
         lines.append(last)
         return [self._scrub(line) for line in lines]
+
+
+class DiagramError(MigmagicError):
+    """The schema diagram could not be drawn: Graphviz's ``dot`` failed or took too long."""
+
+
+class GraphvizMissing(DiagramError):
+    """Neither ``graphviz-pure`` (``pip install 'migmagic[diagrams]'``) nor a ``dot`` command is installed."""

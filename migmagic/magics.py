@@ -94,6 +94,14 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [(("table",), dict(nargs="?", help="a table name"))],
     ),
     "accept": ("Record an edited, applied revision's new source on purpose.", [(("rev",), dict(help=_TARGET))]),
+    "graph": (
+        "The revision graph as a picture: branches, merges, heads; applied filled, pending hollow.",
+        [(("rev_range",), dict(nargs="?", metavar="RANGE", help="a range FROM:TO, e.g. base:head or abc1:"))],
+    ),
+    "diagram": (
+        "The schema as an entity-relationship diagram (needs pip install 'migmagic[diagrams]').",
+        [(("tables",), dict(nargs="*", metavar="TABLE", help="draw these tables and their direct neighbours (default: all)"))],
+    ),
 }
 
 
@@ -357,6 +365,12 @@ class Migrate(Magics):
 
     def _cmd_accept(self, a: argparse.Namespace) -> Any:
         return self.migrator.accept(a.rev)
+
+    def _cmd_graph(self, a: argparse.Namespace) -> Any:
+        return self.migrator.graph(a.rev_range)
+
+    def _cmd_diagram(self, a: argparse.Namespace) -> Any:
+        return self.migrator.diagram(a.tables)
 
     # ---- %%revision
 

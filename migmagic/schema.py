@@ -9,6 +9,7 @@ for them by name to see them). SQLAlchemy is imported inside functions.
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import display
@@ -80,6 +81,65 @@ def table(conn: Connection, name: str, url: str = "the database") -> display.Tab
         display.table(sorted(index_rows.values(), key=lambda r: r["name"] or ""), ["name", "columns", "unique"]),
         display.table(fks, ["name", "columns", "references", "on delete"]),
     )
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column as a diagram shows it."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    primary_key: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key: ``columns`` of the table refer to ``referred_columns`` of ``referred_table``."""
+
+    columns: tuple[str, ...]
+    referred_table: str
+    referred_columns: tuple[str, ...] = ()
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's columns (in order) and foreign keys: the plain data :mod:`migmagic.diagram` draws."""
+
+    name: str
+    columns: tuple[Column, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = field(default=())
+
+
+def describe(conn: Connection) -> list[Table]:
+    """Every table but the bookkeeping ones, by name: columns (type, nullable, primary key) and foreign keys.
+
+    Read in a few queries (SQLAlchemy's ``get_multi_*``), not a few per table.
+    """
+    import sqlalchemy as sa
+
+    insp = sa.inspect(conn)
+    names = sorted(n for n in insp.get_table_names() if n not in BOOKKEEPING)
+    if not names:
+        return []
+    # Keyed by (schema, table); the default schema only, so by table name.
+    columns = {key[1]: value for key, value in insp.get_multi_columns(filter_names=names).items()}
+    pks: dict[str, Any] = {key[1]: value for key, value in insp.get_multi_pk_constraint(filter_names=names).items()}
+    fks = {key[1]: value for key, value in insp.get_multi_foreign_keys(filter_names=names).items()}
+    out = []
+    for name in names:
+        pk = set((pks.get(name) or {}).get("constrained_columns") or [])
+        cols = tuple(
+            Column(c["name"], type_text(c["type"], conn.dialect), bool(c.get("nullable", True)), c["name"] in pk)
+            for c in columns.get(name, [])
+        )
+        keys = tuple(
+            ForeignKey(tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]), fk.get("name"))
+            for fk in fks.get(name, [])
+        )
+        out.append(Table(name, cols, keys))
+    return out
 
 
 def type_text(type_: Any, dialect: Any) -> str:

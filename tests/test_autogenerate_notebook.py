@@ -103,4 +103,6 @@ def test_tutorial_runs_twice_with_the_same_results(tmp_path: Path, monkeypatch: 
 
 
 def _ids(history: str) -> list[str]:
-    return [line.split()[0] for line in history.splitlines()[1:] if line.strip()]
+    """The revision ids of ``history``'s plain text (after the text graph column: ``*``, ``o``, ``|``, ...)."""
+    words = [[w for w in line.split() if w.strip("*o|/\\-")] for line in history.splitlines()[1:]]
+    return [w[0] for w in words if w]
