@@ -65,7 +65,7 @@ def test_broken_folder_is_refused_before_any_connection(ip_with_db: Shell, conne
     connections.clear()
     _, expected = BROKEN[case]
     lines = [
-        "%migrate init $TEST_DB_URL",
+        f"%migrate init {url}",
         "%migrate status",
         "%migrate upgrade head",
         "%migrate downgrade base",
@@ -96,7 +96,7 @@ def test_the_connection_counter_sees_connections(ip_with_db: Shell, connections:
     # The control for the test above: a sound folder does reach the database.
     migmagic.magics.unload(ip_with_db.ip)
     migmagic.magics.load(ip_with_db.ip)
-    ip_with_db.ok("%migrate init $TEST_DB_URL")
+    ip_with_db.ok(f"%migrate init {ip_with_db.ns['TEST_DB_URL']}")
     connections.clear()
     migmagic.magics._loaded[id(ip_with_db.ip)].migrator.close()
     ip_with_db.ok("%migrate status")
