@@ -286,6 +286,7 @@ class Migrator:
             raise UsageError("A revision needs a message: -m MESSAGE.", hint='For example %%revision -m "create users table".')
         if body is not None:
             revisionfile.check_body(body)
+        revisionfile.check_rev_id(rev_id)
         self.ensure_folder()
         scripts = self.scripts()
         existing = scripts.by_message(message)
@@ -421,6 +422,7 @@ class Migrator:
         message = (message or "").strip()
         if not message:
             raise UsageError("A merge needs a message: -m MESSAGE.")
+        revisionfile.check_rev_id(rev_id)
         scripts = self.scripts()
         refs = revisions.split() if isinstance(revisions, str) else list(revisions)
         parents: list[str] = []

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from .errors import RevisionCellError
+from .errors import RevisionCellError, UsageError
 
 CHECKSUM_VERSION = 1
 """Bumped whenever :func:`normalize` changes, and stored with every checksum."""
@@ -52,6 +52,39 @@ def deterministic_id(message: str, parents: Sequence[str]) -> str:
     """
     seed = "\n".join([",".join(sorted(parents)), message])
     return hashlib.sha1(seed.encode("utf-8")).hexdigest()[:12]
+
+
+REV_ID_MAX = 32
+"""Alembic's ``alembic_version.version_num`` is ``VARCHAR(32)``."""
+
+_REV_ID = re.compile(r"[A-Za-z0-9_]+")
+RESERVED_IDS = ("base", "head", "heads", "current")
+"""Names Alembic reads as targets, never as a revision."""
+
+
+def check_rev_id(rev_id: str | None) -> None:
+    """Refuse a ``--rev-id`` that Alembic, the version table or the file system cannot take.
+
+    ASCII letters, digits and ``_`` only: Alembic reads ``-``, ``+``, ``@`` and
+    ``:`` as target grammar (and refuses them in an id), ``,`` separates ids, and
+    ``/``, ``\\`` or a leading ``.`` would put the file outside ``versions/`` or hide
+    it. At most :data:`REV_ID_MAX` characters (the version table's column); not
+    one of :data:`RESERVED_IDS`. ``None`` (no ``--rev-id``) passes.
+    """
+    if rev_id is None:
+        return
+    if not rev_id:
+        problem = "is empty"
+    elif not _REV_ID.fullmatch(rev_id):
+        bad = "".join(sorted({c for c in rev_id if not _REV_ID.fullmatch(c)}))
+        problem = f"holds {bad!r}: a revision id may hold only ASCII letters, digits and _"
+    elif len(rev_id) > REV_ID_MAX:
+        problem = f"has {len(rev_id)} characters: at most {REV_ID_MAX} fit the version table (alembic_version.version_num is VARCHAR(32))"
+    elif rev_id.lower() in RESERVED_IDS:
+        problem = f"is reserved: Alembic reads {', '.join(RESERVED_IDS)} as targets"
+    else:
+        return
+    raise UsageError(f"--rev-id {rev_id!r} {problem}.", hint="Nothing was written.")
 
 
 def slug(message: str, limit: int = 40) -> str:
