@@ -35,7 +35,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from . import revisionfile
-from .errors import InvalidTarget, RevisionNotFound, ScriptDirectoryError
+from .errors import AmbiguousMessage, InvalidTarget, RevisionNotFound, ScriptDirectoryError
 
 ALEMBIC_VERSION: str = alembic.__version__
 VERSION_TABLE = "alembic_version"
@@ -377,12 +377,27 @@ class Scripts:
     def all(self) -> list[RevisionInfo]:
         return [self.info(r) for r in self._order]
 
-    def by_message(self, message: str) -> RevisionInfo | None:
+    def by_message_all(self, message: str) -> list[RevisionInfo]:
+        """Every revision whose message is ``message``, newest first."""
         wanted = message.strip()
-        for rev_id in self._order:
-            if self.info(rev_id).message == wanted:
-                return self.info(rev_id)
-        return None
+        return [self.info(r) for r in self._order if self.info(r).message == wanted]
+
+    def by_message(self, message: str) -> RevisionInfo | None:
+        """The revision ``message`` names, or None; :class:`AmbiguousMessage` when it names several.
+
+        A message names one revision in its folder: rewriting "the first match"
+        could rewrite someone else's revision.
+        """
+        found = self.by_message_all(message)
+        if len(found) > 1:
+            named = ", ".join(f"{r.id} ({_display_path(r.path)})" for r in found)
+            raise AmbiguousMessage(
+                f"The message {message.strip()!r} names {len(found)} revisions: {named}.",
+                candidates=[r.id for r in found],
+                revision_message=message.strip(),
+                hint="Give this revision another message, or change the message of one of them. Nothing was written.",
+            )
+        return found[0] if found else None
 
     def branch_labels(self) -> set[str]:
         return {label for r in self.all() for label in r.branch_labels}

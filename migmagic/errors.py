@@ -52,6 +52,14 @@ class RevisionNotFound(MigmagicError):
         super().__init__(message, hint)
 
 
+class AmbiguousMessage(RevisionNotFound):
+    """A ``-m`` message that names more than one revision in the folder; ``candidates`` holds their ids."""
+
+    def __init__(self, message: str, candidates: Sequence[str], revision_message: str, hint: str | None = None) -> None:
+        self.revision_message = revision_message
+        super().__init__(message, candidates, hint)
+
+
 class ConfigurationError(MigmagicError):
     """A settings file (``pyproject.toml``, ``alembic.ini``) that cannot be read."""
 
