@@ -161,6 +161,9 @@ def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
         ) from None
     if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "upgrade" for n in tree.body):
         raise ScriptDirectoryError(f"{rel} defines no upgrade() function.", hint="Nothing was run.", path=str(path))
+    problem = revisionfile.async_problem(tree)
+    if problem:
+        raise ScriptDirectoryError(f"{rel}: {problem}", hint="Nothing was run.", path=str(path))
     try:
         module = _exec_module(path, source)
     except Exception as exc:
@@ -266,6 +269,16 @@ def _check_graph(loaded: dict[Path, _Loaded]) -> None:
                     path=str(path),
                 )
         parents[item.rev_id] = downs
+    labels = {label for item in loaded.values() for label in _as_tuple(getattr(item.module, "branch_labels", None))}
+    for path, item in loaded.items():
+        # Alembic looks a dependency up as an id or a branch label; anything else is its KeyError later.
+        for dep in _as_tuple(getattr(item.module, "depends_on", None)):
+            if dep not in by_id and dep not in labels:
+                raise ScriptDirectoryError(
+                    f"{_display_path(path)} depends on {dep}, which is not in the folder.",
+                    hint="Fix its depends_on; nothing was run.",
+                    path=str(path),
+                )
     # Cycles: depth-first search with colours.
     state: dict[str, int] = {}
     for start in parents:

@@ -120,6 +120,22 @@ def check_body(body: str) -> None:
             "The cell defines no upgrade() function.",
             hint="A revision needs def upgrade(): at the top level of the cell. Nothing was written.",
         )
+    problem = async_problem(tree)
+    if problem:
+        raise RevisionCellError(problem, hint="Nothing was written.")
+
+
+def async_problem(tree: ast.Module) -> str | None:
+    """Why a script whose ``upgrade()`` or ``downgrade()`` is ``async def`` cannot run (None when neither is).
+
+    Alembic calls them without awaiting: the call makes a coroutine and the
+    revision would be recorded as applied having run nothing.
+    """
+    for node in tree.body:
+        if isinstance(node, ast.AsyncFunctionDef) and node.name in ("upgrade", "downgrade"):
+            name = node.name
+            return f"{name}() is async; Alembic calls it without awaiting it, so it would run nothing. Use def {name}():"
+    return None
 
 
 def _literal(value: str | Sequence[str] | None) -> str:
