@@ -19,6 +19,7 @@ import linecache
 import logging
 import os
 import re
+import traceback
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -148,7 +149,8 @@ def _exec_module(path: Path, source: str) -> types.ModuleType:
 def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
     rel = _display_path(path)
     try:
-        source = path.read_text(encoding="utf-8")
+        # As Python and Alembic read it: a UTF-8 BOM is allowed (and not part of the source or its checksum).
+        source = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ScriptDirectoryError(f"{rel} is not UTF-8 text.", path=str(path)) from None
     try:
@@ -166,9 +168,11 @@ def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
         raise ScriptDirectoryError(f"{rel}: {problem}", hint="Nothing was run.", path=str(path))
     try:
         module = _exec_module(path, source)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() at import time is a broken script, not the kernel's end
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        at = f", line {lines[-1]}," if lines else ""
         raise ScriptDirectoryError(
-            f"{rel} raised {type(exc).__name__} when loaded: {exc}.", hint="Nothing was run.", path=str(path)
+            f"{rel}{at} raised {type(exc).__name__} when loaded: {exc}.", hint="Nothing was run.", path=str(path)
         ) from None
     rev_id = getattr(module, "revision", None)
     if not isinstance(rev_id, str) or not rev_id:

@@ -25,7 +25,10 @@ from .errors import (
     MigrationFailed,
     RevisionChanged,
     RevisionMissing,
+    RevisionWriteFailed,
     UsageError,
+    sql_render_failures,
+    upgrade_after_write,
 )
 
 if TYPE_CHECKING:
@@ -313,7 +316,8 @@ class Migrator:
             self._rewrite(existing, body)
             result = display.RevisionWritten("rewrote", existing.id, message, result_path, existing.down_revisions)
         if apply:
-            result.applied = self.upgrade(existing.id, progress=progress)
+            with upgrade_after_write(existing.id, result_path, written=not unchanged):
+                result.applied = self.upgrade(existing.id, progress=progress)
         return result
 
     def _write_new(
@@ -357,7 +361,8 @@ class Migrator:
         self._write_checked(path, text, previous=None)
         result = display.RevisionWritten("wrote", new_id, message, _short(path), parents)
         if apply:
-            result.applied = self.upgrade(new_id, progress=progress)
+            with upgrade_after_write(new_id, _short(path)):
+                result.applied = self.upgrade(new_id, progress=progress)
         return result
 
     def _rewrite(self, existing: Any, body: str) -> None:
@@ -382,6 +387,8 @@ class Migrator:
         except MigmagicError:
             self._restore(path, previous)
             raise
+        except OSError as exc:
+            raise RevisionWriteFailed.of(path, exc, existed=previous is not None) from None
 
     def _write(self, path: Path, text: str) -> Scripts:
         """Write ``text`` to ``path`` atomically and return the folder as it now loads."""
@@ -478,9 +485,10 @@ class Migrator:
                     f"The database is at {len(heads)} heads ({', '.join(heads)}).", hint="Give the start: FROM:TO --sql."
                 )
             start = heads[0] if heads else ""
-        sql, ran = self._adapter().render_sql(
-            scripts, self.db.dialect_name, upgrade, start or None, end, transactional_ddl=self.db.transactional_ddl
-        )
+        with sql_render_failures({str(r.path): (r.id, r.message) for r in scripts.all()}, self._scrub):
+            sql, ran = self._adapter().render_sql(
+                scripts, self.db.dialect_name, upgrade, start or None, end, transactional_ddl=self.db.transactional_ddl
+            )
         if not ran:
             sql = f"-- Nothing to run: {start or 'base'} is already at {end}.\n"
         return display.SQLScript(sql)

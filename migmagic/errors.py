@@ -7,8 +7,10 @@ Python API it is an ordinary exception carrying its data as attributes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 
@@ -183,3 +185,82 @@ class MigrationFailed(MigmagicError):
 
 class NotAtHead(MigmagicError):
     """Autogenerate or ``check`` against a database that is not at the folder's head."""
+
+
+def _shown_path(path: str | os.PathLike[str]) -> str:
+    try:
+        return os.path.relpath(path) if os.path.abspath(path).startswith(os.getcwd() + os.sep) else str(path)
+    except ValueError:
+        return str(path)
+
+
+class RevisionWriteFailed(MigmagicError):
+    """A revision file could not be written (full disk, unwritable folder); the folder is as it was."""
+
+    def __init__(self, message: str, path: str, reason: str, hint: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(message, hint)
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str], exc: OSError, existed: bool) -> RevisionWriteFailed:
+        """The error for ``exc`` raised while writing ``path``: its reason, never the temporary file's name."""
+        reason = exc.strerror or type(exc).__name__
+        shown = _shown_path(path)
+        hint = "The file was left as it was." if existed else "Nothing was written."
+        return cls(f"Cannot write {shown}: {reason}.", path=str(path), reason=reason, hint=hint)
+
+
+class SQLRenderFailed(MigmagicError):
+    """``--sql`` could not render a revision offline; ``revision`` names it when known."""
+
+    def __init__(self, message: str, revision: str | None, original: BaseException, hint: str | None = None) -> None:
+        self.revision = revision
+        self.original = original
+        super().__init__(message, hint)
+
+
+@contextlib.contextmanager
+def sql_render_failures(revisions: Mapping[str, tuple[str, str]], scrub: Callable[[str], str] = lambda t: t) -> Iterator[None]:
+    """Turn an exception raised while rendering ``--sql`` into one :class:`SQLRenderFailed` line.
+
+    ``revisions`` maps a revision file's path to its id and message: the
+    innermost frame in one of them names the revision. Migmagic's own errors pass.
+    """
+    try:
+        yield
+    except MigmagicError:
+        raise
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        hit = next(((revisions[f.filename], f.lineno) for f in reversed(frames) if f.filename in revisions), None)
+        reason = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
+        if hit:
+            (rev, message), line = hit
+            what = f"Cannot render the SQL of revision {rev} ({message!r}): {reason} (line {line})"
+        else:
+            rev, what = None, f"Cannot render the SQL: {reason}"
+        raise SQLRenderFailed(
+            what, revision=rev, original=exc,
+            hint="A revision that reads from the database cannot run offline. Nothing was run.",
+        ) from None
+
+
+@contextlib.contextmanager
+def upgrade_after_write(revision: str, path: str, written: bool = True) -> Iterator[None]:
+    """Add to an error of the upgrade after ``%%revision --apply`` that the file was written, and what next.
+
+    The error keeps its type and data; its message and hint say more.
+    """
+    try:
+        yield
+    except MigmagicError as error:
+        where = f"was written to {path}" if written else f"is in {path}"
+        told = error.message
+        if told.startswith(f"Revision {revision} (") and ") failed during upgrade: " in told:
+            told = told.split(") failed during upgrade: ", 1)[1]  # the revision is named once
+        extra = "Fix the cell and run it again (it rewrites the revision in place), or %migrate upgrade when fixed."
+        MigmagicError.__init__(
+            error, f"Revision {revision} {where}; the upgrade failed: {told}", f"{error.hint} {extra}" if error.hint else extra
+        )
+        raise

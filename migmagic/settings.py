@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UsageError
 
 DEFAULT_URL = "sqlite:///migmagic.db"
 DEFAULT_FOLDER = "migrations"
@@ -55,6 +55,9 @@ class Location:
     url_source: str
     folder: Path
     adopted_ini: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_sqlite_url(self.url)
 
     @property
     def masked_url(self) -> str:
@@ -127,6 +130,27 @@ def mask_url(url: str) -> str:
         masked = f"{m.group('head')}***{m.group('tail')}"
     masked = _QUERY_PASSWORD.sub(lambda q: f"{q.group('key')}***" if q.group("password") else q.group(0), masked)
     return masked if masked != url else scrub(url, url)
+
+
+# What may follow '?' in a SQLite URL: key=value pairs (mode=ro, uri=true, timeout=...).
+_SQLITE_QUERY = re.compile(r"[^=&/]+=[^&/]*(?:&[^=&/]+=[^&/]*)*")
+
+
+def check_sqlite_url(url: str) -> None:
+    """Refuse a SQLite URL whose path holds a ``?``: SQLAlchemy would cut the path there and open another file.
+
+    ``sqlite:///dir with ?/x.db`` opens ``dir with `` (the rest is read as the
+    URL's query). Written ``%3F`` the ``?`` works, as ``%25`` does for ``%``.
+    """
+    if not url.startswith("sqlite") or "?" not in url:
+        return
+    path, _, query = url.partition("?")
+    if _SQLITE_QUERY.fullmatch(query):
+        return
+    raise UsageError(
+        f"The SQLite URL {url!r} holds '?' in its path, where a URL's query starts: it would open {path.split(':///', 1)[-1]!r}.",
+        hint=f"Write '?' in a path as %3F (and '%' as %25): {url.replace('?', '%3F')!r}.",
+    )
 
 
 def engine_url(url: str) -> str:
