@@ -237,9 +237,9 @@ def sql_render_failures(revisions: Mapping[str, tuple[str, str]], scrub: Callabl
         reason = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
         if hit:
             (rev, message), line = hit
-            what = f"Cannot render the SQL of revision {rev} ({message!r}): {reason} (line {line})"
+            what = f"Cannot render the SQL of revision {rev} ({message!r}), line {line}: {reason.rstrip('.')}."
         else:
-            rev, what = None, f"Cannot render the SQL: {reason}"
+            rev, what = None, f"Cannot render the SQL: {reason.rstrip('.')}."
         raise SQLRenderFailed(
             what, revision=rev, original=exc,
             hint="A revision that reads from the database cannot run offline. Nothing was run.",
