@@ -19,6 +19,7 @@ import linecache
 import logging
 import os
 import re
+import traceback
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -36,7 +37,7 @@ from alembic.util import CommandError
 
 from . import revisionfile
 from .display import short_path
-from .errors import InvalidTarget, RevisionNotFound, ScriptDirectoryError
+from .errors import AmbiguousMessage, InvalidTarget, RevisionNotFound, ScriptDirectoryError
 
 ALEMBIC_VERSION: str = alembic.__version__
 
@@ -155,7 +156,8 @@ def _exec_module(path: Path, source: str) -> types.ModuleType:
 def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
     rel = short_path(path)
     try:
-        source = path.read_text(encoding="utf-8")
+        # As Python and Alembic read it: a UTF-8 BOM is allowed (and not part of the source or its checksum).
+        source = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ScriptDirectoryError(f"{rel} is not UTF-8 text.", path=str(path)) from None
     try:
@@ -168,11 +170,16 @@ def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
         ) from None
     if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "upgrade" for n in tree.body):
         raise ScriptDirectoryError(f"{rel} defines no upgrade() function.", hint="Nothing was run.", path=str(path))
+    problem = revisionfile.async_problem(tree)
+    if problem:
+        raise ScriptDirectoryError(f"{rel}: {problem}", hint="Nothing was run.", path=str(path))
     try:
         module = _exec_module(path, source)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() at import time is a broken script, not the kernel's end
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        at = f", line {lines[-1]}," if lines else ""
         raise ScriptDirectoryError(
-            f"{rel} raised {type(exc).__name__} when loaded: {exc}.", hint="Nothing was run.", path=str(path)
+            f"{rel}{at} raised {type(exc).__name__} when loaded: {exc}.", hint="Nothing was run.", path=str(path)
         ) from None
     rev_id = getattr(module, "revision", None)
     if not isinstance(rev_id, str) or not rev_id:
@@ -266,6 +273,16 @@ def _check_graph(loaded: dict[Path, _Loaded]) -> None:
                     path=str(path),
                 )
         parents[item.rev_id] = downs
+    labels = {label for item in loaded.values() for label in _as_tuple(getattr(item.module, "branch_labels", None))}
+    for path, item in loaded.items():
+        # Alembic looks a dependency up as an id or a branch label; anything else is its KeyError later.
+        for dep in _as_tuple(getattr(item.module, "depends_on", None)):
+            if dep not in by_id and dep not in labels:
+                raise ScriptDirectoryError(
+                    f"{short_path(path)} depends on {dep}, which is not in the folder.",
+                    hint="Fix its depends_on; nothing was run.",
+                    path=str(path),
+                )
     # Cycles: depth-first search with colours.
     state: dict[str, int] = {}
     for start in parents:
@@ -379,12 +396,27 @@ class Scripts:
     def all(self) -> list[RevisionInfo]:
         return [self.info(r) for r in self._order]
 
-    def by_message(self, message: str) -> RevisionInfo | None:
+    def by_message_all(self, message: str) -> list[RevisionInfo]:
+        """Every revision whose message is ``message``, newest first."""
         wanted = message.strip()
-        for rev_id in self._order:
-            if self.info(rev_id).message == wanted:
-                return self.info(rev_id)
-        return None
+        return [self.info(r) for r in self._order if self.info(r).message == wanted]
+
+    def by_message(self, message: str) -> RevisionInfo | None:
+        """The revision ``message`` names, or None; :class:`AmbiguousMessage` when it names several.
+
+        A message names one revision in its folder: rewriting "the first match"
+        could rewrite someone else's revision.
+        """
+        found = self.by_message_all(message)
+        if len(found) > 1:
+            named = ", ".join(f"{r.id} ({short_path(r.path)})" for r in found)
+            raise AmbiguousMessage(
+                f"The message {message.strip()!r} names {len(found)} revisions: {named}.",
+                candidates=[r.id for r in found],
+                revision_message=message.strip(),
+                hint="Give this revision another message, or change the message of one of them. Nothing was written.",
+            )
+        return found[0] if found else None
 
     def children(self, rev_id: str) -> list[str]:
         """The revisions whose parent is ``rev_id``, newest first."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import display, ledger, revisionfile, run, settings, state
 from .database import Database
 from .display import short_path
-from .errors import Fix, InvalidTarget, UsageError
+from .errors import Fix, InvalidTarget, UsageError, sql_render_failures, upgrade_after_write
 from .folder import EMPTY_BODY, Folder, unchanged
 
 if TYPE_CHECKING:
@@ -240,6 +240,7 @@ class Migrator:
         message = revisionfile.check_message(message)
         if body is not None:
             revisionfile.check_body(body)
+        revisionfile.check_rev_id(rev_id)
         self.ensure_folder()
         scripts = self.scripts()
         existing = scripts.by_message(message)
@@ -260,12 +261,14 @@ class Migrator:
             assert body is not None
             raise self.files.refuse_applied(existing, body, self.db.masked_url)
         if apply:
-            result.applied = self.upgrade(result.revision, progress=progress)
+            with upgrade_after_write(result.revision, result.path, written=result.action != "unchanged"):
+                result.applied = self.upgrade(result.revision, progress=progress)
         return result
 
     def merge(self, revisions: str | list[str], message: str, rev_id: str | None = None) -> display.RevisionWritten:
         """Write a merge revision whose parents are ``revisions`` (e.g. ``heads``, or ids)."""
         message = revisionfile.check_message(message, "A merge", hint=None)
+        revisionfile.check_rev_id(rev_id)
         refs = revisions.split() if isinstance(revisions, str) else list(revisions)
         return self.files.merge(self.scripts(), refs, message, rev_id)
 
@@ -305,7 +308,8 @@ class Migrator:
             if len(heads) > 1:
                 raise UsageError(f"The database is at {len(heads)} heads ({', '.join(heads)}).", hint="Give the start: FROM:TO --sql.")
             start = heads[0] if heads else ""
-        sql, ran = render_sql(scripts, self.db.dialect_name, upgrade, start or None, end, transactional_ddl=self.db.transactional_ddl)
+        with sql_render_failures({str(r.path): (r.id, r.message) for r in scripts.all()}, self.db.scrub):
+            sql, ran = render_sql(scripts, self.db.dialect_name, upgrade, start or None, end, transactional_ddl=self.db.transactional_ddl)
         if not ran:
             sql = f"-- Nothing to run: {start or 'base'} is already at {end}.\n"
         return display.SQLScript(sql)

@@ -3,8 +3,8 @@
 Writes ``alembic.ini``, ``env.py``, ``script.py.mako``, ``README`` and
 ``versions/`` so that ``alembic -c FOLDER/alembic.ini upgrade head`` runs the
 same revisions. An existing folder is never overwritten; a missing
-``versions/`` is added. The URL goes into ``alembic.ini`` only when it has no
-password; otherwise ``env.py`` reads it from ``DATABASE_URL``.
+``versions/`` is added. The URL goes into ``alembic.ini`` only when it parses
+and has no password; otherwise ``env.py`` reads it from ``DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ def _template(name: str) -> str:
 def _url_line(url: str) -> str:
     if settings.password_of(url, load_sqlalchemy=True):
         return "# sqlalchemy.url is not written: the URL has a password. Set DATABASE_URL."
+    if not settings.parses(url):
+        # A mistyped URL may hold a password our patterns do not see.
+        return "# sqlalchemy.url is not written: the URL does not parse. Set DATABASE_URL."
     return f"sqlalchemy.url = {url}".replace("%", "%%")
 
 

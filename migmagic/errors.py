@@ -16,8 +16,10 @@ in Python terms (``downgrade('abc1-1')``) in the API, and in notebook terms
 
 from __future__ import annotations
 
+import contextlib
+import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +40,8 @@ class Fix:
 
     def python(self) -> str:
         words = [repr(a) for a in self.args] + [f"{key}={value!r}" for key, value in self.options]
-        return f"{self.command}({', '.join(words)})"
+        call = f"{self.command}({', '.join(words)})"
+        return f"call {call} again" if self.cell else call
 
     def magic(self) -> str:
         flags = [_flag(key) + ("" if value is True else f" {value}") for key, value in self.options]
@@ -90,6 +93,11 @@ class MigmagicError(Exception):
                 text = text.replace(f"{{{i}}}", spell(fix))
         return text
 
+    def retell(self, message: str, hint: str | None, fixes: Sequence[Fix] = ()) -> None:
+        """Say this error again in other words, keeping its type and data."""
+        self.message, self._hint, self.fixes = message, hint, tuple(fixes)
+        self.args = (sentences(message, self.hint),)
+
     def notebook_text(self) -> str:
         return sentences(self.message, self.notebook_hint())
 
@@ -123,6 +131,14 @@ class RevisionNotFound(MigmagicError):
     def __init__(self, message: str, *, candidates: Sequence[str] = (), hint: str | None = None) -> None:
         self.candidates = list(candidates)
         super().__init__(message, hint=hint)
+
+
+class AmbiguousMessage(RevisionNotFound):
+    """A ``-m`` message that names more than one revision in the folder; ``candidates`` holds their ids."""
+
+    def __init__(self, message: str, *, candidates: Sequence[str], revision_message: str, hint: str | None = None) -> None:
+        self.revision_message = revision_message
+        super().__init__(message, candidates=candidates, hint=hint)
 
 
 class ConfigurationError(MigmagicError):
@@ -291,3 +307,79 @@ class DiagramError(MigmagicError):
 
 class GraphvizMissing(DiagramError):
     """Neither ``graphviz-pure`` (``pip install 'migmagic[diagrams]'``) nor a ``dot`` command is installed."""
+
+
+
+
+class RevisionWriteFailed(MigmagicError):
+    """A revision file could not be written (full disk, unwritable folder); the folder is as it was."""
+
+    def __init__(self, message: str, *, path: str, reason: str, hint: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(message, hint=hint)
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str], exc: OSError, existed: bool) -> RevisionWriteFailed:
+        """The error for ``exc`` raised while writing ``path``: its reason, never the temporary file's name."""
+        reason = exc.strerror or type(exc).__name__
+        from .display import short_path
+
+        shown = short_path(path)
+        hint = "The file was left as it was." if existed else "Nothing was written."
+        return cls(f"Cannot write {shown}: {reason}.", path=str(path), reason=reason, hint=hint)
+
+
+class SQLRenderFailed(MigmagicError):
+    """``--sql`` could not render a revision offline; ``revision`` names it when known."""
+
+    def __init__(self, message: str, *, revision: str | None, original: BaseException, hint: str | None = None) -> None:
+        self.revision = revision
+        self.original = original
+        super().__init__(message, hint=hint)
+
+
+@contextlib.contextmanager
+def sql_render_failures(revisions: Mapping[str, tuple[str, str]], scrub: Callable[[str], str] = lambda t: t) -> Iterator[None]:
+    """Turn an exception raised while rendering ``--sql`` into one :class:`SQLRenderFailed` line.
+
+    ``revisions`` maps a revision file's path to its id and message: the
+    innermost frame in one of them names the revision. Migmagic's own errors pass.
+    """
+    try:
+        yield
+    except MigmagicError:
+        raise
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        hit = next(((revisions[f.filename], f.lineno) for f in reversed(frames) if f.filename in revisions), None)
+        reason = scrub(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
+        if hit:
+            (rev, message), line = hit
+            what = f"Cannot render the SQL of revision {rev} ({message!r}), line {line}: {reason.rstrip('.')}."
+        else:
+            rev, what = None, f"Cannot render the SQL: {reason.rstrip('.')}."
+        raise SQLRenderFailed(
+            what, revision=rev, original=exc,
+            hint="A revision that reads from the database cannot run offline. Nothing was run.",
+        ) from None
+
+
+@contextlib.contextmanager
+def upgrade_after_write(revision: str, path: str, written: bool = True) -> Iterator[None]:
+    """Add to an error of the upgrade after ``revision(..., apply=True)`` that the file was written, and what next.
+
+    The error keeps its type and data; its message and hint say more.
+    """
+    try:
+        yield
+    except MigmagicError as error:
+        where = f"was written to {path}" if written else f"is in {path}"
+        told = error.message
+        if told.startswith(f"Revision {revision} (") and ") failed during upgrade: " in told:
+            told = told.split(") failed during upgrade: ", 1)[1]  # the revision is named once
+        n = len(error.fixes)
+        extra = f"Fix it and {{{n}}} (the revision is rewritten in place), or {{{n + 1}}} when fixed."
+        fixes = [*error.fixes, Fix("revision", cell=True), Fix("upgrade")]
+        error.retell(f"Revision {revision} {where}; the upgrade failed: {told}", sentences(error._hint, extra), fixes)
+        raise

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import display, environment, revisionfile
 from .display import short_path
-from .errors import Fix, MigmagicError, RevisionChanged, UsageError
+from .errors import Fix, MigmagicError, RevisionChanged, RevisionWriteFailed, UsageError
 
 if TYPE_CHECKING:
     from .adapter import RevisionInfo, Scripts
@@ -161,6 +161,8 @@ class Folder:
         except MigmagicError:
             self.restore(path, previous)
             raise
+        except OSError as exc:  # a full disk, an unwritable folder: the temporary file is gone, the old file kept
+            raise RevisionWriteFailed.of(path, exc, existed=previous is not None) from None
 
     def write(self, path: Path, text: str) -> Scripts:
         """Write ``text`` to ``path`` atomically and return the folder as it now loads."""

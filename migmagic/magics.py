@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import Any
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Float, Unicode, observe
 
 from .errors import UsageError
@@ -263,6 +263,7 @@ class Migrate(Magics):
 
     # ---- %migrate
 
+    @no_var_expand  # a '$' or '{' in a URL or message stays as typed
     @line_cell_magic
     def migrate(self, line: str, cell: str | None = None) -> Any:
         if cell is not None:
@@ -374,6 +375,7 @@ class Migrate(Magics):
 
     # ---- %%revision
 
+    @no_var_expand
     @line_cell_magic
     def revision(self, line: str, cell: str | None = None) -> Any:
         if cell is None and {"-h", "--help"} & set(line.split()):

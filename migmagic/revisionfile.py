@@ -54,6 +54,39 @@ def deterministic_id(message: str, parents: Sequence[str]) -> str:
     return hashlib.sha1(seed.encode("utf-8")).hexdigest()[:12]
 
 
+REV_ID_MAX = 32
+"""Alembic's ``alembic_version.version_num`` is ``VARCHAR(32)``."""
+
+_REV_ID = re.compile(r"[A-Za-z0-9_]+")
+RESERVED_IDS = ("base", "head", "heads", "current")
+"""Names Alembic reads as targets, never as a revision."""
+
+
+def check_rev_id(rev_id: str | None) -> None:
+    """Refuse a ``--rev-id`` that Alembic, the version table or the file system cannot take.
+
+    ASCII letters, digits and ``_`` only: Alembic reads ``-``, ``+``, ``@`` and
+    ``:`` as target grammar (and refuses them in an id), ``,`` separates ids, and
+    ``/``, ``\\`` or a leading ``.`` would put the file outside ``versions/`` or hide
+    it. At most :data:`REV_ID_MAX` characters (the version table's column); not
+    one of :data:`RESERVED_IDS`. ``None`` (no ``--rev-id``) passes.
+    """
+    if rev_id is None:
+        return
+    if not rev_id:
+        problem = "is empty"
+    elif not _REV_ID.fullmatch(rev_id):
+        bad = "".join(sorted({c for c in rev_id if not _REV_ID.fullmatch(c)}))
+        problem = f"holds {bad!r}: a revision id may hold only ASCII letters, digits and _"
+    elif len(rev_id) > REV_ID_MAX:
+        problem = f"has {len(rev_id)} characters: at most {REV_ID_MAX} fit the version table (alembic_version.version_num is VARCHAR(32))"
+    elif rev_id.lower() in RESERVED_IDS:
+        problem = f"is reserved: Alembic reads {', '.join(RESERVED_IDS)} as targets"
+    else:
+        return
+    raise UsageError(f"--rev-id {rev_id!r} {problem}.", hint="Nothing was written.")
+
+
 def slug(message: str, limit: int = 40) -> str:
     """Alembic's file-name slug: lower-case words joined by ``_``, at most ``limit`` chars."""
     words = re.sub(r"\W", " ", message).lower().split()
@@ -101,6 +134,22 @@ def check_body(body: str) -> None:
             "The cell defines no upgrade() function.",
             hint="A revision needs def upgrade(): at the top level of the cell. Nothing was written.",
         )
+    problem = async_problem(tree)
+    if problem:
+        raise RevisionCellError(problem, hint="Nothing was written.")
+
+
+def async_problem(tree: ast.Module) -> str | None:
+    """Why a script whose ``upgrade()`` or ``downgrade()`` is ``async def`` cannot run (None when neither is).
+
+    Alembic calls them without awaiting: the call makes a coroutine and the
+    revision would be recorded as applied having run nothing.
+    """
+    for node in tree.body:
+        if isinstance(node, ast.AsyncFunctionDef) and node.name in ("upgrade", "downgrade"):
+            name = node.name
+            return f"{name}() is async; Alembic calls it without awaiting it, so it would run nothing. Use def {name}():"
+    return None
 
 
 def _literal(value: str | Sequence[str] | None) -> str:

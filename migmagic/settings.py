@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UsageError
 
 DEFAULT_URL = "sqlite:///migmagic.db"
 DEFAULT_FOLDER = "migrations"
@@ -34,8 +34,17 @@ DEFAULT_FOLDER = "migrations"
 # reads as part of the password: that masks too much, never too little (write it
 # %40 to connect).
 _URL_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/]*:)(?P<password>.*)(?P<tail>@[^@]*)$", re.DOTALL)
-# ...?password=... : psycopg and PyMySQL take a password from the query too.
-_QUERY_PASSWORD = re.compile(r"(?P<key>[?&]password=)(?P<password>[^&#]*)", re.IGNORECASE)
+# The same with the slashes after the scheme mistyped (``postgresql:/u:pw@h``,
+# ``postgresql:u:pw@h``, ``postgresql:///u:pw@h``): such a URL does not connect,
+# but its password must not show either. Only for masking: a well-formed URL is
+# read with the pattern above, and a SQLite URL (a path, no password) never is.
+_LOOSE_PASSWORD = re.compile(r"^(?!sqlite)(?P<head>[A-Za-z][\w+.-]*:/{0,3}[^:/]*:)(?P<password>.*)(?P<tail>@[^@]*)$", re.DOTALL)
+# ...?password=... : the query keys the drivers read a secret from: psycopg
+# (libpq's ``password``, ``sslpassword``), PyMySQL (``password``, ``passwd``),
+# ODBC (``PWD``), and anything else named like a password, secret or token.
+_QUERY_PASSWORD = re.compile(
+    r"(?P<key>[?&][\w.-]*(?:password|passwd|pwd|secret|token)[\w.-]*=)(?P<password>[^&]*)", re.IGNORECASE | re.DOTALL
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,9 @@ class Location:
     url_source: str
     folder: Path
     adopted_ini: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_sqlite_url(self.url)
 
     @property
     def masked_url(self) -> str:
@@ -76,29 +88,69 @@ def _sqlalchemy_password(url: str, load: bool = False) -> str | None:
     return str(password) if password else None
 
 
-def password_of(url: str, *, load_sqlalchemy: bool = False) -> str | None:
-    """The password in ``url`` (decoded), or None.
+def _userinfo_match(url: str) -> re.Match[str] | None:
+    m = _URL_PASSWORD.match(url) or _LOOSE_PASSWORD.match(url)
+    return m if m and m.group("password") else None
 
+
+def passwords_of(url: str, *, load_sqlalchemy: bool = False) -> list[str]:
+    """Every secret in ``url`` (decoded): the password after the user name and every password-like query value.
+
+    Malformed URLs count: ``postgresql:user:pw@host`` has the password ``pw``.
     ``load_sqlalchemy`` also asks SQLAlchemy's own parser when ours finds none,
     importing SQLAlchemy if needed (before a password could be written to a file).
     """
-    m = _URL_PASSWORD.match(url)
-    if m and m.group("password"):
-        return unquote(m.group("password"))
-    q = _QUERY_PASSWORD.search(url)
-    if q and q.group("password"):
-        return unquote(q.group("password"))
-    return _sqlalchemy_password(url, load_sqlalchemy)
+    found: list[str] = []
+    m = _userinfo_match(url)
+    if m:
+        found.append(unquote(m.group("password")))
+    found += [unquote(q.group("password")) for q in _QUERY_PASSWORD.finditer(url) if q.group("password")]
+    if not found:
+        theirs = _sqlalchemy_password(url, load_sqlalchemy)
+        if theirs:
+            found.append(theirs)
+    return list(dict.fromkeys(found))
+
+
+def password_of(url: str, *, load_sqlalchemy: bool = False) -> str | None:
+    """The (first) password in ``url`` (decoded), or None. See :func:`passwords_of`."""
+    found = passwords_of(url, load_sqlalchemy=load_sqlalchemy)
+    return found[0] if found else None
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    m = _URL_PASSWORD.match(url)
-    if m and m.group("password"):
-        return f"{m.group('head')}***{m.group('tail')}"
-    if _QUERY_PASSWORD.search(url):
-        return _QUERY_PASSWORD.sub(lambda q: f"{q.group('key')}***" if q.group("password") else q.group(0), url)
-    return scrub(url, url)
+    """``url`` with its password and every password-like query value replaced by ``***``.
+
+    Also for a URL that does not parse (a slash missing after the scheme, an
+    unknown driver): masking never depends on the URL being usable.
+    """
+    masked = url
+    m = _userinfo_match(url)
+    if m:
+        masked = f"{m.group('head')}***{m.group('tail')}"
+    masked = _QUERY_PASSWORD.sub(lambda q: f"{q.group('key')}***" if q.group("password") else q.group(0), masked)
+    return masked if masked != url else scrub(url, url)
+
+
+# What may follow '?' in a SQLite URL: key=value pairs (mode=ro, uri=true, timeout=...).
+_SQLITE_QUERY = re.compile(r"[^=&/]+=[^&/]*(?:&[^=&/]+=[^&/]*)*")
+
+
+def check_sqlite_url(url: str) -> None:
+    """Refuse a SQLite URL whose path holds a ``?``: SQLAlchemy would cut the path there and open another file.
+
+    ``sqlite:///dir with ?/x.db`` opens ``dir with `` (the rest is read as the
+    URL's query). Written ``%3F`` the ``?`` works, as ``%25`` does for ``%``.
+    """
+    if not url.startswith("sqlite") or "?" not in url:
+        return
+    path, _, query = url.partition("?")
+    if _SQLITE_QUERY.fullmatch(query):
+        return
+    raise UsageError(
+        f"The SQLite URL {url!r} holds '?' in its path, where a URL's query starts: it would open {path.split(':///', 1)[-1]!r}.",
+        hint=f"Write '?' in a path as %3F (and '%' as %25): {url.replace('?', '%3F')!r}.",
+    )
 
 
 def engine_url(url: str) -> str:
@@ -115,17 +167,30 @@ def engine_url(url: str) -> str:
     return f"{m.group('head')}{encoded}{m.group('tail')}"
 
 
+def parses(url: str) -> bool:
+    """Whether SQLAlchemy reads ``url`` as a database URL (imports SQLAlchemy's URL module)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(engine_url(url))
+    except Exception:
+        return False
+    return True
+
+
 def secret_forms(url: str) -> list[str]:
     """Every spelling of the URL's password that could end up in text, longest first."""
-    pw = password_of(url)
-    if not pw:
+    secrets = passwords_of(url)
+    if not secrets:
         return []
-    m = _URL_PASSWORD.match(url) or _QUERY_PASSWORD.search(url)
-    forms = {pw, quote(pw, safe=""), quote(pw), quote(pw, safe=" +"), m.group("password") if m else pw}
+    typed = [m.group("password") for m in (_userinfo_match(url), *_QUERY_PASSWORD.finditer(url)) if m]
+    forms = set(typed)
+    for pw in secrets:
+        forms |= {pw, quote(pw, safe=""), quote(pw), quote(pw, safe=" +")}
     # Where SQLAlchemy reads the URL differently, its reading is a secret too
     # (unless it is a piece of ours: scrubbing a fragment would garble the text).
     theirs = _sqlalchemy_password(url)
-    if theirs and theirs not in pw:
+    if theirs and not any(theirs in pw for pw in secrets):
         forms |= {theirs, quote(theirs, safe=""), quote(theirs, safe=" +")}
     # As a failed statement quotes it: '%' doubled for the driver, "'" doubled in SQL.
     forms |= {f.replace("%", "%%") for f in forms}

@@ -179,7 +179,7 @@ def ip_empty(workdir: Any, capsys: pytest.CaptureFixture[str]) -> Iterator[Shell
 def ip_with_db(ip_empty: Shell, db_url: str) -> Shell:
     """``ip_empty`` after ``%migrate init`` on a fresh database of each kind."""
     ip_empty.ip.user_ns["TEST_DB_URL"] = db_url
-    ip_empty.ok("%migrate init $TEST_DB_URL")
+    ip_empty.ok(f"%migrate init {db_url}")
     return ip_empty
 
 

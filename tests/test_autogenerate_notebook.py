@@ -57,7 +57,7 @@ def test_tutorial_runs_twice_with_the_same_results(tmp_path: Path, monkeypatch: 
     # What the first run shows.
     assert "Wrote revision" in _cell(first, 'first = %migrate revision --autogenerate -m "create venues and events"')
     assert "add table" in _cell(first, "first = ")
-    shown = _cell(first, "%migrate show {first")
+    shown = _cells(first, "%migrate show head")[0]
     assert "op.create_table('venues'" in shown and "name='uq_venues_name'" in shown
     check_lines = _cells(first, "%migrate check")
     assert check_lines[0].startswith("No pending model changes: sqlite:///models.db matches the models (2 tables).")
@@ -65,7 +65,7 @@ def test_tutorial_runs_twice_with_the_same_results(tmp_path: Path, monkeypatch: 
     diff = _cell(first, "%migrate diff")
     assert diff.startswith("3 differences between the models and sqlite:///models.db (nothing written).")
     assert "add column" in diff and "add foreign key" in diff and "venues.id" in diff
-    second_code = _cell(first, "%migrate show {second")
+    second_code = _cells(first, "%migrate show head")[1]
     assert "batch_alter_table('events'" in second_code
     assert "create_foreign_key('fk_events_venue_id_venues'" in second_code
     assert "drop_constraint('fk_events_venue_id_venues', type_='foreignkey')" in second_code

@@ -22,7 +22,7 @@ def revision_files() -> list[Path]:
 @pytest.fixture
 def ip_sqlite(ip_empty: Shell, sqlite_url: str) -> Shell:
     ip_empty.ns["TEST_DB_URL"] = sqlite_url
-    ip_empty.ok("%migrate init $TEST_DB_URL")
+    ip_empty.ok(f"%migrate init {sqlite_url}")
     return ip_empty
 
 

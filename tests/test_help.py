@@ -50,7 +50,7 @@ def test_revision_cell_help(ip_empty: Shell) -> None:
 
 def test_tab_completes_commands_and_revision_ids(ip_empty: Shell, sqlite_url: str) -> None:
     ip_empty.ns["TEST_DB_URL"] = sqlite_url
-    ip_empty.ok("%migrate init $TEST_DB_URL")
+    ip_empty.ok(f"%migrate init {sqlite_url}")
     first = ip_empty.ok(f'%%revision -m "create events table"\n{EVENTS}')
     _, matches = ip_empty.ip.complete("up", "%migrate up")
     assert "upgrade" in matches

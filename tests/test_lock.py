@@ -151,7 +151,7 @@ def test_lock_timeout_from_config_and_lock_holder_in_status(ip_with_db: Shell) -
     # The configured value also holds for an extension loaded after it was set.
     migmagic.magics.unload(ip_with_db.ip)
     migmagic.magics.load(ip_with_db.ip)
-    ip_with_db.ok("%migrate init $TEST_DB_URL")
+    ip_with_db.ok(f"%migrate init {url}")
     assert migmagic.magics._loaded[id(ip_with_db.ip)].migrator.lock_timeout == 0.5
     other = Database(url)
     try:

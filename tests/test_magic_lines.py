@@ -19,8 +19,8 @@ def test_init_with_a_trailing_comment(ip_empty: Shell, workdir: Path) -> None:
 
 
 def test_read_commands_with_a_trailing_comment(ip_empty: Shell) -> None:
-    ip_empty.ns["url"] = "sqlite:///app.db"
-    ip_empty.ok("%migrate init {url} # c")
+    url = ip_empty.ns["url"] = "sqlite:///app.db"
+    ip_empty.ok(f"%migrate init {url} # c")
     ip_empty.ok(f'%%revision -m "create events table" --apply  # and upgrade\n{EVENTS}')
     history = ip_empty.ok("%migrate history  # comment")
     assert isinstance(history, pd.DataFrame) and list(history["message"]) == ["create events table"]
@@ -40,8 +40,8 @@ def test_hash_inside_a_word_is_not_a_comment(ip_empty: Shell) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ip_empty.ns["url"] = f"postgresql+psycopg://mm_user:p#w@127.0.0.1:{port}/app"
-    run = ip_empty.run("%migrate init {url}  # the server is down")
+    url = ip_empty.ns["url"] = f"postgresql+psycopg://mm_user:p#w@127.0.0.1:{port}/app"
+    run = ip_empty.run(f"%migrate init {url}  # the server is down")
     assert isinstance(run.error, ConnectionFailed), run.output
     assert f"Cannot connect to postgresql+psycopg://mm_user:***@127.0.0.1:{port}/app:" in run.output
     assert "p#w" not in run.output and "the server is down" not in run.output

@@ -65,8 +65,7 @@ def downgrade():
 
 def test_alembic_warnings_reach_the_user_once(ip_empty: Shell, sqlite_url: str) -> None:
     """Alembic warns that a SQLite batch rebuild drops an unnamed CHECK constraint: the user is told."""
-    ip_empty.ns["TEST_DB_URL"] = sqlite_url
-    ip_empty.ok("%migrate init $TEST_DB_URL")
+    ip_empty.ok(f"%migrate init {sqlite_url}")
     ip_empty.ok(f'%%revision -m "create items"\n{CHECKED}')
     widen = ip_empty.ok(f'%%revision -m "widen qty"\n{WIDEN}')
     run_ = ip_empty.run("%migrate upgrade head")

@@ -14,7 +14,7 @@ def test_alembic_log_lines_never_reach_the_cell(ip_empty: Shell, sqlite_url: str
     logging.basicConfig(level=logging.INFO, force=True)
     try:
         ip_empty.ns["TEST_DB_URL"] = sqlite_url
-        ip_empty.ok("%migrate init $TEST_DB_URL")
+        ip_empty.ok(f"%migrate init {sqlite_url}")
         ip_empty.ok(f'%%revision -m "create events table"\n{EVENTS}')
         run = ip_empty.run("%migrate upgrade head")
         assert not run.failed
@@ -46,7 +46,7 @@ def test_without_init_the_defaults_apply(ip_empty: Shell, workdir: Path) -> None
 
 def test_init_with_dir(ip_empty: Shell, sqlite_url: str, workdir: Path) -> None:
     ip_empty.ns["TEST_DB_URL"] = sqlite_url
-    status = ip_empty.ok("%migrate init $TEST_DB_URL --dir db/revisions")
+    status = ip_empty.ok(f"%migrate init {sqlite_url} --dir db/revisions")
     assert ("folder", "db/revisions") in status.fields
     written = ip_empty.ok(f'%%revision -m "create events table"\n{EVENTS}')
     assert written.path.startswith("db/revisions/versions/")

@@ -27,6 +27,14 @@ BROKEN = {
     "unknown parent": ({"aaa": (None, GOOD), "bbb": ("zzz", GOOD)}, "bbb_x.py revises zzz, which is not in the folder."),
     "cycle": ({"aaa": (None, GOOD), "bbb": ("ccc", GOOD), "ccc": ("bbb", GOOD)}, "The revisions form a cycle: "),
     "duplicate id": ({"aaa": (None, GOOD), "aaa2": (None, GOOD)}, "Two revisions have the id aaa: "),
+    "unknown dependency": (
+        {"aaa": (None, GOOD), "bbb": ("aaa", "depends_on = 'zzz'\n\n\n" + GOOD)},
+        "bbb_x.py depends on zzz, which is not in the folder.",
+    ),
+    "async upgrade": (
+        {"aaa": (None, "async def upgrade():\n    pass\n")},
+        "aaa_x.py: upgrade() is async; Alembic calls it without awaiting it, so it would run nothing. Use def upgrade():",
+    ),
 }
 
 
@@ -65,7 +73,7 @@ def test_broken_folder_is_refused_before_any_connection(ip_with_db: Shell, conne
     connections.clear()
     _, expected = BROKEN[case]
     lines = [
-        "%migrate init $TEST_DB_URL",
+        f"%migrate init {url}",
         "%migrate status",
         "%migrate upgrade head",
         "%migrate downgrade base",
@@ -96,8 +104,27 @@ def test_the_connection_counter_sees_connections(ip_with_db: Shell, connections:
     # The control for the test above: a sound folder does reach the database.
     migmagic.magics.unload(ip_with_db.ip)
     migmagic.magics.load(ip_with_db.ip)
-    ip_with_db.ok("%migrate init $TEST_DB_URL")
+    ip_with_db.ok(f"%migrate init {ip_with_db.ns['TEST_DB_URL']}")
     connections.clear()
     migmagic.magics._loaded[id(ip_with_db.ip)].migrator.close()
     ip_with_db.ok("%migrate status")
     assert connections
+
+
+def test_async_upgrade_in_a_cell_is_refused(ip_with_db: Shell) -> None:
+    run = ip_with_db.run('%%revision -m "async"\nasync def upgrade():\n    op.execute("SELECT 1")\n')
+    lines = [ln for ln in run.output.splitlines() if ln.strip()]
+    assert run.failed and len(lines) == 1, run.output
+    assert lines[0] == (
+        "RevisionCellError: upgrade() is async; Alembic calls it without awaiting it, so it would run nothing. "
+        "Use def upgrade(): Nothing was written."
+    )
+    assert list(Path("migrations/versions").glob("*.py")) == []
+
+
+def test_dependency_on_a_branch_label_is_fine(ip_with_db: Shell) -> None:
+    ip_with_db.ok('%migrate revision -m "tags root" --head base --branch-label tags')
+    ip_with_db.ok('%migrate revision -m "events root" --head base --branch-label events')
+    ip_with_db.ok('%migrate revision -m "needs tags" --head events@head --depends-on tags')
+    ip_with_db.ok("%migrate upgrade heads")
+    ip_with_db.ok("%migrate history")
