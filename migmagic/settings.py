@@ -23,10 +23,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UsageError
 
 DEFAULT_URL = "sqlite:///migmagic.db"
 DEFAULT_FOLDER = "migrations"
+# alembic.ini's option naming the models (module:attribute) that env.py gives Alembic.
+METADATA_OPTION = "migmagic.metadata"
+_METADATA_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 # scheme://user:password@host... When typed raw the password may hold '@', '/',
 # '?', '#', ':' and '%', so it runs from the first ':' after the user name to the
@@ -264,3 +267,19 @@ def resolve(
         if ini_url:
             return Location(ini_url, str(candidate), folder_path, adopted)
     return Location(DEFAULT_URL, "default", folder_path, adopted)
+
+
+def metadata_spec(spec: str) -> str:
+    """``spec`` checked to be ``module:attribute`` (``myapp.models:Base``), as env.py imports it."""
+    spec = spec.strip()
+    if not _METADATA_SPEC.match(spec) or ".." in spec or spec.endswith("."):
+        raise UsageError(
+            f"--metadata {spec!r} is not module:attribute.",
+            hint="Name the module and its MetaData or declarative base, e.g. --metadata myapp.models:Base.",
+        )
+    return spec
+
+
+def folder_metadata(folder: str | os.PathLike[str]) -> str | None:
+    """The models the folder's ``alembic.ini`` names in ``migmagic.metadata`` (``module:attribute``), or None."""
+    return _ini_option(Path(folder) / "alembic.ini", METADATA_OPTION)
