@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL_NAME = "migmagic-test"
 # What running a tutorial leaves behind: not part of a copy of the notebooks folder.
-GENERATED = ("*.db", "migrations", "*.html", ".ipynb_checkpoints", "__pycache__")
+GENERATED = ("*.db", "*-migmagic.lock", "migrations", "*.html", ".ipynb_checkpoints", "__pycache__")
 
 
 def tutorials() -> list[Path]:

@@ -109,3 +109,16 @@ def test_readme_first_command_renders_every_tutorial_twice(tmp_path: Path) -> No
     for html in (tmp_path / "out").glob("*.html"):
         text = html.read_text(encoding="utf-8")
         assert "Traceback" not in text and "Error:" not in text, html.name
+    # What the tutorials wrote next to themselves is ignored by git: `git status` stays clean.
+    tracked = {p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file()}
+    written = [
+        f"notebooks/{p.relative_to(tmp_path / 'notebooks')}"
+        for p in (tmp_path / "notebooks").rglob("*")
+        if p.is_file() and p.relative_to(tmp_path / "notebooks") not in tracked
+    ]
+    assert written
+    ignored = subprocess.run(
+        ["git", "-C", str(NOTEBOOKS.parent), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(written), capture_output=True, text=True,
+    ).stdout.split()
+    assert sorted(set(written) - set(ignored)) == []
