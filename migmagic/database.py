@@ -58,6 +58,14 @@ class Database:
         return settings.scrub(text, self.url)
 
     @property
+    def described_url(self) -> str:
+        """The masked URL; for an async driver, also the sync driver migmagic runs it through."""
+        swap = settings.sync_driver(self.url)
+        if swap is None:
+            return self.masked_url
+        return f"{self.masked_url} (run with {swap[1]}: migmagic migrates synchronously)"
+
+    @property
     def dialect_name(self) -> str:
         from sqlalchemy.engine import make_url
 

@@ -109,7 +109,7 @@ class Migrator:
         scripts = self.scripts()
         st = self.state()
         return display.Status(
-            database=self.db.masked_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
+            database=self.db.described_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
             applied=len(st.applied), pending=list(reversed(st.pending)), edited=st.edited, outside=st.outside,
             lock=self.db.lock_holder(), missing=st.missing,
         )

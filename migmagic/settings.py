@@ -27,6 +27,9 @@ from .errors import ConfigurationError, UsageError
 
 DEFAULT_URL = "sqlite:///migmagic.db"
 DEFAULT_FOLDER = "migrations"
+# alembic.ini's option naming the models (module:attribute) that env.py gives Alembic.
+METADATA_OPTION = "migmagic.metadata"
+_METADATA_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 # scheme://user:password@host... When typed raw the password may hold '@', '/',
 # '?', '#', ':' and '%', so it runs from the first ':' after the user name to the
@@ -153,13 +156,53 @@ def check_sqlite_url(url: str) -> None:
     )
 
 
+# Async drivers, as projects built on asyncio write their URLs, and the sync driver
+# migmagic runs them through (it migrates synchronously, as Alembic's own
+# async env.py does under ``run_sync``); the async driver is never loaded.
+SYNC_DRIVERS = {
+    "sqlite+aiosqlite": "sqlite",
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "mysql+aiomysql": "mysql+pymysql",
+    "mysql+asyncmy": "mysql+pymysql",
+    "mariadb+aiomysql": "mariadb+pymysql",
+    "mariadb+asyncmy": "mariadb+pymysql",
+}
+_SCHEME = re.compile(r"^(?P<scheme>[\w+.-]+)(?P<rest>://.*)$", re.DOTALL)
+# asyncpg spells libpq's sslmode "ssl", with the same values.
+_ASYNCPG_SSL = re.compile(r"(?P<sep>[?&])ssl=(?P<mode>disable|allow|prefer|require|verify-ca|verify-full)(?=&|#|$)")
+
+
+def sync_driver(url: str) -> tuple[str, str] | None:
+    """``(async scheme, sync scheme)`` when ``url`` names an async driver migmagic swaps, else None."""
+    m = _SCHEME.match(url)
+    if not m:
+        return None
+    scheme = m.group("scheme").lower()
+    return (scheme, SYNC_DRIVERS[scheme]) if scheme in SYNC_DRIVERS else None
+
+
+def sync_url(url: str) -> str:
+    """``url`` with an async driver replaced by the matching sync one (``sqlite+aiosqlite`` → ``sqlite``)."""
+    swap = sync_driver(url)
+    if swap is None:
+        return url
+    rest = _SCHEME.match(url).group("rest")  # type: ignore[union-attr]
+    if swap[0] == "postgresql+asyncpg":
+        rest = _ASYNCPG_SSL.sub(lambda q: f"{q.group('sep')}sslmode={q.group('mode')}", rest)
+    return swap[1] + rest
+
+
 def engine_url(url: str) -> str:
-    """``url`` with its password percent-encoded, as SQLAlchemy parses URLs.
+    """``url`` as migmagic connects with it: an async driver swapped for its sync
+    counterpart (:data:`SYNC_DRIVERS`), the password percent-encoded as SQLAlchemy
+    parses URLs.
 
     A password typed raw, with ``@``, ``/``, ``?`` or ``:`` in it, would otherwise
     be cut at the first ``@`` and its pieces taken for the host, the database or
     the query (and then shown in connection errors).
     """
+    url = sync_url(url)
     m = _URL_PASSWORD.match(url)
     if not m or not m.group("password"):
         return url
@@ -288,6 +331,70 @@ def _usable_ini_url(url: str | None) -> str | None:
     return url
 
 
+def _sys_paths(base: Path, options: dict[str, Any]) -> list[str]:
+    """The project's ``prepend_sys_path`` entries, as Alembic splits them, from ``base``."""
+    value = options.get("prepend_sys_path")
+    if not value:
+        return []
+    if isinstance(value, list):
+        entries = [str(v) for v in value]
+    elif str(options.get("path_separator", "")).strip() == "os":
+        entries = str(value).split(os.pathsep)
+    else:
+        entries = re.split(r", *| +|:", str(value))
+    return [str(base / e.strip()) for e in entries if e.strip()]
+
+
+def _package_folder(location: str, base: Path, source: Path, options: dict[str, Any]) -> Path:
+    """The folder ``package:path/in/it`` names, found as Alembic finds it (import machinery), on disk."""
+    import importlib.util
+
+    package, *parts = location.split(":")
+    extra = [p for p in _sys_paths(base, options) if p not in sys.path]
+    sys.path[:0] = extra
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    finally:
+        for p in extra:
+            sys.path.remove(p)
+    places = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not places:
+        raise ConfigurationError(
+            f"{source} sets script_location = {location}, but {package!r} is not an importable package here.",
+            path=str(source),
+            hint=f"Install the project (pip install -e .) or run from the folder that holds {package.split('.')[0]}/.",
+        )
+    candidates = [Path(place, *parts) for place in places]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+def _script_location(location: str, base: Path, source: Path, options: dict[str, Any]) -> Path:
+    """The folder an adopted project's ``script_location`` names: a path (``%(here)s`` expanded,
+    relative to ``base``) or, like Alembic, a package resource ``package:path`` when it is not
+    absolute and has a colon."""
+    location = location.replace("%(here)s", str(base.resolve()))
+    if not os.path.isabs(location) and ":" in location:
+        folder = _package_folder(location, base, source, options)
+    else:
+        folder = Path(location)
+        if not folder.is_absolute():
+            folder = base / folder
+    return folder
+
+
+def _check_exists(source: Path, options: dict[str, Any], folder: Path) -> None:
+    if not folder.is_dir():
+        value = str(options["script_location"])
+        where = "" if Path(value) == folder else f" ({folder})"
+        raise ConfigurationError(
+            f"{source} sets script_location = {value}, which is not a folder{where}.",
+            path=str(source),
+            hint="Fix script_location, or use another folder: %migrate init --dir DIR.",
+        )
+
+
 def resolve(
     url: str | None = None,
     folder: str | os.PathLike[str] | None = None,
@@ -310,10 +417,9 @@ def resolve(
             options, adopted = _pyproject_alembic(base), base / "pyproject.toml"
         location = options.get("script_location")
         if isinstance(location, str):
-            folder_path = Path(location.replace("%(here)s", str(base.resolve())))
-            if not folder_path.is_absolute():
-                folder_path = base / folder_path
+            folder_path = _script_location(location, base, adopted, options)
             _check_adoptable(adopted, base, folder_path, options)
+            _check_exists(adopted, options, folder_path)  # adopting never creates the folder
         else:
             folder_path, adopted = base / DEFAULT_FOLDER, None
 
@@ -329,3 +435,19 @@ def resolve(
         if ini_url:
             return Location(ini_url, str(candidate), folder_path, adopted)
     return Location(DEFAULT_URL, "default", folder_path, adopted)
+
+
+def metadata_spec(spec: str) -> str:
+    """``spec`` checked to be ``module:attribute`` (``myapp.models:Base``), as env.py imports it."""
+    spec = spec.strip()
+    if not _METADATA_SPEC.match(spec) or ".." in spec or spec.endswith("."):
+        raise UsageError(
+            f"--metadata {spec!r} is not module:attribute.",
+            hint="Name the module and its MetaData or declarative base, e.g. --metadata myapp.models:Base.",
+        )
+    return spec
+
+
+def folder_metadata(folder: str | os.PathLike[str]) -> str | None:
+    """The models the folder's ``alembic.ini`` names in ``migmagic.metadata`` (``module:attribute``), or None."""
+    return _ini_option(Path(folder) / "alembic.ini", METADATA_OPTION)

@@ -9,8 +9,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 KERNEL_NAME = "migmagic-test"
+# What running a tutorial leaves behind: not part of a copy of the notebooks folder.
+GENERATED = ("*.db", "*-migmagic.lock", "migrations", "*.html", ".ipynb_checkpoints", "__pycache__")
+
+
+def tutorials() -> list[Path]:
+    """Every tutorial notebook in the repository's notebooks folder."""
+    return sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def copy_notebooks(target: Path) -> Path:
+    """A copy of the repository's notebooks folder as a fresh checkout has it, at ``target/notebooks``."""
+    shutil.copytree(NOTEBOOKS, target / "notebooks", ignore=shutil.ignore_patterns(*GENERATED))
+    return target / "notebooks"
+
+
+def readme_render_command() -> str:
+    """The README's first command's ``jupyter nbconvert ...`` part, with this venv's jupyter."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    command = next(line for line in first_block.splitlines() if line.strip() and not line.startswith("#"))
+    render = command[command.index(".venv/bin/jupyter nbconvert") :].split("&&")[0].strip()
+    return render.replace(".venv/bin/", f"{Path(sys.executable).parent}/", 1)
 
 
 def kernel_dir(base: Path) -> Path:

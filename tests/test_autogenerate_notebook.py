@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "models-and-autogenerate.ipynb"
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "models-and-autogenerate" / "models-and-autogenerate.ipynb"
 
 pytestmark = pytest.mark.notebook
 

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-from nbrun import NOTEBOOKS, copy_to, execute, texts
+from conftest import columns, tables
+from nbrun import (
+    NOTEBOOKS,
+    copy_notebooks,
+    copy_to,
+    execute,
+    readme_render_command,
+    texts,
+    tutorials,
+)
 
-ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
+ALL = tutorials()
 
 
 def _revision_files(folder: Path) -> list[str]:
@@ -35,15 +47,78 @@ def test_notebook_runs_twice_and_agrees_on_ids(notebook: Path, tmp_path: Path) -
     assert _revision_files(fresh_dir) == files_once
 
 
-@pytest.mark.notebook
-def test_getting_started_shows_the_walkthrough(tmp_path: Path) -> None:
-    work = tmp_path / "gs"
-    nb = execute(copy_to(NOTEBOOKS / "getting-started.ipynb", work), work)
+GETTING_STARTED = NOTEBOOKS / "getting-started" / "getting-started.ipynb"
+
+
+def _assert_walkthrough(nb: Any, url: str) -> None:
     out = "\n".join(texts(nb))
-    assert re.search(r"Wrote revision [0-9a-f]{12} \('create events table'\) to migrations/versions/", out)
-    assert re.search(r"Upgraded sqlite:///getting-started.db to [0-9a-f]{12}: 1 step", out)
-    assert "ALTER TABLE events ADD COLUMN venue VARCHAR" in out
-    assert "Downgraded sqlite:///getting-started.db" in out
+    assert re.search(r"Revision [0-9a-f]{12} \('create events table'\)|Wrote revision [0-9a-f]{12} \('create events table'\) to migrations/versions/", out)
+    assert re.search(rf"Upgraded {re.escape(url)} to [0-9a-f]{{12}}", out)
+    assert "ALTER TABLE events ADD COLUMN venue VARCHAR(200)" in out
+    assert f"Downgraded {url}" in out
     assert "['alembic_version', 'events']" in out  # built by the alembic command
     # The rows inserted before the schema changes are still there at the end.
     assert "PyData meetup" in texts(nb)[-1] and "Schema review" in texts(nb)[-1]
+
+
+@pytest.mark.notebook
+def test_getting_started_shows_the_walkthrough(tmp_path: Path) -> None:
+    work = tmp_path / "gs"
+    nb = execute(copy_to(GETTING_STARTED, work), work)
+    out = "\n".join(texts(nb))
+    assert re.search(r"Wrote revision [0-9a-f]{12} \('create events table'\) to migrations/versions/", out)
+    assert re.search(r"Upgraded sqlite:///migmagic.db to [0-9a-f]{12}: 1 step", out)
+    _assert_walkthrough(nb, "sqlite:///migmagic.db")
+    assert (work / "migmagic.db").is_file()
+
+
+@pytest.mark.notebook
+@pytest.mark.servers
+@pytest.mark.parametrize("url_fixture", ["pg_url", "mariadb_url"], ids=["postgresql", "mariadb"])
+def test_getting_started_runs_on_the_database_in_database_url(
+    url_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """What the tutorial says holds: the same cells run on PostgreSQL and MariaDB, top to bottom, twice."""
+    url = request.getfixturevalue(url_fixture)
+    work = tmp_path / "gs"
+    nb_path = copy_to(GETTING_STARTED, work)
+    first = execute(nb_path, work, env={"DATABASE_URL": url})
+    _assert_walkthrough(first, url)
+    second = execute(nb_path, work, env={"DATABASE_URL": url})
+    assert not any("Traceback" in t or "Error:" in t for t in texts(second))
+    assert "PyData meetup" in texts(second)[-1]
+    assert tables(url) == {"events"} and "venue" in columns(url, "events")
+    assert not (work / "migmagic.db").exists()
+
+
+@pytest.mark.notebook
+def test_readme_first_command_renders_every_tutorial_twice(tmp_path: Path) -> None:
+    """The README's first command, as a user runs it: every tutorial rendered to HTML, one
+    after the other, in one copy of the notebooks folder, and again in the same copy."""
+    command = readme_render_command()
+    copy_notebooks(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JUPYTER_PATH")}
+    expected = sorted(f"{p.stem}.html" for p in tutorials())
+    assert len(expected) >= 2
+    for run in ("first", "second"):
+        for html in (tmp_path / "out").glob("*.html"):
+            html.unlink()
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"{run} run of {command!r} failed:\n{done.stderr[-3000:]}"
+        assert sorted(p.name for p in (tmp_path / "out").glob("*.html")) == expected, run
+    for html in (tmp_path / "out").glob("*.html"):
+        text = html.read_text(encoding="utf-8")
+        assert "Traceback" not in text and "Error:" not in text, html.name
+    # What the tutorials wrote next to themselves is ignored by git: `git status` stays clean.
+    tracked = {p.relative_to(NOTEBOOKS) for p in NOTEBOOKS.rglob("*") if p.is_file()}
+    written = [
+        f"notebooks/{p.relative_to(tmp_path / 'notebooks')}"
+        for p in (tmp_path / "notebooks").rglob("*")
+        if p.is_file() and p.relative_to(tmp_path / "notebooks") not in tracked
+    ]
+    assert written
+    ignored = subprocess.run(
+        ["git", "-C", str(NOTEBOOKS.parent), "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(written), capture_output=True, text=True,
+    ).stdout.split()
+    assert sorted(set(written) - set(ignored)) == []

@@ -46,6 +46,7 @@ def test_default_is_sqlite_and_migrations(workdir: Path) -> None:
 
 
 def test_url_precedence(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (workdir / "db").mkdir()
     (workdir / "alembic.ini").write_text("[alembic]\nscript_location = db\nsqlalchemy.url = sqlite:///from-ini.db\n")
     assert settings.resolve().url == "sqlite:///from-ini.db"
     monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
@@ -55,6 +56,7 @@ def test_url_precedence(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_existing_alembic_project_is_adopted(workdir: Path, monkeypatch: Any) -> None:
+    (workdir / "db_migrations").mkdir()
     (workdir / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/db_migrations\n")
     loc = settings.resolve()
     assert loc.folder == workdir / "db_migrations"
@@ -62,6 +64,7 @@ def test_existing_alembic_project_is_adopted(workdir: Path, monkeypatch: Any) ->
 
 
 def test_pyproject_tool_alembic_is_adopted(workdir: Path) -> None:
+    (workdir / "alembic").mkdir()
     (workdir / "pyproject.toml").write_text('[tool.alembic]\nscript_location = "%(here)s/alembic"\n')
     assert settings.resolve().folder == workdir / "alembic"
 
@@ -86,6 +89,7 @@ def test_project_with_revisions_elsewhere_is_refused(workdir: Path, settings_fil
 
 
 def test_project_spelling_out_the_default_versions_folder_is_adopted(workdir: Path) -> None:
+    (workdir / "db").mkdir()
     (workdir / "alembic.ini").write_text(
         "[alembic]\nscript_location = %(here)s/db\nversion_locations = %(here)s/db/versions\nrecursive_version_locations = false\n"
     )
@@ -144,6 +148,7 @@ def test_python_310_reads_pyproject_with_tomli(workdir: Path, monkeypatch: pytes
     tomli.load = lambda f: reads.append(f.name) or tomllib.load(f)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "tomli", tomli)
     monkeypatch.setattr(sys, "version_info", (3, 10, 13, "final", 0))
+    (workdir / "alembic").mkdir()
     (workdir / "pyproject.toml").write_text('[tool.alembic]\nscript_location = "%(here)s/alembic"\n')
     assert settings.resolve().folder == workdir / "alembic"
     (workdir / "pyproject.toml").write_text("[tool.alembic\n")

@@ -5,6 +5,7 @@ The notebook does not run this file (migmagic drives Alembic in-process); the
 sqlalchemy.url in alembic.ini.
 """
 
+import importlib
 import os
 from logging.config import fileConfig
 
@@ -20,8 +21,24 @@ url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
 if not url:
     raise SystemExit("Set DATABASE_URL (or sqlalchemy.url in alembic.ini) to the database to migrate.")
 
-# No models here: autogenerate runs in the notebook, with its metadata.
-target_metadata = None
+
+def _models():
+    """The MetaData named by migmagic.metadata in alembic.ini (module:attribute), or None.
+
+    %migrate init --metadata myapp.models:Base writes that option; a declarative
+    base stands for its .metadata.
+    """
+    spec = config.get_main_option("migmagic.metadata")
+    if not spec:
+        return None
+    module, _, attribute = spec.partition(":")
+    models = importlib.import_module(module)
+    for name in attribute.split("."):
+        models = getattr(models, name)
+    return getattr(models, "metadata", models)
+
+
+target_metadata = _models()
 
 
 def run_migrations_offline() -> None:
