@@ -18,10 +18,23 @@ class MigmagicError(Exception):
     def __init__(self, message: str, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint
-        super().__init__(message if not hint else f"{message} {hint}")
+        super().__init__(_sentences(message, hint))
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+
+def _sentences(message: str, hint: str | None) -> str:
+    """``message`` and ``hint`` as two sentences: a full stop between them unless one is there.
+
+    A database's error quoted at the end of ``message`` ("...no such table: x")
+    gets its sentence end here, so the hint never runs on from it.
+    """
+    if not hint:
+        return message
+    message = message.rstrip()
+    end = "" if message.endswith((".", "!", "?", ".)", ".'", '."')) else "."
+    return f"{message}{end} {hint.strip()}"
 
 
 class UsageError(MigmagicError):

@@ -8,6 +8,8 @@ done by :class:`migmagic.engine.Migrator`.
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import shlex
 import sys
 from typing import Any
@@ -105,10 +107,25 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so a bad line is a one-line error."""
 
     def error(self, message: str) -> Any:
+        unrecognized = re.match(r"unrecognized arguments: (\S+)", message)
+        if unrecognized and unrecognized.group(1).startswith("-"):
+            word = unrecognized.group(1).split("=")[0]
+            options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            raise UsageError(f"{self.prog}: unknown option {word!r}.", hint=_did_you_mean(word, options) or f"See {self.prog} -h.")
         raise UsageError(f"{self.prog}: {message}.", hint=f"See {self.prog} -h.")
 
     def exit(self, status: int = 0, message: str | None = None) -> Any:
         raise _HelpShown()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str | None:
+    """``Did you mean X?`` for the choice closest to ``word`` (None when none is close)."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"Did you mean {close[0]}?" if close else None
+
+
+NOT_SET_UP = "Nothing is set up here yet: no migrations/ folder and no database URL."
+RUN_INIT = "Run %migrate init [URL] first."
 
 
 def _command_parser(name: str) -> _Parser:
@@ -264,19 +281,38 @@ class Migrate(Magics):
             )
         tokens = _split(line)
         _warn_literal_password(tokens + line.split())  # a password in the comment is saved too
-        if not tokens:
-            return self.migrator.status()
-        name, rest = tokens[0], tokens[1:]
+        name, rest = (tokens[0], tokens[1:]) if tokens else ("status", [])
         if name in ("-h", "--help", "help"):
             print(overview())
             return None
         if name not in COMMANDS:
-            raise UsageError(f"Unknown command {name!r}.", hint="Commands: " + ", ".join(COMMANDS) + ".")
+            raise UsageError(f"Unknown command {name!r}.", hint=_did_you_mean(name, list(COMMANDS)) or "Commands: " + ", ".join(COMMANDS) + ".")
         try:
             args = _command_parser(name).parse_args(rest)
         except _HelpShown:
             return None
+        if name != "init" and self._nothing_set_up():
+            if name == "status":
+                from .display import Message
+
+                return Message(f"{NOT_SET_UP} {RUN_INIT}")
+            raise UsageError(NOT_SET_UP, hint=RUN_INIT)
         return getattr(self, f"_cmd_{name}")(args)
+
+    def _nothing_set_up(self) -> bool:
+        """True before anything says where the revisions and the database are.
+
+        That is: no ``init`` in this session, no ``%config Migrate.url`` or
+        ``directory``, no ``DATABASE_URL``, no Alembic project in the working
+        directory, and no ``migrations/`` folder. Commands then refuse rather
+        than create ``migmagic.db`` and report on a folder that does not exist.
+        """
+        if self._bound != (None, None) or self.url or self.directory:
+            return False
+        from .settings import resolve
+
+        location = resolve()
+        return location.url_source == "default" and location.adopted_ini is None and not location.folder.exists()
 
     def _cmd_init(self, a: argparse.Namespace) -> Any:
         m = self._bind(a.url, a.dir)
@@ -376,6 +412,10 @@ class Migrate(Magics):
             return None
         if not args.message:
             raise UsageError("%%revision needs a message: -m MESSAGE.", hint='For example %%revision -m "create events table".')
+        from .revisionfile import check_body
+
+        # Line numbers as the notebook shows them: the %%revision line is line 1 of the cell.
+        check_body(cell, first_line=2, where="the cell")
         return self.migrator.revision(
             args.message,
             cell,
