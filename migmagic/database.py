@@ -116,7 +116,7 @@ class Database:
         try:
             conn = self.engine.connect()
         except (OperationalError, DBAPIError) as exc:
-            raise self._connection_failed(exc.orig) from None
+            raise self._connection_failed(exc.orig or exc) from None
         try:
             yield conn
         finally:
