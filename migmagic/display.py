@@ -11,18 +11,68 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _TABLE_CLASS: type | None = None
+_SHORT_COLUMNS = {"checksum": 12}
+"""Columns whose values show as a prefix of this many characters (the DataFrame keeps them whole)."""
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 
 
-def table(rows: Iterable[dict[str, Any]] | Iterable[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
-    """A DataFrame of ``rows`` with ``columns`` that renders missing values blank."""
+def timestamp(value: Any) -> datetime | None:
+    """``value`` as a naive UTC datetime: a datetime, or text as Alembic and migmagic write it.
+
+    Reads ``2026-12-01 14:22:51.821686+0000`` (a revision's ``Create Date``) and
+    ``2026-12-01 14:13:09`` alike; an aware time is converted to UTC. None, blank
+    or unreadable text gives None (shown blank).
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        for fmt in _TIME_FORMATS:
+            try:
+                moment = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def table(
+    rows: Iterable[dict[str, Any]] | Iterable[Sequence[Any]],
+    columns: Sequence[str],
+    empty_text: str = "No rows.",
+    times: Sequence[str] = (),
+) -> pd.DataFrame:
+    """A DataFrame of ``rows`` with ``columns`` that renders missing values blank.
+
+    Columns holding datetimes become datetime64 columns, shown to the second;
+    text is left-aligned; a ``checksum`` shows its first 12 characters. A table
+    with no rows shows ``empty_text``, a sentence. ``times`` names columns that
+    are datetime64 even when every value is missing.
+    """
+    import pandas as pd
+
     cls = _table_class()
-    return cls(list(rows), columns=list(columns))
+    frame = cls(list(rows), columns=list(columns))
+    for name in frame.columns:
+        values = frame[name].dropna()
+        if name in times or (frame[name].dtype == object and len(values) and all(isinstance(v, datetime) for v in values)):
+            frame[name] = pd.to_datetime(frame[name])
+    frame.empty_text = empty_text
+    return frame
 
 
 def _table_class() -> type:
@@ -31,25 +81,71 @@ def _table_class() -> type:
         import pandas as pd
 
         class Table(pd.DataFrame):
-            """A DataFrame whose plain and HTML forms show missing values as blanks."""
+            """A DataFrame whose plain and HTML forms show missing values as blanks, times to the second."""
+
+            _metadata = ["empty_text"]
+            empty_text = "No rows."
 
             @property
             def _constructor(self) -> type:
                 return Table
 
+            def _text_columns(self) -> list[str]:
+                return [
+                    c for c in self.columns
+                    if not pd.api.types.is_numeric_dtype(self[c]) and not pd.api.types.is_datetime64_any_dtype(self[c])
+                    and not pd.api.types.is_bool_dtype(self[c])
+                ]
+
             def _blanked(self) -> pd.DataFrame:
+                """The values as shown: strings, missing ones blank, times to the second, checksums short."""
                 plain = pd.DataFrame(self).astype(object)
+                for name in plain.columns:
+                    limit = _SHORT_COLUMNS.get(str(name))
+                    if pd.api.types.is_datetime64_any_dtype(self[name]):
+                        plain[name] = [v.strftime(_TIME_FORMAT) if pd.notna(v) else None for v in self[name]]
+                    elif limit:
+                        plain[name] = [v[:limit] if isinstance(v, str) else v for v in plain[name]]
                 return plain.where(plain.notna(), "")
 
-            def __repr__(self) -> str:
+            def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+                """As :meth:`pandas.DataFrame.to_string`, missing values blank, text left-aligned, no index."""
                 if self.empty:
-                    return "(no rows)"
-                return self._blanked().to_string(index=False, max_rows=pd.get_option("display.max_rows"))
+                    return self.empty_text
+                kwargs.setdefault("index", False)
+                kwargs.setdefault("justify", "left")
+                shown = self._blanked()
+                for name in self._text_columns():
+                    width = max([len(str(name)), *(len(str(v)) for v in shown[name])])
+                    shown[name] = [str(v).ljust(width) for v in shown[name]]
+                text: str = shown.to_string(*args, **kwargs)
+                return "\n".join(line.rstrip() for line in text.split("\n"))
+
+            def __repr__(self) -> str:
+                return self.to_string(max_rows=pd.get_option("display.max_rows"))
 
             def _repr_html_(self) -> str:
                 if self.empty:
-                    return "<p><em>(no rows)</em></p>"
-                return self._blanked().to_html(index=False, escape=True, max_rows=pd.get_option("display.max_rows"))
+                    return f"<p><em>{html.escape(self.empty_text)}</em></p>"
+                shown = self._blanked()
+                text = set(self._text_columns())
+                align = {c: "left" if c in text else "right" for c in shown.columns}
+                head = "".join(f"<th style='text-align:{align[c]}'>{html.escape(str(c))}</th>" for c in shown.columns)
+                limit = pd.get_option("display.max_rows") or len(shown)
+                positions = list(range(len(shown)))
+                if len(shown) > limit:
+                    half = max(limit // 2, 1)
+                    positions = [*positions[:half], -1, *positions[-half:]]
+                body = []
+                for i in positions:
+                    if i < 0:
+                        body.append(f"<tr><td colspan='{len(shown.columns)}'>…</td></tr>")
+                        continue
+                    cells = "".join(
+                        f"<td style='text-align:{align[c]}'>{html.escape(str(v))}</td>" for c, v in zip(shown.columns, shown.iloc[i], strict=True)
+                    )
+                    body.append(f"<tr>{cells}</tr>")
+                return f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
         _TABLE_CLASS = Table
     return _TABLE_CLASS

@@ -180,21 +180,21 @@ class Migrator:
         rows = []
         for rev in ids:
             info = scripts.info(rev)
-            markers = [m for m, on in (("head", info.is_head), ("current", rev in heads), ("merge", info.is_merge), ("branch point", info.is_branch_point)) if on]
             entry = entries.get(rev)
-            when = entry.applied_at.strftime("%Y-%m-%d %H:%M:%S") if entry else ("yes" if rev in applied else None)
+            markers = [m for m, on in (("head", info.is_head), ("current", rev in heads), ("merge", info.is_merge), ("branch point", info.is_branch_point), ("applied outside migmagic", rev in applied and entry is None)) if on]
+            when = display.timestamp(entry.applied_at) if entry else None
             rows.append(
                 {
                     "revision": rev,
                     "parent": ", ".join(info.down_revisions) or "base",
                     "message": info.message,
-                    "created": info.created,
+                    "created": display.timestamp(info.created),
                     "applied": when if rev in applied else None,
                     "markers": ", ".join(markers) or None,
                     "branch labels": ", ".join(info.branch_labels) or None,
                 }
             )
-        return display.table(rows, ["revision", "parent", "message", "created", "applied", "markers", "branch labels"])
+        return display.table(rows, ["revision", "parent", "message", "created", "applied", "markers", "branch labels"], "No revisions yet.", times=("created", "applied"))
 
     def show(self, rev: str) -> display.RevisionDetails:
         """A revision's details and source."""
