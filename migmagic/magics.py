@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import shlex
 import sys
@@ -430,17 +431,94 @@ class Migrate(Magics):
 
     # ---- tab completion
 
-    def complete(self, event: Any) -> list[str]:
-        words = event.line.split()
-        typing_first = len(words) == 1 or (len(words) == 2 and not event.line.endswith(" "))
-        if typing_first:
-            return list(COMMANDS)
+    def complete(self, line: str) -> list[str]:
+        """What Tab offers after ``%migrate`` on ``line`` (the text up to the cursor), in order.
+
+        Commands; then for a command its options (from :data:`COMMANDS`), revision
+        targets where its positional is one, or table names for ``schema`` and
+        ``diagram``. Fast on a fresh kernel: ids are read from the file names'
+        ``revision = ...`` lines without loading Alembic; tables with one
+        inspector call (none when nothing is set up or the database is not there).
+        """
+        words = line.split()
+        fragment = "" if not words or line[-1:].isspace() else words[-1]
+        done = words[: len(words) - (1 if fragment else 0)]
+        if not done:
+            return [c for c in COMMANDS if c.startswith(fragment)]
+        name = done[0]
+        if name not in COMMANDS:
+            return []
+        _, args = COMMANDS[name]
+        options = [f for flags, _ in args for f in flags if f.startswith("--")] + ["--help"]
+        if fragment.startswith("-"):
+            return [o for o in options if o.startswith(fragment)]
+        previous = done[-1] if len(done) > 1 else ""
+        takes_value = {f for flags, kw in args for f in flags if f.startswith("-") and kw.get("action") != "store_true"}
+        if previous in takes_value:
+            candidates = self._targets() if previous in _TARGET_OPTIONS else []
+        elif name in _TARGET_COMMANDS:
+            candidates = self._targets()
+        elif name in _TABLE_COMMANDS:
+            candidates = self._tables()
+        else:
+            candidates = options
+        return [c for c in candidates if c.startswith(fragment)]
+
+    def _folder(self) -> Any:
+        from .settings import resolve
+
+        if self._migrator is not None:
+            return self._migrator.folder
+        url, folder = self._bound
+        return resolve(url, folder or self.directory, self.url).folder
+
+    def _targets(self) -> list[str]:
+        """``head``, ``heads``, ``base``, the revision ids (newest file first), the branch labels."""
         try:
-            scripts = self.migrator.scripts()
+            files = sorted((self._folder() / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime, reverse=True)
+        except Exception:
+            files = []
+        ids: list[str] = []
+        labels: set[str] = set()
+        for path in files:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            found = _REVISION_LINE.search(text)
+            if found:
+                ids.append(found.group(1))
+            labelled = _LABELS_LINE.search(text)
+            if labelled:
+                labels.update(re.findall(r"""['"]([^'"]+)['"]""", labelled.group(1)))
+        return ["head", "heads", "base", *ids, *sorted(labels)]
+
+    def _tables(self) -> list[str]:
+        """The database's table names (nothing on any error, nor before anything is set up)."""
+        if self._nothing_set_up():
+            return []
+        try:
+            db = self.migrator.db
+            if db.dialect_name == "sqlite":
+                from sqlalchemy.engine import make_url
+
+                name = make_url(db.url).database
+                if name and name != ":memory:" and not os.path.exists(name):
+                    return []  # connecting would create the file
+            from sqlalchemy import inspect
+
+            with db.engine.connect() as conn:
+                names = inspect(conn).get_table_names()
         except Exception:
             return []
-        names = ["head", "heads", "base", *scripts.ids(), *sorted(scripts.branch_labels())]
-        return [n for n in names if n.startswith(event.symbol)] or names
+        return sorted(n for n in names if n not in ("alembic_version", "migmagic_ledger"))
+
+
+_TARGET_COMMANDS = {"upgrade", "downgrade", "show", "stamp", "edit", "accept", "merge"}
+_TABLE_COMMANDS = {"schema", "diagram"}
+_TARGET_OPTIONS = {"-r", "--rev-range", "--head", "--depends-on"}
+_REVISION_LINE = re.compile(r"""^revision\s*(?::[^=\n]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+_LABELS_LINE = re.compile(r"""^branch_labels\s*(?::[^=\n]*)?=\s*(.+)$""", re.MULTILINE)
 
 
 Migrate.migrate.__doc__ = overview()
@@ -474,17 +552,36 @@ def _progress() -> Any:
 
 
 _loaded: dict[int, Migrate] = {}
+_MATCHER_ID = "migmagic.migrate"
+_MIGRATE_LINE = re.compile(r"^\s*%migrate\s+(.*)$", re.DOTALL)
 
 
-def _complete(shell: Any, event: Any) -> list[str]:
-    """The ``%migrate`` completer: registered once per shell, answered by the loaded magics."""
-    from IPython.core.error import TryNext
+def _matcher(shell: Any) -> Any:
+    """An IPython completion matcher for ``%migrate`` lines whose matches suppress all others.
 
-    magics = _loaded.get(id(shell))
-    matches = magics.complete(event) if magics is not None else []
-    if not matches:
-        raise TryNext()
-    return matches
+    IPython's ``complete_command`` hook keeps Jedi (Python names, keywords, and a
+    slow first call in a fresh kernel) beside custom matches; a matcher of API
+    version 2 with ``suppress`` drops the rest, Jedi included, and runs first.
+    """
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher(priority=1000, identifier=_MATCHER_ID)
+    def migrate_matcher(context: Any) -> dict[str, Any]:
+        found = _MIGRATE_LINE.match(context.text_until_cursor.split("\n")[-1])
+        magics = _loaded.get(id(shell))
+        if not found or magics is None:
+            return {"completions": [], "suppress": False}
+        rest = found.group(1)
+        words = magics.complete(rest)
+        fragment = "" if not rest or rest[-1:].isspace() else rest.split()[-1]
+        return {
+            "completions": [SimpleCompletion(w, type="migrate") for w in words],
+            "matched_fragment": fragment,
+            "suppress": True,
+            "ordered": True,
+        }
+
+    return migrate_matcher
 
 
 def load(ipython: Any) -> None:
@@ -494,9 +591,9 @@ def load(ipython: Any) -> None:
     magics = Migrate(shell=ipython, parent=ipython)
     ipython.register_magics(magics)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, Migrate)] + [magics]
-    if previous is None and not getattr(ipython, "_migmagic_completer", False):
-        ipython.set_hook("complete_command", _complete, str_key="%migrate")
-        ipython._migmagic_completer = True
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None and not any(getattr(m, "matcher_identifier", None) == _MATCHER_ID for m in completer.custom_matchers):
+        completer.custom_matchers.append(_matcher(ipython))
     _loaded[id(ipython)] = magics
 
 
