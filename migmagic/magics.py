@@ -8,11 +8,13 @@ done by :class:`migmagic.engine.Migrator`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import os
 import re
 import shlex
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
@@ -370,10 +372,16 @@ class Migrate(Magics):
         return self.migrator.schema(a.table)
 
     def _cmd_upgrade(self, a: argparse.Namespace) -> Any:
-        return self.migrator.upgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
+        if a.sql:
+            return self.migrator.upgrade(a.target, sql=True)
+        with _progress() as progress:
+            return self.migrator.upgrade(a.target, progress=progress)
 
     def _cmd_downgrade(self, a: argparse.Namespace) -> Any:
-        return self.migrator.downgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
+        if a.sql:
+            return self.migrator.downgrade(a.target, sql=True)
+        with _progress() as progress:
+            return self.migrator.downgrade(a.target, progress=progress)
 
     def _cmd_merge(self, a: argparse.Namespace) -> Any:
         return self.migrator.merge(a.revisions, a.message or "", rev_id=a.rev_id)
@@ -417,17 +425,18 @@ class Migrate(Magics):
 
         # Line numbers as the notebook shows them: the %%revision line is line 1 of the cell.
         check_body(cell, first_line=2, where="the cell")
-        return self.migrator.revision(
-            args.message,
-            cell,
-            head=args.head,
-            branch_label=args.branch_label,
-            depends_on=args.depends_on,
-            rev_id=args.rev_id,
-            apply=args.apply,
-            reapply=args.reapply,
-            progress=_progress(),
-        )
+        with _progress() if args.apply or args.reapply else contextlib.nullcontext() as progress:
+            return self.migrator.revision(
+                args.message,
+                cell,
+                head=args.head,
+                branch_label=args.branch_label,
+                depends_on=args.depends_on,
+                rev_id=args.rev_id,
+                apply=args.apply,
+                reapply=args.reapply,
+                progress=progress,
+            )
 
     # ---- tab completion
 
@@ -524,31 +533,30 @@ _LABELS_LINE = re.compile(r"""^branch_labels\s*(?::[^=\n]*)?=\s*(.+)$""", re.MUL
 Migrate.migrate.__doc__ = overview()
 
 
-def _progress() -> Any:
-    """A progress callback: a display that updates in a notebook, a line on a terminal's stderr."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return None
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    """A progress callback for one command (see :mod:`migmagic.progress`), closed when the command ends.
+
+    In a kernel: a display updated in place; on a terminal: a line on stderr;
+    otherwise (stderr redirected) None, and nothing is drawn.
+    """
+    from IPython import get_ipython
+
+    from .progress import DisplaySink, Progress, Sink, TerminalSink
+
     ip = get_ipython()
-    in_kernel = ip is not None and getattr(ip, "kernel", None) is not None
-    handle: list[Any] = []
+    sink: Sink | None = None
+    if ip is not None and getattr(ip, "kernel", None) is not None:
+        from IPython.display import display
 
-    def report(done: int, total: int, step: Any) -> None:
-        if total < 2:
-            return
-        text = f"{done}/{total} steps" + (f": {step.direction} {step.revision} {step.message}" if step else "")
-        if in_kernel:
-            if not handle:
-                handle.append(display({"text/plain": text}, raw=True, display_id=True))
-            else:
-                handle[0].update({"text/plain": text if done < total else ""}, raw=True)
-        elif sys.stderr.isatty():
-            end = "\n" if done == total else ""
-            print(f"\r{text[:100]:<100}", end=end, file=sys.stderr, flush=True)
-
-    return report
+        sink = DisplaySink(display)
+    elif sys.stderr.isatty():
+        sink = TerminalSink(sys.stderr)
+    if sink is None:
+        yield None
+        return
+    with Progress(sink) as progress:
+        yield progress
 
 
 _loaded: dict[int, Migrate] = {}
