@@ -113,12 +113,13 @@ def _table_class() -> type:
                 if self.empty:
                     return self.empty_text
                 kwargs.setdefault("index", False)
-                kwargs.setdefault("justify", "left")
                 shown = self._blanked()
+                headers = {}
                 for name in self._text_columns():
                     width = max([len(str(name)), *(len(str(v)) for v in shown[name])])
                     shown[name] = [str(v).ljust(width) for v in shown[name]]
-                text: str = shown.to_string(*args, **kwargs)
+                    headers[name] = str(name).ljust(width)  # the same width: left-aligned too
+                text: str = shown.rename(columns=headers).to_string(*args, **kwargs)
                 return "\n".join(line.rstrip() for line in text.split("\n"))
 
             def __repr__(self) -> str:
