@@ -576,6 +576,9 @@ def _matcher(shell: Any) -> Any:
     @context_matcher(priority=1000, identifier=_MATCHER_ID)
     def migrate_matcher(context: Any) -> dict[str, Any]:
         found = _MIGRATE_LINE.match(context.text_until_cursor.split("\n")[-1])
+        if not found and context.token and context.line_with_cursor.endswith(context.token):
+            # IPython's older complete(text, line) puts the cursor at len(text): the line is all there is.
+            found = _MIGRATE_LINE.match(context.line_with_cursor)
         magics = _loaded.get(id(shell))
         if not found or magics is None:
             return {"completions": [], "suppress": False}
