@@ -461,7 +461,7 @@ class Scripts:
         close = difflib.get_close_matches(ref, names, n=5, cutoff=0.5)
         known = close or list(self._heads)
         what = "Did you mean" if close else "Heads are"
-        hint = f"{what}: {', '.join(known)}?" if known else "The folder has no revisions yet."
+        hint = f"{what}: {', '.join(known)}{'?' if close else '.'}" if known else "The folder has no revisions yet."
         return RevisionNotFound(f"No revision {ref!r} in {short_path(self.folder)}.", candidates=known, hint=hint)
 
     def check_target(self, target: str) -> None:
@@ -472,7 +472,7 @@ class Scripts:
                 label, _, core = core.partition("@")
                 if label and label not in self.branch_labels() and label not in self._loaded:
                     self.resolve(label)
-            if core in ("", "head", "heads", "base") or re.fullmatch(r"[+-]?\d+", core):
+            if core in ("", "head", "heads", "base") or re.fullmatch(r"[+-]\d+", core):
                 continue
             self.resolve(core)
 

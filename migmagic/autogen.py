@@ -296,7 +296,7 @@ def diff_rows(diffs: Sequence[Any], dialect: Any) -> list[dict[str, Any]]:
 
 
 def diff_table(diffs: Sequence[Any], dialect: Any) -> pd.DataFrame:
-    return display.table(diff_rows(diffs, dialect), DIFF_COLUMNS)
+    return display.table(diff_rows(diffs, dialect), DIFF_COLUMNS, "No differences.")
 
 
 # --------------------------------------------------------------------------- models that do not compile

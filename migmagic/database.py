@@ -23,6 +23,7 @@ runs that waits for a lock held elsewhere (PostgreSQL ``lock_timeout``, MySQL
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -136,16 +137,59 @@ class Database:
         try:
             conn = self.engine.connect()
         except (OperationalError, DBAPIError) as exc:
-            reason = settings.scrub(" ".join(str(exc.orig).split()), self.url)
-            raise ConnectionFailed(
-                f"Cannot connect to {self.masked_url}: {reason[:300]}",
-                url=self.masked_url,
-                hint="Check that the server runs and the URL is right.",
-            ) from None
+            raise self._connection_failed(exc.orig or exc) from None
         try:
             yield conn
         finally:
             conn.close()
+
+    def _connection_failed(self, error: BaseException) -> ConnectionFailed:
+        """A failure to connect, in words: authentication failed, no such database, or no server.
+
+        Classified by the driver's error (psycopg's message and SQLSTATE, PyMySQL's
+        error code); the password is never shown, nor the driver's raw tuple.
+        """
+        from sqlalchemy.engine import make_url
+
+        code = error.args[0] if error.args and isinstance(error.args[0], int) else None  # PyMySQL
+        text = " ".join(str(error.args[1] if code is not None and len(error.args) > 1 else error).split())
+        sqlstate = getattr(error, "sqlstate", None)
+        lowered = text.lower()
+        try:
+            url = make_url(settings.engine_url(self.url))
+            where = f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else "")
+            database = url.database or ""
+        except Exception:  # pragma: no cover - the engine was made from it
+            where, database = "the server", ""
+        prefix = f"Cannot connect to {self.masked_url}:"
+        if code == 1045 or sqlstate in ("28P01", "28000") or "password authentication failed" in lowered:
+            return ConnectionFailed(
+                f"{prefix} authentication failed: the server refused the user name or password.",
+                url=self.masked_url,
+                hint="Check the user and password (keep the URL in the DATABASE_URL environment variable).",
+            )
+        if code in (1049, 1044) or sqlstate == "3D000" or re.search(r'database "[^"]*" does not exist', text):
+            return ConnectionFailed(
+                f"{prefix} database {database!r} does not exist on {where}"
+                + (" (or this user may not use it)" if code == 1044 else "")
+                + ".",
+                url=self.masked_url,
+                hint=f"Create it (CREATE DATABASE {database}), or fix the database name in the URL.",
+            )
+        unreachable = ("connection refused", "could not translate host name", "timeout expired", "timed out", "no route to host", "name or service not known")
+        why = next((w for w in unreachable if w in lowered), None)
+        if code in (2002, 2003, 2005, 2006, 2013) or why:
+            return ConnectionFailed(
+                f"{prefix} the server is unreachable: nothing answers at {where}" + (f" ({why})." if why else "."),
+                url=self.masked_url,
+                hint="Check that the server runs and that the host and port in the URL are right.",
+            )
+        reason = settings.scrub(text, self.url)
+        return ConnectionFailed(
+            f"{prefix} {reason[:300]}",
+            url=self.masked_url,
+            hint="Check that the server runs and the URL is right.",
+        )
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:

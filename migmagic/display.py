@@ -12,6 +12,7 @@ import html
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +28,61 @@ def short_path(path: str | os.PathLike[str]) -> str:
         return str(path)
 
 _TABLE_CLASS: type | None = None
+_SHORT_COLUMNS = {"checksum": 12}
+"""Columns whose values show as a prefix of this many characters (the DataFrame keeps them whole)."""
+_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
 
 
-def table(rows: Iterable[dict[str, Any]] | Iterable[Sequence[Any]], columns: Sequence[str]) -> pd.DataFrame:
-    """A DataFrame of ``rows`` with ``columns`` that renders missing values blank."""
+def timestamp(value: Any) -> datetime | None:
+    """``value`` as a naive UTC datetime: a datetime, or text as Alembic and migmagic write it.
+
+    Reads ``2026-12-01 14:22:51.821686+0000`` (a revision's ``Create Date``) and
+    ``2026-12-01 14:13:09`` alike; an aware time is converted to UTC. None, blank
+    or unreadable text gives None (shown blank).
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        for fmt in _TIME_FORMATS:
+            try:
+                moment = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def table(
+    rows: Iterable[dict[str, Any]] | Iterable[Sequence[Any]],
+    columns: Sequence[str],
+    empty_text: str = "No rows.",
+    times: Sequence[str] = (),
+) -> pd.DataFrame:
+    """A DataFrame of ``rows`` with ``columns`` that renders missing values blank.
+
+    Columns holding datetimes become datetime64 columns, shown to the second;
+    text is left-aligned; a ``checksum`` shows its first 12 characters. A table
+    with no rows shows ``empty_text``, a sentence. ``times`` names columns that
+    are datetime64 even when every value is missing.
+    """
+    import pandas as pd
+
     cls = _table_class()
-    return cls(list(rows), columns=list(columns))
+    frame = cls(list(rows), columns=list(columns))
+    for name in frame.columns:
+        values = frame[name].dropna()
+        if name in times or (frame[name].dtype == object and len(values) and all(isinstance(v, datetime) for v in values)):
+            frame[name] = pd.to_datetime(frame[name])
+    frame.empty_text = empty_text
+    return frame
 
 
 def _table_class() -> type:
@@ -41,25 +91,72 @@ def _table_class() -> type:
         import pandas as pd
 
         class Table(pd.DataFrame):
-            """A DataFrame whose plain and HTML forms show missing values as blanks."""
+            """A DataFrame whose plain and HTML forms show missing values as blanks, times to the second."""
+
+            _metadata = ["empty_text"]
+            empty_text = "No rows."
 
             @property
             def _constructor(self) -> type:
                 return Table
 
+            def _text_columns(self) -> list[str]:
+                return [
+                    c for c in self.columns
+                    if not pd.api.types.is_numeric_dtype(self[c]) and not pd.api.types.is_datetime64_any_dtype(self[c])
+                    and not pd.api.types.is_bool_dtype(self[c])
+                ]
+
             def _blanked(self) -> pd.DataFrame:
+                """The values as shown: strings, missing ones blank, times to the second, checksums short."""
                 plain = pd.DataFrame(self).astype(object)
+                for name in plain.columns:
+                    limit = _SHORT_COLUMNS.get(str(name))
+                    if pd.api.types.is_datetime64_any_dtype(self[name]):
+                        plain[name] = [v.strftime(_TIME_FORMAT) if pd.notna(v) else None for v in self[name]]
+                    elif limit:
+                        plain[name] = [v[:limit] if isinstance(v, str) else v for v in plain[name]]
                 return plain.where(plain.notna(), "")
 
-            def __repr__(self) -> str:
+            def to_string(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
+                """As :meth:`pandas.DataFrame.to_string`, missing values blank, text left-aligned, no index."""
                 if self.empty:
-                    return "(no rows)"
-                return self._blanked().to_string(index=False, max_rows=pd.get_option("display.max_rows"))
+                    return self.empty_text
+                kwargs.setdefault("index", False)
+                shown = self._blanked()
+                headers = {}
+                for name in self._text_columns():
+                    width = max([len(str(name)), *(len(str(v)) for v in shown[name])])
+                    shown[name] = [str(v).ljust(width) for v in shown[name]]
+                    headers[name] = str(name).ljust(width)  # the same width: left-aligned too
+                text: str = shown.rename(columns=headers).to_string(*args, **kwargs)
+                return "\n".join(line.rstrip() for line in text.split("\n"))
+
+            def __repr__(self) -> str:
+                return self.to_string(max_rows=pd.get_option("display.max_rows"))
 
             def _repr_html_(self) -> str:
                 if self.empty:
-                    return "<p><em>(no rows)</em></p>"
-                return self._blanked().to_html(index=False, escape=True, max_rows=pd.get_option("display.max_rows"))
+                    return f"<p><em>{html.escape(self.empty_text)}</em></p>"
+                shown = self._blanked()
+                text = set(self._text_columns())
+                align = {c: "left" if c in text else "right" for c in shown.columns}
+                head = "".join(f"<th style='text-align:{align[c]}'>{html.escape(str(c))}</th>" for c in shown.columns)
+                limit = pd.get_option("display.max_rows") or len(shown)
+                positions = list(range(len(shown)))
+                if len(shown) > limit:
+                    half = max(limit // 2, 1)
+                    positions = [*positions[:half], -1, *positions[-half:]]
+                body = []
+                for i in positions:
+                    if i < 0:
+                        body.append(f"<tr><td colspan='{len(shown.columns)}'>…</td></tr>")
+                        continue
+                    cells = "".join(
+                        f"<td style='text-align:{align[c]}'>{html.escape(str(v))}</td>" for c, v in zip(shown.columns, shown.iloc[i], strict=True)
+                    )
+                    body.append(f"<tr>{cells}</tr>")
+                return f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
         _TABLE_CLASS = Table
     return _TABLE_CLASS
@@ -93,6 +190,7 @@ def steps_table(steps: Iterable[Any]) -> pd.DataFrame:
     return table(
         [{"revision": s.revision, "message": s.message, "direction": s.direction, "seconds": round(s.seconds or 0.0, 4)} for s in steps],
         STEP_COLUMNS,
+        "No steps.",
     )
 
 
@@ -414,14 +512,19 @@ class Diagram:
 _HISTORY_CLASS: type | None = None
 
 
-def history(rows: Iterable[dict[str, Any]], columns: Sequence[str], layout: Any) -> pd.DataFrame:
-    """A DataFrame of ``rows`` (like :func:`table`) that shows the revision graph ``layout`` beside them.
+def history(rows: Iterable[dict[str, Any]], columns: Sequence[str], layout: Any, times: Sequence[str] = ()) -> pd.DataFrame:
+    """A :func:`table` of ``rows`` that shows the revision graph ``layout`` beside them.
 
     The plain form has a text graph column first (``*`` applied, ``o`` pending);
     the HTML form draws the lanes in a first column, one slice per row. A frame
     filtered or sorted so its revisions no longer match ``layout`` shows without it.
     """
+    import pandas as pd
+
     frame = _history_class()(list(rows), columns=list(columns))
+    for name in times:
+        frame[name] = pd.to_datetime(frame[name])
+    frame.empty_text = "No revisions yet."
     frame._graph = layout
     return frame
 
@@ -431,19 +534,15 @@ def _history_class() -> type:
     if _HISTORY_CLASS is None:
         import pandas as pd
 
-        class History(pd.DataFrame):
-            """``history``: a DataFrame with the revision graph beside it; missing values blank."""
+        class History(_table_class()):  # type: ignore[misc]
+            """``history``: a :func:`table` with the revision graph beside it."""
 
-            _metadata = ["_graph"]
+            _metadata = ["empty_text", "_graph"]
             _graph: Any = None
 
             @property
             def _constructor(self) -> type:
                 return History
-
-            def _blanked(self) -> pd.DataFrame:
-                plain = pd.DataFrame(self).astype(object)
-                return plain.where(plain.notna(), "")
 
             def _aligned(self) -> Any:
                 """The layout, if this frame still lists exactly its revisions in its order."""
@@ -453,22 +552,23 @@ def _history_class() -> type:
                 return layout if list(self["revision"]) == layout.ids else None
 
             def __repr__(self) -> str:
-                if self.empty:
-                    return "(no rows)"
-                plain = self._blanked()
+                text: str = self.to_string(max_rows=pd.get_option("display.max_rows"))
                 layout = self._aligned()
-                if layout is not None:
-                    from . import graph
+                lines = text.split("\n")
+                if layout is None or self.empty:
+                    return text
+                from . import graph
 
-                    plain.insert(0, "", graph.text_column(layout))
-                return plain.to_string(index=False, max_rows=pd.get_option("display.max_rows"))
+                column = graph.text_column(layout)
+                if len(lines) != len(column) + 1:  # rows left out (max_rows): no graph rather than a wrong one
+                    return text
+                width = max(len(c) for c in column)
+                return "\n".join([" " * width + "  " + lines[0], *(f"{c.ljust(width)}  {line}" for c, line in zip(column, lines[1:], strict=True))])
 
             def _repr_html_(self) -> str:
-                if self.empty:
-                    return "<p><em>(no rows)</em></p>"
                 layout = self._aligned()
-                if layout is None:
-                    return self._blanked().to_html(index=False, escape=True, max_rows=pd.get_option("display.max_rows"))
+                if layout is None or self.empty:
+                    return str(super()._repr_html_())
                 return _history_html(self._blanked(), layout, pd.get_option("display.max_rows"))
 
         _HISTORY_CLASS = History

@@ -91,18 +91,24 @@ class Migrator:
     # ------------------------------------------------------------------ init & status
 
     @classmethod
-    def init(cls, url: str | None = None, directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> Migrator:
-        """Bind to ``url`` and ``directory``; write the folder as an Alembic environment if new."""
+    def init(
+        cls, url: str | None = None, directory: str | os.PathLike[str] | None = None, *, metadata: str | None = None, **kwargs: Any
+    ) -> Migrator:
+        """Bind to ``url`` and ``directory``; write the folder as an Alembic environment if new.
+
+        ``metadata`` (``module:attribute``, e.g. ``myapp.models:Base``) names the models
+        the folder's ``env.py`` gives the ``alembic`` command.
+        """
         m = cls(url, directory, **kwargs)
-        m.ensure_folder()
+        m.ensure_folder(metadata)
         return m
 
-    def ensure_folder(self) -> bool:
+    def ensure_folder(self, metadata: str | None = None) -> bool:
         """Write the folder (``alembic.ini``, ``env.py``, ``script.py.mako``, ``versions/``) if missing.
 
         An existing Alembic folder is used as it is. Returns True when files were written.
         """
-        return self.files.ensure(self.db.url)
+        return self.files.ensure(self.db.url, metadata)
 
     def status(self) -> display.Status:
         """Database (masked), folder, current, heads, pending, edited, missing, lock."""
@@ -134,16 +140,19 @@ class Migrator:
         rows = []
         for rev in ids:
             info = scripts.info(rev)
-            flags = (("head", info.is_head), ("current", rev in st.heads), ("merge", info.is_merge), ("branch point", info.is_branch_point))
             entry = st.entries.get(rev)
-            when = entry.applied_at.strftime("%Y-%m-%d %H:%M:%S") if entry else "yes"
+            applied = st.is_applied(rev)
+            flags = (
+                ("head", info.is_head), ("current", rev in st.heads), ("merge", info.is_merge),
+                ("branch point", info.is_branch_point), ("applied outside migmagic", applied and entry is None),
+            )
             rows.append(
                 {
                     "revision": rev,
                     "parent": ", ".join(info.down_revisions) or "base",
                     "message": info.message,
-                    "created": info.created,
-                    "applied": when if st.is_applied(rev) else None,
+                    "created": display.timestamp(info.created),
+                    "applied": (display.timestamp(entry.applied_at) if entry else None) if applied else None,
                     "markers": ", ".join(m for m, on in flags if on) or None,
                     "branch labels": ", ".join(info.branch_labels) or None,
                 }
@@ -151,7 +160,8 @@ class Migrator:
         from . import graph  # pictures: the graph drawn beside the table
 
         layout = graph.layout(graph.nodes((scripts.info(r) for r in ids), st.applied, st.heads))
-        return display.history(rows, ["revision", "parent", "message", "created", "applied", "markers", "branch labels"], layout)
+        columns = ["revision", "parent", "message", "created", "applied", "markers", "branch labels"]
+        return display.history(rows, columns, layout, times=("created", "applied"))
 
     def graph(self, rev_range: str | None = None) -> display.Graph:
         """The revision graph alone, as a picture (SVG) and as text; ``rev_range`` as for :meth:`history`."""
@@ -180,13 +190,13 @@ class Migrator:
             {"revision": h, "message": scripts.info(h).message, "branch labels": ", ".join(scripts.info(h).branch_labels) or None, "current": "yes" if h in st.heads else None}
             for h in scripts.heads
         ]
-        return display.table(rows, ["revision", "message", "branch labels", "current"])
+        return display.table(rows, ["revision", "message", "branch labels", "current"], "No heads: the folder has no revisions yet.")
 
     def branches(self) -> pd.DataFrame:
         """Branch points: the revision, its message and the revisions that branch from it."""
         scripts = self.scripts()
         rows = [{"revision": i.id, "message": i.message, "branches": ", ".join(scripts.children(i.id))} for i in scripts.all() if i.is_branch_point]
-        return display.table(rows, ["revision", "message", "branches"])
+        return display.table(rows, ["revision", "message", "branches"], "No branch points.")
 
     def edit(self, rev: str) -> str:
         """The text of a ``%%revision`` cell that rewrites revision ``rev``."""
@@ -376,7 +386,7 @@ class Migrator:
         outside = set(st.outside)
         first = [{"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in outside]
         cols = ["id", "revision", "direction", "message", "applied_at", "seconds", "checksum", "checksum_version", "migmagic_version", "alembic_version"]
-        frame = display.table(first + rows, cols)
+        frame = display.table(first + rows, cols, "Nothing applied by migmagic yet.")
         for col in ("id", "checksum_version"):
             frame[col] = frame[col].astype("Int64")  # blank, not NaN, on the outside rows
         return frame

@@ -61,7 +61,7 @@ def sentences(*parts: str | None) -> str:
         text = (part or "").strip()
         if not text:
             continue
-        if out and out[-1][-1] not in ".?!:":
+        if out and not out[-1].endswith((".", "!", "?", ":", ".)", ".'", '."')):
             out[-1] += "."
         out.append(text)
     return " ".join(out)

@@ -40,9 +40,9 @@ class Folder:
             self._cache = ScriptCache(self.path)
         return self._cache.load()
 
-    def ensure(self, url: str) -> bool:
+    def ensure(self, url: str, metadata: str | None = None) -> bool:
         """Write the Alembic environment if missing; True when files were written."""
-        return environment.write(self.path, url)
+        return environment.write(self.path, url, metadata=metadata)
 
     # ------------------------------------------------------------------ new revisions
 

@@ -8,8 +8,13 @@ done by :class:`migmagic.engine.Migrator`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
+import os
+import re
 import shlex
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -36,6 +41,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("url",), dict(nargs="?", help="database URL (default: %%config Migrate.url, DATABASE_URL, alembic.ini, sqlite:///migmagic.db)")),
             (("--dir",), dict(help="revision folder (default: migrations/)")),
+            (("--metadata",), dict(metavar="MODULE:ATTR", help="your models, e.g. myapp.models:Base: the folder's env.py gives them to alembic check and revision --autogenerate")),
         ],
     ),
     "status": ("The database (password masked), folder, current, heads, pending, edited, lock.", []),
@@ -113,10 +119,25 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so a bad line is a one-line error."""
 
     def error(self, message: str) -> Any:
+        unrecognized = re.match(r"unrecognized arguments: (\S+)", message)
+        if unrecognized and unrecognized.group(1).startswith("-"):
+            word = unrecognized.group(1).split("=")[0]
+            options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+            raise UsageError(f"{self.prog}: unknown option {word!r}.", hint=_did_you_mean(word, options) or f"See {self.prog} -h.")
         raise UsageError(f"{self.prog}: {message}.", hint=f"See {self.prog} -h.")
 
     def exit(self, status: int = 0, message: str | None = None) -> Any:
         raise _HelpShown()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str | None:
+    """``Did you mean X?`` for the choice closest to ``word`` (None when none is close)."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"Did you mean {close[0]}?" if close else None
+
+
+NOT_SET_UP = "Nothing is set up here yet: no migrations/ folder and no database URL."
+RUN_INIT = "Run %migrate init [URL] first."
 
 
 def _command_parser(name: str) -> _Parser:
@@ -273,23 +294,42 @@ class Migrate(Magics):
             )
         tokens = _split(line)
         _warn_literal_password(tokens + line.split())  # a password in the comment is saved too
-        if not tokens:
-            return self.migrator.status()
-        name, rest = tokens[0], tokens[1:]
+        name, rest = (tokens[0], tokens[1:]) if tokens else ("status", [])
         if name in ("-h", "--help", "help"):
             print(overview())
             return None
         if name not in COMMANDS:
-            raise UsageError(f"Unknown command {name!r}.", hint="Commands: " + ", ".join(COMMANDS) + ".")
+            raise UsageError(f"Unknown command {name!r}.", hint=_did_you_mean(name, list(COMMANDS)) or "Commands: " + ", ".join(COMMANDS) + ".")
         try:
             args = _command_parser(name).parse_args(rest)
         except _HelpShown:
             return None
+        if name != "init" and self._nothing_set_up():
+            if name == "status":
+                from .display import Message
+
+                return Message(f"{NOT_SET_UP} {RUN_INIT}")
+            raise UsageError(NOT_SET_UP, hint=RUN_INIT)
         return getattr(self, f"_cmd_{name}")(args)
+
+    def _nothing_set_up(self) -> bool:
+        """True before anything says where the revisions and the database are.
+
+        That is: no ``init`` in this session, no ``%config Migrate.url`` or
+        ``directory``, no ``DATABASE_URL``, no Alembic project in the working
+        directory, and no ``migrations/`` folder. Commands then refuse rather
+        than create ``migmagic.db`` and report on a folder that does not exist.
+        """
+        if self._bound != (None, None) or self.url or self.directory:
+            return False
+        from .settings import resolve
+
+        location = resolve()
+        return location.url_source == "default" and location.adopted_ini is None and not location.folder.exists()
 
     def _cmd_init(self, a: argparse.Namespace) -> Any:
         m = self._bind(a.url, a.dir)
-        m.ensure_folder()
+        m.ensure_folder(metadata=a.metadata)
         return m.status()
 
     def _cmd_status(self, a: argparse.Namespace) -> Any:
@@ -323,9 +363,14 @@ class Migrate(Magics):
             a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id,
             autogenerate=True, metadata=a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged,
         )
-        if result.cell and self.shell is not None:
+        from . import frontend
+
+        if result.cell and frontend.will_place_next_cell(self.shell):
             self.shell.set_next_input(result.cell, replace=False)
             result.notes.append("The code is in the next cell as a %%revision cell: review it, edit it, run it to rewrite the revision.")
+        elif result.cell and frontend.is_terminal(self.shell):
+            print(result.cell)
+            result.notes.append(f"The code is above as a %%revision cell: %migrate edit {result.revision.revision} loads the revision at the prompt.")
         return result
 
     def _cmd_check(self, a: argparse.Namespace) -> Any:
@@ -342,10 +387,16 @@ class Migrate(Magics):
         return self.migrator.schema(a.table)
 
     def _cmd_upgrade(self, a: argparse.Namespace) -> Any:
-        return self.migrator.upgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
+        if a.sql:
+            return self.migrator.upgrade(a.target, sql=True)
+        with _progress() as progress:
+            return self.migrator.upgrade(a.target, progress=progress)
 
     def _cmd_downgrade(self, a: argparse.Namespace) -> Any:
-        return self.migrator.downgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
+        if a.sql:
+            return self.migrator.downgrade(a.target, sql=True)
+        with _progress() as progress:
+            return self.migrator.downgrade(a.target, progress=progress)
 
     def _cmd_merge(self, a: argparse.Namespace) -> Any:
         return self.migrator.merge(a.revisions, a.message or "", rev_id=a.rev_id)
@@ -392,75 +443,178 @@ class Migrate(Magics):
             return None
         if not args.message:
             raise UsageError("%%revision needs a message: -m MESSAGE.", hint='For example %%revision -m "create events table".')
-        return self.migrator.revision(
-            args.message,
-            cell,
-            head=args.head,
-            branch_label=args.branch_label,
-            depends_on=args.depends_on,
-            rev_id=args.rev_id,
-            apply=args.apply,
-            reapply=args.reapply,
-            progress=_progress(),
-        )
+        from .revisionfile import check_body
+
+        # Line numbers as the notebook shows them: the %%revision line is line 1 of the cell.
+        check_body(cell, first_line=2, where="the cell")
+        with _progress() if args.apply or args.reapply else contextlib.nullcontext() as progress:
+            return self.migrator.revision(
+                args.message,
+                cell,
+                head=args.head,
+                branch_label=args.branch_label,
+                depends_on=args.depends_on,
+                rev_id=args.rev_id,
+                apply=args.apply,
+                reapply=args.reapply,
+                progress=progress,
+            )
 
     # ---- tab completion
 
-    def complete(self, event: Any) -> list[str]:
-        words = event.line.split()
-        typing_first = len(words) == 1 or (len(words) == 2 and not event.line.endswith(" "))
-        if typing_first:
-            return list(COMMANDS)
+    def complete(self, line: str) -> list[str]:
+        """What Tab offers after ``%migrate`` on ``line`` (the text up to the cursor), in order.
+
+        Commands; then for a command its options (from :data:`COMMANDS`), revision
+        targets where its positional is one, or table names for ``schema`` and
+        ``diagram``. Fast on a fresh kernel: ids are read from the file names'
+        ``revision = ...`` lines without loading Alembic; tables with one
+        inspector call (none when nothing is set up or the database is not there).
+        """
+        words = line.split()
+        fragment = "" if not words or line[-1:].isspace() else words[-1]
+        done = words[: len(words) - (1 if fragment else 0)]
+        if not done:
+            return [c for c in COMMANDS if c.startswith(fragment)]
+        name = done[0]
+        if name not in COMMANDS:
+            return []
+        _, args = COMMANDS[name]
+        options = [f for flags, _ in args for f in flags if f.startswith("--")] + ["--help"]
+        if fragment.startswith("-"):
+            return [o for o in options if o.startswith(fragment)]
+        previous = done[-1] if len(done) > 1 else ""
+        takes_value = {f for flags, kw in args for f in flags if f.startswith("-") and kw.get("action") != "store_true"}
+        if previous in takes_value:
+            candidates = self._targets() if previous in _TARGET_OPTIONS else []
+        elif name in _TARGET_COMMANDS:
+            candidates = self._targets()
+        elif name in _TABLE_COMMANDS:
+            candidates = self._tables()
+        else:
+            candidates = options
+        return [c for c in candidates if c.startswith(fragment)]
+
+    def _folder(self) -> Any:
+        from .settings import resolve
+
+        if self._migrator is not None:
+            return self._migrator.folder
+        url, folder = self._bound
+        return resolve(url, folder or self.directory, self.url).folder
+
+    def _targets(self) -> list[str]:
+        """``head``, ``heads``, ``base``, the revision ids (newest file first), the branch labels."""
         try:
-            scripts = self.migrator.scripts()
+            files = sorted((self._folder() / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime, reverse=True)
+        except Exception:
+            files = []
+        ids: list[str] = []
+        labels: set[str] = set()
+        for path in files:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            found = _REVISION_LINE.search(text)
+            if found:
+                ids.append(found.group(1))
+            labelled = _LABELS_LINE.search(text)
+            if labelled:
+                labels.update(re.findall(r"""['"]([^'"]+)['"]""", labelled.group(1)))
+        return ["head", "heads", "base", *ids, *sorted(labels)]
+
+    def _tables(self) -> list[str]:
+        """The database's table names (nothing on any error, nor before anything is set up)."""
+        if self._nothing_set_up():
+            return []
+        try:
+            db = self.migrator.db
+            if db.dialect_name == "sqlite":
+                from sqlalchemy.engine import make_url
+
+                name = make_url(db.url).database
+                if name and name != ":memory:" and not os.path.exists(name):
+                    return []  # connecting would create the file
+            from sqlalchemy import inspect
+
+            with db.engine.connect() as conn:
+                names = inspect(conn).get_table_names()
         except Exception:
             return []
-        names = ["head", "heads", "base", *scripts.ids(), *sorted(scripts.branch_labels())]
-        return [n for n in names if n.startswith(event.symbol)] or names
+        return sorted(n for n in names if n not in ("alembic_version", "migmagic_ledger"))
+
+
+_TARGET_COMMANDS = {"upgrade", "downgrade", "show", "stamp", "edit", "accept", "merge"}
+_TABLE_COMMANDS = {"schema", "diagram"}
+_TARGET_OPTIONS = {"-r", "--rev-range", "--head", "--depends-on"}
+_REVISION_LINE = re.compile(r"""^revision\s*(?::[^=\n]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+_LABELS_LINE = re.compile(r"""^branch_labels\s*(?::[^=\n]*)?=\s*(.+)$""", re.MULTILINE)
 
 
 Migrate.migrate.__doc__ = overview()
 
 
-def _progress() -> Any:
-    """A progress callback: a display that updates in a notebook, a line on a terminal's stderr."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover
-        return None
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    """A progress callback for one command (see :mod:`migmagic.progress`), closed when the command ends.
+
+    In a kernel: a display updated in place; on a terminal: a line on stderr;
+    otherwise (stderr redirected) None, and nothing is drawn.
+    """
+    from IPython import get_ipython
+
+    from .progress import DisplaySink, Progress, Sink, TerminalSink
+
     ip = get_ipython()
-    in_kernel = ip is not None and getattr(ip, "kernel", None) is not None
-    handle: list[Any] = []
+    sink: Sink | None = None
+    if ip is not None and getattr(ip, "kernel", None) is not None:
+        from IPython.display import display
 
-    def report(done: int, total: int, step: Any) -> None:
-        if total < 2:
-            return
-        text = f"{done}/{total} steps" + (f": {step.direction} {step.revision} {step.message}" if step else "")
-        if in_kernel:
-            if not handle:
-                handle.append(display({"text/plain": text}, raw=True, display_id=True))
-            else:
-                handle[0].update({"text/plain": text if done < total else ""}, raw=True)
-        elif sys.stderr.isatty():
-            end = "\n" if done == total else ""
-            print(f"\r{text[:100]:<100}", end=end, file=sys.stderr, flush=True)
-
-    return report
+        sink = DisplaySink(display)
+    elif sys.stderr.isatty():
+        sink = TerminalSink(sys.stderr)
+    if sink is None:
+        yield None
+        return
+    with Progress(sink) as progress:
+        yield progress
 
 
 _loaded: dict[int, Migrate] = {}
+_MATCHER_ID = "migmagic.migrate"
+_MIGRATE_LINE = re.compile(r"^\s*%migrate\s+(.*)$", re.DOTALL)
 
 
-def _complete(shell: Any, event: Any) -> list[str]:
-    """The ``%migrate`` completer: registered once per shell, answered by the loaded magics."""
-    from IPython.core.error import TryNext
+def _matcher(shell: Any) -> Any:
+    """An IPython completion matcher for ``%migrate`` lines whose matches suppress all others.
 
-    magics = _loaded.get(id(shell))
-    matches = magics.complete(event) if magics is not None else []
-    if not matches:
-        raise TryNext()
-    return matches
+    IPython's ``complete_command`` hook keeps Jedi (Python names, keywords, and a
+    slow first call in a fresh kernel) beside custom matches; a matcher of API
+    version 2 with ``suppress`` drops the rest, Jedi included, and runs first.
+    """
+    from IPython.core.completer import SimpleCompletion, context_matcher
+
+    @context_matcher(priority=1000, identifier=_MATCHER_ID)
+    def migrate_matcher(context: Any) -> dict[str, Any]:
+        found = _MIGRATE_LINE.match(context.text_until_cursor.split("\n")[-1])
+        if not found and context.token and context.line_with_cursor.endswith(context.token):
+            # IPython's older complete(text, line) puts the cursor at len(text): the line is all there is.
+            found = _MIGRATE_LINE.match(context.line_with_cursor)
+        magics = _loaded.get(id(shell))
+        if not found or magics is None:
+            return {"completions": [], "suppress": False}
+        rest = found.group(1)
+        words = magics.complete(rest)
+        fragment = "" if not rest or rest[-1:].isspace() else rest.split()[-1]
+        return {
+            "completions": [SimpleCompletion(w, type="migrate") for w in words],
+            "matched_fragment": fragment,
+            "suppress": True,
+            "ordered": True,
+        }
+
+    return migrate_matcher
 
 
 def load(ipython: Any) -> None:
@@ -470,9 +624,9 @@ def load(ipython: Any) -> None:
     magics = Migrate(shell=ipython, parent=ipython)
     ipython.register_magics(magics)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, Migrate)] + [magics]
-    if previous is None and not getattr(ipython, "_migmagic_completer", False):
-        ipython.set_hook("complete_command", _complete, str_key="%migrate")
-        ipython._migmagic_completer = True
+    completer = getattr(ipython, "Completer", None)
+    if completer is not None and not any(getattr(m, "matcher_identifier", None) == _MATCHER_ID for m in completer.custom_matchers):
+        completer.custom_matchers.append(_matcher(ipython))
     _loaded[id(ipython)] = magics
 
 

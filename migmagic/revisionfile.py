@@ -113,8 +113,13 @@ def cell(message: str, body: str) -> str:
     return f"%%revision -m {quoted}\n{body}"
 
 
-def check_body(body: str) -> None:
-    """Refuse a cell body that is empty, does not parse or has no ``upgrade()``."""
+def check_body(body: str, first_line: int = 1, where: str = "the body") -> None:
+    """Refuse a cell body that is empty, does not parse or has no ``upgrade()``.
+
+    Line numbers in the error count from ``first_line`` for the body's first
+    line: a ``%%revision`` cell passes 2, since the notebook numbers the magic
+    line 1 and IPython hands the magic only the lines below it.
+    """
     if not body.strip():
         raise RevisionCellError(
             "The %%revision cell is empty.",
@@ -124,10 +129,11 @@ def check_body(body: str) -> None:
     try:
         tree = ast.parse(body)
     except SyntaxError as exc:
+        line = (exc.lineno or 1) + first_line - 1
         raise RevisionCellError(
-            f"Line {exc.lineno} of the cell: {exc.msg}.",
+            f"Line {line} of {where}: {exc.msg}.",
             hint="Nothing was written.",
-            line=exc.lineno,
+            line=line,
         ) from None
     if not any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == "upgrade" for n in tree.body):
         raise RevisionCellError(

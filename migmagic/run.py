@@ -46,7 +46,12 @@ if TYPE_CHECKING:
     from .state import State
 
 Progress = Callable[[int, int, "Step | None"], None]
-"""Called as ``progress(done, total, step)``: before the first step of a plan (``step`` None) and after each."""
+"""Called as ``progress(done, total, step)``: before the first step of a plan (``step`` None) and after each.
+
+A progress object may also have ``begin(steps)``: it is given each plan's steps
+before the first one runs, so it can name the step that is running
+(:class:`migmagic.progress.Progress` does).
+"""
 
 PAST = {"upgrade": "Upgraded", "downgrade": "Downgraded", "stamp": "Stamped"}
 
@@ -162,6 +167,9 @@ class Execution:
         if self._position is None:
             self._position = plan.before.heads
         if self.progress:
+            begin = getattr(self.progress, "begin", None)
+            if begin is not None:
+                begin(plan.steps)
             self.progress(0, len(plan.steps), None)
         clock = time.perf_counter()
 

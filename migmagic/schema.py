@@ -34,7 +34,7 @@ def tables(conn: Connection) -> pd.DataFrame:
     for name in names:
         n_rows = conn.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar()
         rows.append({"name": name, "columns": counts.get(name, 0), "rows": n_rows})
-    return display.table(rows, ["name", "columns", "rows"])
+    return display.table(rows, ["name", "columns", "rows"], "No tables yet.")
 
 
 def table(conn: Connection, name: str, url: str = "the database") -> display.TableSchema:
@@ -77,9 +77,9 @@ def table(conn: Connection, name: str, url: str = "the database") -> display.Tab
     ]
     return display.TableSchema(
         name,
-        display.table(cols, ["name", "type", "nullable", "default", "primary key"]),
-        display.table(sorted(index_rows.values(), key=lambda r: r["name"] or ""), ["name", "columns", "unique"]),
-        display.table(fks, ["name", "columns", "references", "on delete"]),
+        display.table(cols, ["name", "type", "nullable", "default", "primary key"], "No columns."),
+        display.table(sorted(index_rows.values(), key=lambda r: r["name"] or ""), ["name", "columns", "unique"], "No indexes."),
+        display.table(fks, ["name", "columns", "references", "on delete"], "No foreign keys."),
     )
 
 

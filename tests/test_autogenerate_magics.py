@@ -38,8 +38,12 @@ Venue.__table__.append_column(sa.Column("city", sa.String(40)))
 
 
 @pytest.fixture
-def next_cells(ip_with_db: Shell) -> list[str]:
-    """What %migrate put into the next cell (set_next_input), in order."""
+def next_cells(ip_with_db: Shell, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What %migrate put into the next cell (set_next_input), in order, as in a notebook front end.
+
+    (The in-process test shell is a terminal shell; JupyterLab, Notebook and VS Code place the cell.)
+    """
+    monkeypatch.setattr("migmagic.frontend.will_place_next_cell", lambda shell: True)
     cells: list[str] = []
     ip_with_db.ip.set_next_input = lambda text, replace=False: cells.append(text)
     yield cells
@@ -78,7 +82,7 @@ def test_autogenerate_review_upgrade_check(ip_with_db: Shell, next_cells: list[s
     failed = ip_with_db.run("%migrate check")
     assert failed.failed
     assert "PendingModelChanges: 1 pending model change" in failed.output
-    assert "add column venues   city" in failed.output and "NaN" not in failed.output
+    assert "add column venues city" in " ".join(failed.output.split()) and "NaN" not in failed.output
     ip_with_db.ok("d = %migrate diff")
     d = ip_with_db.ns["d"]
     assert list(d.table.columns) == ["what", "table", "column", "from", "to"]

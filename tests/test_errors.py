@@ -73,14 +73,14 @@ def test_migrate_used_as_cell_magic(ip_sqlite: Shell) -> None:
 
 
 def test_unknown_command_lists_commands(ip_sqlite: Shell) -> None:
-    line = one_line(ip_sqlite.run("%migrate upgarde head"))
-    assert "Unknown command 'upgarde'" in line
+    line = one_line(ip_sqlite.run("%migrate frobnicate head"))
+    assert "Unknown command 'frobnicate'" in line
     assert "upgrade" in line and "downgrade" in line and "history" in line
 
 
 def test_unknown_option(ip_sqlite: Shell) -> None:
     line = one_line(ip_sqlite.run("%migrate upgrade head --fast"))
-    assert "unrecognized arguments: --fast" in line and "%migrate upgrade -h" in line
+    assert "unknown option '--fast'" in line and "%migrate upgrade -h" in line
 
 
 def test_unknown_revision_names_candidates(ip_sqlite: Shell) -> None:

@@ -102,10 +102,6 @@ def test_interactive_notebook_places_the_cell(kernel: Any) -> None:
 
 
 @pytest.mark.notebook
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs migmagic/magics.py _autogenerate to add the note only when frontend.will_place_next_cell(shell)",
-)
 def test_nbclient_run_of_the_models_tutorial_promises_no_next_cell(tmp_path: Path) -> None:
     """nbconvert and papermill insert no cell, so the tutorial must not say the code is in one."""
     work = tmp_path / "models"
@@ -170,10 +166,6 @@ def test_real_terminal_prompt_is_a_terminal(terminal: Tmux) -> None:
     assert "placed: False terminal: True" in screen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs migmagic/magics.py _autogenerate to print the code, not pre-fill the prompt, when frontend.is_terminal(shell)",
-)
 def test_terminal_autogenerate_prints_the_code_and_keeps_the_prompt(terminal: Tmux) -> None:
     """What the user types after an autogenerate runs as typed; the code is on the screen."""
     terminal.type("%load_ext migmagic", then="In [2]:")

@@ -81,7 +81,7 @@ def test_revisions_applied_by_the_alembic_command_are_shown_as_such(migrator: An
     assert list(log["direction"]) == ["applied outside migmagic"] * 2 + ["upgrade"]
     assert "NaN" not in repr(log) and "<NA>" not in repr(log) and " 1.0 " not in repr(log)
     h = migrator.history()
-    assert h.set_index("revision").loc[a.revision, "applied"] == "yes"
+    assert "applied outside migmagic" in h.set_index("revision").loc[a.revision, "markers"]
 
 
 def test_a_revision_edited_while_unapplied_then_applied_by_alembic_is_not_edited(migrator: Any, db_url: str) -> None:
