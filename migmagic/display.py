@@ -435,8 +435,8 @@ class Verification:
     """``verify``: a row per revision (revision, message, upgrade, downgrade, round trip, what differs) and the folder's checks.
 
     ``revisions`` and ``checks`` (check, result, detail) are DataFrames; a row
-    fails when its upgrade, downgrade or round trip says ``failed``, a check
-    when its result does.
+    fails when its upgrade, downgrade or round trip says ``failed``, ``not
+    restored`` or ``differs``; a check when its result is ``failed``.
     """
 
     summary: str
@@ -451,7 +451,7 @@ class Verification:
         frame = self.revisions
         if frame is not None and len(frame):
             for _, row in frame.iterrows():
-                if "failed" in (row["upgrade"], row["downgrade"], row["round trip"]):
+                if {row["upgrade"], row["downgrade"], row["round trip"]} & {"failed", "not restored", "differs"}:
                     out.append(f"{row['revision']}: {row['what differs'] or 'failed'}")
         if self.checks is not None and len(self.checks):
             out += [f"{row['check']}: {row['detail']}" for _, row in self.checks.iterrows() if row["result"] == "failed"]
