@@ -357,9 +357,9 @@ def _refuse_outside_transaction(plan: run.Plan) -> None:
         if step.revision not in plan.scripts:
             continue
         source = plan.scripts.info(step.revision).source
-        found = re.search(r"autocommit_block|\bconcurrently\b", source, re.I)
+        found = [w for w, pattern in (("autocommit_block()", r"autocommit_block"), ("CONCURRENTLY", r"concurrently")) if re.search(pattern, source, re.I)]
         if found:
-            what = "autocommit_block()" if found.group(0).lower() == "autocommit_block" else "CONCURRENTLY"
+            what = " and ".join(found)
             raise RehearsalRefused(
                 f"Revision {step.revision} ({step.message!r}) uses {what}, which cannot run inside the transaction a dry run rolls back: "
                 "rehearsing it there would commit it.",
@@ -461,8 +461,15 @@ def _counts(rows: list[dict[str, Any]]) -> Any:
 
 
 def _mark_failed(statements: list[dict[str, Any]], failed: str | None) -> None:
-    if statements and failed is not None and " ".join(statements[-1]["statement"].split()) == " ".join(failed.split()):
-        statements[-1]["kind"] += " (failed)"
+    """Mark the statement the database refused; what was sent after it (releasing the lock) is not the plan's."""
+    if failed is None:
+        return
+    wanted = " ".join(failed.split())
+    for i in range(len(statements) - 1, -1, -1):
+        if " ".join(statements[i]["statement"].split()) == wanted:
+            statements[i]["kind"] += " (failed)"
+            del statements[i + 1:]
+            return
 
 
 def dry_run(
