@@ -600,3 +600,120 @@ def _history_html(frame: Any, layout: Any, max_rows: int | None) -> str:
         f'<thead><tr><th style="padding:0 2px"></th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
     )
+
+
+def _frame_text(title: str, frame: Any) -> list[str]:
+    return [] if frame is None or not len(frame) else ["", f"{title}:", repr(frame)]
+
+
+def _frame_html(title: str, frame: Any) -> list[str]:
+    return [] if frame is None or not len(frame) else [f"<p><strong>{html.escape(title)}</strong></p>", _html_table(frame)]
+
+
+@dataclass
+class Rehearsal:
+    """``upgrade``/``downgrade --dry-run``: the plan as it ran on a scratch copy; the real database untouched.
+
+    ``how`` says where it ran (a backup copy, a rolled-back transaction, a
+    template clone, a sample) and ``caveats`` what that means. The tables are
+    DataFrames: ``schema_changes`` (change, table, name, before, after),
+    ``row_counts`` (table, before, after), ``statements`` (step, revision, kind,
+    statement), ``steps`` (revision, message, direction, seconds, warnings).
+    ``findings`` is the data-loss guard's slot (empty until it reports).
+    ``failure`` says which revision and statement failed, or is None.
+    """
+
+    summary: str
+    how: str
+    steps: Any
+    schema_changes: Any
+    row_counts: Any
+    statements: Any
+    warnings: list[str] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)
+    findings: list[Any] = field(default_factory=list)
+    failure: str | None = None
+    failed_revision: str | None = None
+    failed_statement: str | None = None
+    sql: str = ""
+    """The statements the revisions ran and the version-table updates, as a script."""
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    def _parts(self) -> list[tuple[str, Any]]:
+        return [
+            ("steps", self.steps),
+            ("schema difference", self.schema_changes),
+            ("rows per table", self.row_counts),
+            ("SQL that ran", self.statements),
+        ]
+
+    def __repr__(self) -> str:
+        out = [self.summary, self.how]
+        if self.failure:
+            out.append(f"FAILED: {self.failure}")
+        for title, frame in self._parts():
+            out += _frame_text(title, frame)
+        out += [f"warning: {w}" for w in self.warnings]
+        out += [f"note: {c}" for c in self.caveats]
+        out += [f"data at stake: {f}" for f in self.findings]
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        out = [f"<p>{html.escape(self.summary)}</p>", f"<p><em>{html.escape(self.how)}</em></p>"]
+        if self.failure:
+            out.append(f"<p><strong>FAILED: {html.escape(self.failure)}</strong></p>")
+        for title, frame in self._parts():
+            out += _frame_html(title, frame)
+        out += [f"<p>warning: {html.escape(w)}</p>" for w in self.warnings]
+        out += [f"<p><em>note: {html.escape(c)}</em></p>" for c in self.caveats]
+        out += [f"<p>data at stake: {html.escape(str(f))}</p>" for f in self.findings]
+        return "\n".join(out)
+
+
+@dataclass
+class Verification:
+    """``verify``: a row per revision (revision, message, upgrade, downgrade, round trip, what differs) and the folder's checks.
+
+    ``revisions`` and ``checks`` (check, result, detail) are DataFrames; a row
+    fails when its upgrade, downgrade or round trip says ``failed``, ``not
+    restored`` or ``differs``; a check when its result is ``failed``.
+    """
+
+    summary: str
+    revisions: Any
+    checks: Any
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[str]:
+        """The revisions and checks that failed, in words."""
+        out = []
+        frame = self.revisions
+        if frame is not None and len(frame):
+            for _, row in frame.iterrows():
+                if {row["upgrade"], row["downgrade"], row["round trip"]} & {"failed", "not restored", "differs"}:
+                    out.append(f"{row['revision']}: {row['what differs'] or 'failed'}")
+        if self.checks is not None and len(self.checks):
+            out += [f"{row['check']}: {row['detail']}" for _, row in self.checks.iterrows() if row["result"] == "failed"]
+        return out
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def __repr__(self) -> str:
+        out = [self.summary]
+        out += _frame_text("revisions", self.revisions)
+        out += _frame_text("checks", self.checks)
+        out += [f"note: {n}" for n in self.notes]
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        out = [f"<p>{html.escape(self.summary)}</p>"]
+        out += _frame_html("revisions", self.revisions)
+        out += _frame_html("checks", self.checks)
+        out += [f"<p><em>note: {html.escape(n)}</em></p>" for n in self.notes]
+        return "\n".join(out)

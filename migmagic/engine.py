@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import display, ledger, revisionfile, run, settings, state
+from . import display, ledger, rehearse, revisionfile, run, settings, state
 from .database import Database
 from .display import short_path
 from .errors import Fix, InvalidTarget, UsageError, sql_render_failures, upgrade_after_write
@@ -291,17 +291,35 @@ class Migrator:
         with self.db.reading() as conn:
             return run.plan(command, target, scripts, state.of(conn, scripts))
 
-    def upgrade(self, target: str = "head", *, sql: bool = False, progress: Progress | None = None) -> Any:
-        """Upgrade to ``target`` (``head``, ``+1``, an id...). With ``sql``, return the SQL instead."""
+    def upgrade(
+        self, target: str = "head", *, sql: bool = False, progress: Progress | None = None,
+        dry_run: bool = False, copy: bool = False, sample: int = rehearse.SAMPLE, full: bool = False,
+    ) -> Any:
+        """Upgrade to ``target`` (``head``, ``+1``, an id...). With ``sql``, return the SQL instead.
+
+        With ``dry_run``, rehearse on a scratch copy and return a :class:`~migmagic.display.Rehearsal`
+        (``copy``: a PostgreSQL template clone; ``sample``/``full``: rows copied on MySQL/MariaDB).
+        """
         if sql:
             return self._sql(True, target)
+        if rehearse.wanted(dry_run, copy, sample, full):
+            return rehearse.dry_run(self.db, self.scripts(), "upgrade", target, copy=copy, sample=None if full else sample, progress=progress)
         return run.migrate(self.db, self.scripts(), "upgrade", target, progress=progress)
 
-    def downgrade(self, target: str, *, sql: bool = False, progress: Progress | None = None) -> Any:
-        """Downgrade to ``target`` (``-1``, ``base``, an id...). With ``sql``, a ``FROM:TO`` range."""
+    def downgrade(
+        self, target: str, *, sql: bool = False, progress: Progress | None = None,
+        dry_run: bool = False, copy: bool = False, sample: int = rehearse.SAMPLE, full: bool = False,
+    ) -> Any:
+        """Downgrade to ``target`` (``-1``, ``base``, an id...). With ``sql``, a ``FROM:TO`` range. ``dry_run``: as :meth:`upgrade`."""
         if sql:
             return self._sql(False, target)
+        if rehearse.wanted(dry_run, copy, sample, full):
+            return rehearse.dry_run(self.db, self.scripts(), "downgrade", target, copy=copy, sample=None if full else sample, progress=progress)
         return run.migrate(self.db, self.scripts(), "downgrade", target, progress=progress)
+
+    def verify(self, rev_range: str | None = None, metadata: Any = None, namespace: Mapping[str, Any] | None = None) -> display.Verification:
+        """Upgrade, downgrade, upgrade again each revision on a throwaway database; :class:`~migmagic.errors.VerifyFailed` if one fails."""
+        return rehearse.verify(self.db, self.scripts(), rev_range, metadata=metadata, namespace=namespace)
 
     def stamp(self, target: str, *, purge: bool = False) -> display.Outcome:
         """Set the version table to ``target`` without running any revision."""
@@ -309,8 +327,6 @@ class Migrator:
 
     def _sql(self, upgrade: bool, target: str) -> display.SQLScript:
         """Offline SQL for ``[FROM:]TO``; without FROM, from where the database is now."""
-        from .adapter import render_sql
-
         scripts = self.scripts()
         start, sep, end = target.rpartition(":")
         if not sep:
@@ -319,7 +335,7 @@ class Migrator:
                 raise UsageError(f"The database is at {len(heads)} heads ({', '.join(heads)}).", hint="Give the start: FROM:TO --sql.")
             start = heads[0] if heads else ""
         with sql_render_failures({str(r.path): (r.id, r.message) for r in scripts.all()}, self.db.scrub):
-            sql, ran = render_sql(scripts, self.db.dialect_name, upgrade, start or None, end, transactional_ddl=self.db.transactional_ddl)
+            sql, ran = rehearse.offline_sql(self.db, scripts, upgrade, start or None, end)
         if not ran:
             sql = f"-- Nothing to run: {start or 'base'} is already at {end}.\n"
         return display.SQLScript(sql)

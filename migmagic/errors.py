@@ -383,3 +383,42 @@ def upgrade_after_write(revision: str, path: str, written: bool = True) -> Itera
         fixes = [*error.fixes, Fix("revision", cell=True), Fix("upgrade")]
         error.retell(f"Revision {revision} {where}; the upgrade failed: {told}", sentences(error._hint, extra), fixes)
         raise
+
+
+class RehearsalFailed(MigmagicError):
+    """A dry run's plan failed on the scratch copy (the real database untouched): ``report`` is the :class:`~migmagic.display.Rehearsal`."""
+
+    def __init__(self, message: str, *, report: Any, revision: str | None = None, statement: str | None = None, hint: str | None = None) -> None:
+        self.report = report
+        self.revision = revision
+        self.statement = statement
+        super().__init__(message, hint=hint)
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self.notebook_text()}", repr(self.report)]
+
+
+class RehearsalRefused(MigmagicError):
+    """A dry run that cannot be made safely (a revision that commits, no scratch database): nothing ran.
+
+    ``revision`` names the revision at fault, ``privilege`` the database privilege missing.
+    """
+
+    def __init__(
+        self, message: str, *, revision: str | None = None, privilege: str | None = None, hint: str | None = None, fixes: Sequence[Fix] = ()
+    ) -> None:
+        self.revision = revision
+        self.privilege = privilege
+        super().__init__(message, hint=hint, fixes=fixes)
+
+
+class VerifyFailed(MigmagicError):
+    """``verify`` found a revision whose upgrade, downgrade or round trip fails: ``report`` is the :class:`~migmagic.display.Verification`."""
+
+    def __init__(self, message: str, *, report: Any, failures: Sequence[str] = (), hint: str | None = None) -> None:
+        self.report = report
+        self.failures = list(failures)
+        super().__init__(message, hint=hint)
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self.notebook_text()}", repr(self.report)]

@@ -35,6 +35,12 @@ _MODEL_ARGS: list[Arg] = [
     (("--metadata",), dict(metavar="NAME", help="the MetaData or declarative base to compare with (default: the one in the notebook)")),
     (("--include-unmanaged",), dict(action="store_true", help="also propose dropping tables the models do not know")),
 ]
+_DRY_RUN_ARGS: list[Arg] = [
+    (("--dry-run",), dict(action="store_true", help="rehearse on a scratch copy and show what would change; the database is not touched")),
+    (("--copy",), dict(action="store_true", help="with --dry-run on PostgreSQL: rehearse on a template clone, not in a rolled-back transaction")),
+    (("--sample",), dict(type=int, default=1000, metavar="N", help="with --dry-run on MySQL/MariaDB: rows copied per table (default 1000)")),
+    (("--full",), dict(action="store_true", help="with --dry-run on MySQL/MariaDB: copy every row")),
+]
 COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     "init": (
         "Create (or adopt) the revision folder and bind this session to a database.",
@@ -67,6 +73,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("target",), dict(nargs="?", default="head", help=_TARGET + " (default: head); with --sql, [FROM:]TO")),
             (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
+            *_DRY_RUN_ARGS,
         ],
     ),
     "downgrade": (
@@ -74,6 +81,14 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("target",), dict(help=_TARGET + "; with --sql, FROM:TO")),
             (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
+            *_DRY_RUN_ARGS,
+        ],
+    ),
+    "verify": (
+        "Upgrade, downgrade and upgrade again each revision on a throwaway database; the cell fails if a downgrade does not restore the schema.",
+        [
+            (("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all, base to head)")),
+            (("--metadata",), dict(metavar="NAME", help="the models to compare the schema at head with (default: the one in the notebook, if any)")),
         ],
     ),
     "merge": (
@@ -365,7 +380,7 @@ class Migrate(Magics):
         )
         from . import frontend
 
-        if result.cell and frontend.will_place_next_cell(self.shell):
+        if result.cell and self.shell is not None and frontend.will_place_next_cell(self.shell):
             self.shell.set_next_input(result.cell, replace=False)
             result.notes.append("The code is in the next cell as a %%revision cell: review it, edit it, run it to rewrite the revision.")
         elif result.cell and frontend.is_terminal(self.shell):
@@ -388,15 +403,18 @@ class Migrate(Magics):
 
     def _cmd_upgrade(self, a: argparse.Namespace) -> Any:
         if a.sql:
-            return self.migrator.upgrade(a.target, sql=True)
+            return self.migrator.upgrade(a.target, sql=True, **_dry_run(a))
         with _progress() as progress:
-            return self.migrator.upgrade(a.target, progress=progress)
+            return _rehearsed(self.migrator.upgrade(a.target, progress=progress, **_dry_run(a)))
 
     def _cmd_downgrade(self, a: argparse.Namespace) -> Any:
         if a.sql:
-            return self.migrator.downgrade(a.target, sql=True)
+            return self.migrator.downgrade(a.target, sql=True, **_dry_run(a))
         with _progress() as progress:
-            return self.migrator.downgrade(a.target, progress=progress)
+            return _rehearsed(self.migrator.downgrade(a.target, progress=progress, **_dry_run(a)))
+
+    def _cmd_verify(self, a: argparse.Namespace) -> Any:
+        return self.migrator.verify(a.rev_range, metadata=a.metadata, namespace=self._namespace())
 
     def _cmd_merge(self, a: argparse.Namespace) -> Any:
         return self.migrator.merge(a.revisions, a.message or "", rev_id=a.rev_id)
@@ -553,6 +571,19 @@ _LABELS_LINE = re.compile(r"""^branch_labels\s*(?::[^=\n]*)?=\s*(.+)$""", re.MUL
 
 
 Migrate.migrate.__doc__ = overview()
+
+
+def _dry_run(a: argparse.Namespace) -> dict[str, Any]:
+    return dict(dry_run=a.dry_run, copy=a.copy, sample=a.sample, full=a.full)
+
+
+def _rehearsed(result: Any) -> Any:
+    """A dry run that failed fails the cell (so Run All and papermill stop), showing its report."""
+    if getattr(result, "failed", False) and hasattr(result, "failure"):
+        from .rehearse import failed
+
+        raise failed(result)
+    return result
 
 
 @contextlib.contextmanager

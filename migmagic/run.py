@@ -209,19 +209,27 @@ class Execution:
 
 
 @contextlib.contextmanager
-def locked(db: Database, progress: Progress | None = None) -> Iterator[Execution]:
+def locked(db: Database, progress: Progress | None = None, *, rollback: bool = False) -> Iterator[Execution]:
     """A connection holding the migration lock, with the ledger table there, as an :class:`Execution`.
 
     When the block ends normally, the ledger rows are inserted and the command
     commits; on an exception it rolls back (what MySQL/MariaDB committed per step
-    stays).
+    stays). With ``rollback`` (a rehearsal, where DDL rolls back) it always
+    rolls back: no ledger row is written and nothing the block ran stays.
     """
+    if rollback and not db.transactional_ddl:
+        raise ValueError(f"{db.dialect_name} cannot roll DDL back: rehearse on a copy instead")
     with db.migrating() as conn:
         ledger.ensure(conn)
         if not db.transactional_ddl:
             conn.commit()
         ex = Execution(db, conn, progress)
         yield ex
+        if rollback:
+            ex.stage = "rollback"
+            ex.rows.clear()
+            conn.rollback()
+            return
         ex.stage = "commit"
         ledger.insert(conn, ex.rows)  # one statement, in the command's transaction
         ex.rows.clear()
@@ -251,17 +259,21 @@ def migrate(
     progress: Progress | None = None,
     purge: bool = False,
     inspect: Callable[[Plan], None] | None = None,
+    after: Callable[[Execution], None] | None = None,
+    rollback: bool = False,
 ) -> display.Outcome:
     """``upgrade``, ``downgrade`` or ``stamp`` to ``target``: the whole sequence for one plan.
 
     ``inspect`` sees the plan under the lock before any step runs, and may
-    refuse it by raising.
+    refuse it by raising; ``after`` sees the execution under the lock once the
+    last step ran, before the commit. With ``rollback`` the command always
+    rolls back (see :func:`locked`): a rehearsal.
     """
     started = time.perf_counter()
     scripts.check_target(target)  # unknown or ambiguous revisions are named before any connection is made
     ex: Execution | None = None
     try:
-        with locked(db, progress) as ex:
+        with locked(db, progress, rollback=rollback) as ex:
             before = ex.state(scripts)
             if command != "stamp":
                 verify(ex.conn, scripts, before)  # before planning: a plan from a missing head is Alembic's error, not ours
@@ -269,14 +281,16 @@ def migrate(
             if inspect is not None:
                 inspect(the_plan)
             done = ex.run(the_plan)
-            after = ex.heads()
+            heads = ex.heads()
+            if after is not None:
+                after(ex)
     except MigmagicError:
         raise
     except Exception as exc:
         error = failure(db, command, exc, ex)
         raise error from error.cause
     seconds = time.perf_counter() - started
-    where = ", ".join(after) or "base"
+    where = ", ".join(heads) or "base"
     if not done:
         summary = f"Nothing to {command}: {db.masked_url} is at {where}."
     else:

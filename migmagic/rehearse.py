@@ -1,0 +1,679 @@
+"""Rehearse before you touch the data: dry runs on a scratch copy, and ``verify`` on a throwaway database.
+
+Both are :mod:`migmagic.run`'s one sequence (:func:`migmagic.run.migrate`: lock,
+state, plan, verify, steps, ledger, commit) run against another
+:class:`~migmagic.database.Database`; nothing here runs a revision any other way.
+
+Where a dry run runs, per database (the real database is never written):
+
+* SQLite: a copy made with the backup API (a plain file copy would miss commits
+  still in the WAL) in a temporary folder, deleted after.
+* PostgreSQL: the real database, in one transaction that is always rolled back.
+  Exclusive locks the revisions take are held until then, and sequences they
+  advance stay advanced. A revision that cannot run in a transaction
+  (``autocommit_block``, ``CONCURRENTLY``) is refused before anything runs; a
+  ``COMMIT`` is stopped before it reaches the server, and the transaction is
+  checked to be the one opened before it is rolled back. ``copy=True``
+  rehearses on a ``CREATE DATABASE ... TEMPLATE`` clone instead (no other
+  session may be connected to the real database), dropped after.
+* MySQL/MariaDB (DDL commits itself): a scratch database on the same server
+  with every table's ``SHOW CREATE TABLE`` (foreign keys kept) and a sample of
+  rows per table (``sample``, default 1,000; all rows with ``sample=None``); the
+  version table and the ledger are copied whole. Dropped after.
+
+``verify`` runs upgrade, downgrade and upgrade again, revision by revision, on
+an empty throwaway database (SQLite: a temporary file; servers: a database
+created for the run and dropped after) and compares schemas with
+:mod:`migmagic.snapshot`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import display, run, settings, snapshot
+from .database import Database
+from .errors import (
+    Fix,
+    InvalidTarget,
+    MetadataError,
+    MigrationFailed,
+    RehearsalFailed,
+    RehearsalRefused,
+    UsageError,
+    VerifyFailed,
+)
+from .schema import BOOKKEEPING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .adapter import Scripts, Step
+
+SAMPLE = 1000
+"""Rows copied per table to a MySQL/MariaDB scratch database, unless told otherwise."""
+
+
+def wanted(dry_run: bool, copy: bool, sample: int | None, full: bool) -> bool:
+    """Whether a dry run is asked for; its options without it are a usage error."""
+    if not dry_run and (copy or full or sample != SAMPLE):
+        option = "--copy" if copy else "--full" if full else "--sample"
+        raise UsageError(f"{option} only applies to a dry run.", hint="Add --dry-run, or leave the option out.")
+    if sample is not None and sample < 0:
+        raise UsageError(f"--sample {sample}: a sample is a number of rows, 0 or more.")
+    return dry_run
+
+
+# =========================================================================== where it runs
+
+
+@dataclass
+class Target:
+    """Where a rehearsal runs: the database, in words, and what that means."""
+
+    db: Database
+    how: str
+    caveats: list[str] = field(default_factory=list)
+    rollback: bool = False  # PostgreSQL's default: the real database, rolled back
+
+
+def _url_for(db: Database, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.engine_url(db.url)).set(database=name).render_as_string(hide_password=False)
+
+
+def _scratch_name(kind: str) -> str:
+    return f"mm_{kind}_{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def _admin(db: Database, database: str | None = None) -> Iterator[Connection]:
+    """An autocommit connection to ``db``'s server (to ``database`` on it, when given)."""
+    import sqlalchemy as sa
+
+    url = _url_for(db, database) if database is not None else settings.engine_url(db.url)
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _real_name(db: Database) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.engine_url(db.url)).database or ""
+
+
+def _create_refused(db: Database, exc: BaseException, what: str) -> RehearsalRefused:
+    reason = db.scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:300]
+    privilege = "CREATEDB" if db.dialect_name == "postgresql" else "CREATE"
+    if re.search(r"permission denied|access denied|denied to user", reason, re.I):
+        return RehearsalRefused(
+            f"Cannot create {what} on {db.masked_url}: the user lacks the {privilege} privilege ({reason}).",
+            privilege=privilege, hint=f"Grant {privilege} to the user, or rehearse on a server where it has it. Nothing ran.",
+        )
+    return RehearsalRefused(f"Cannot create {what} on {db.masked_url}: {reason}.", hint="Nothing ran.")
+
+
+@contextlib.contextmanager
+def _server_database(db: Database, kind: str, template: str | None = None) -> Iterator[Database]:
+    """A database created on ``db``'s server for one rehearsal (a clone of ``template``), dropped after."""
+    name = _scratch_name(kind)
+    dialect = db.dialect_name
+    q = (lambda n: f'"{n}"') if dialect == "postgresql" else (lambda n: f"`{n}`")
+    maintenance = "postgres" if dialect == "postgresql" else None  # never a session on the template
+    try:
+        with _admin(db, maintenance) as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {q(name)}" + (f" TEMPLATE {q(template)}" if template else ""))
+    except Exception as exc:
+        text = str(getattr(exc, "orig", None) or exc)
+        if template and "being accessed by other users" in text:
+            raise RehearsalRefused(
+                f"--copy clones {db.masked_url} with CREATE DATABASE ... TEMPLATE, which needs no other session connected to it, and there is one.",
+                hint="Close the other sessions (kernels, psql, pools), or leave out --copy to rehearse in a transaction that is rolled back. Nothing ran.",
+            ) from None
+        raise _create_refused(db, exc, "a clone" if template else "a throwaway database") from None
+    scratch = Database(_url_for(db, name), db.lock_timeout)
+    try:
+        yield scratch
+    finally:
+        scratch.dispose()
+        with _admin(db, maintenance) as conn:
+            force = " WITH (FORCE)" if dialect == "postgresql" and (conn.dialect.server_version_info or (0,)) >= (13,) else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {q(name)}{force}")
+
+
+@contextlib.contextmanager
+def _sqlite_file(db: Database | None) -> Iterator[Database]:
+    """A temporary SQLite file: a backup-API copy of ``db``, or empty; deleted after."""
+    folder = Path(tempfile.mkdtemp(prefix="migmagic-rehearse-"))
+    path = folder / "scratch.db"
+    try:
+        if db is not None:
+            target = sqlite3.connect(path)
+            try:
+                with db.connect() as conn:
+                    raw = conn.connection.dbapi_connection
+                    assert raw is not None
+                    raw.backup(target)  # type: ignore[attr-defined]
+            finally:
+                target.close()
+        scratch = Database(f"sqlite:///{path}", db.lock_timeout if db else 30.0)
+        try:
+            yield scratch
+        finally:
+            scratch.dispose()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copy_mysql(db: Database, scratch: Database, sample: int | None) -> list[str]:
+    """Copy every table's definition and (a sample of) its rows into ``scratch``; returns what was not copied."""
+    real, name = _real_name(db), _real_name(scratch)
+    left: list[str] = []
+    with _admin(db) as conn:
+        plain = conn.execution_options(no_parameters=True)  # DDL may hold '%': no parameter formatting
+        kinds = conn.exec_driver_sql(f"SHOW FULL TABLES FROM `{real}`").all()
+        tables = [r[0] for r in kinds if r[1] == "BASE TABLE"]
+        left += [f"view {r[0]}" for r in kinds if r[1] != "BASE TABLE"]
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+        try:
+            conn.exec_driver_sql(f"USE `{name}`")
+            for t in tables:
+                plain.exec_driver_sql(conn.exec_driver_sql(f"SHOW CREATE TABLE `{real}`.`{t}`").one()[1])
+            for t in tables:
+                cols = ", ".join(
+                    f"`{c}`"
+                    for (c,) in conn.exec_driver_sql(
+                        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+                        "AND EXTRA NOT LIKE %s ORDER BY ORDINAL_POSITION",
+                        (real, t, "%GENERATED%"),
+                    )
+                )
+                limit = "" if sample is None or t in BOOKKEEPING else f" LIMIT {int(sample)}"
+                plain.exec_driver_sql(f"INSERT INTO `{name}`.`{t}` ({cols}) SELECT {cols} FROM `{real}`.`{t}`{limit}")
+            triggers = conn.exec_driver_sql(f"SHOW TRIGGERS FROM `{real}`").all()
+            left += [f"trigger {r[0]}" for r in triggers]
+        finally:
+            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+    return left
+
+
+@contextlib.contextmanager
+def scratch_copy(db: Database, *, copy: bool = False, sample: int | None = SAMPLE) -> Iterator[Target]:
+    """Where a dry run of ``db`` runs (see the module's docstring); cleaned up after."""
+    dialect = db.dialect_name
+    if dialect == "sqlite":
+        with _sqlite_file(db) as scratch:
+            yield Target(scratch, f"Rehearsed on a backup copy of {db.masked_url} (deleted after); the real database was not touched.")
+    elif dialect == "postgresql" and not copy:
+        rehearsal = Database(db.url, db.lock_timeout)  # its own engine: the guards below stay on it
+        try:
+            yield Target(
+                rehearsal,
+                f"Rehearsed on {db.masked_url} itself, in one transaction that was rolled back: nothing was committed.",
+                [
+                    "While it ran, the locks the revisions took (ACCESS EXCLUSIVE for most DDL) were held on the real tables: other sessions touching them waited.",
+                    "Sequences the revisions advanced stay advanced (PostgreSQL never rolls them back).",
+                    "--copy rehearses on a clone instead (CREATE DATABASE ... TEMPLATE; no other session may be connected).",
+                ],
+                rollback=True,
+            )
+        finally:
+            rehearsal.dispose()
+    elif dialect == "postgresql":
+        db.dispose()  # our own idle connections would keep the template busy
+        with _server_database(db, "rehearse", template=_real_name(db)) as scratch:
+            yield Target(scratch, f"Rehearsed on a clone of {db.masked_url} (CREATE DATABASE ... TEMPLATE, dropped after); the real database was not touched.")
+    elif dialect in ("mysql", "mariadb"):
+        with _server_database(db, "rehearse") as scratch:
+            left = _copy_mysql(db, scratch, sample)
+            rows = "all rows of every table" if sample is None else f"at most {sample:,} rows per table (--sample N, --full for all)"
+            caveats = [f"It ran on a sample: {rows}, so row counts and timings are the sample's." if sample is not None else "Every row was copied (--full)."]
+            if left:
+                caveats.append("Not copied: " + ", ".join(left) + ".")
+            yield Target(scratch, f"Rehearsed on a scratch database with the schema of {db.masked_url} and {rows} (dropped after); the real database was not touched.", caveats)
+    else:
+        raise RehearsalRefused(f"Dry runs are not supported on {dialect}.")
+
+
+@contextlib.contextmanager
+def throwaway(db: Database) -> Iterator[Database]:
+    """An empty database of ``db``'s kind, for ``verify``; deleted (dropped) after."""
+    if db.dialect_name == "sqlite":
+        with _sqlite_file(None) as scratch:
+            scratch.lock_timeout = db.lock_timeout
+            yield scratch
+    else:
+        with _server_database(db, "verify") as scratch:
+            yield scratch
+
+
+# =========================================================================== capturing statements
+
+
+_ENDS_TRANSACTION = re.compile(r"(^|;)\s*(commit|end|abort|rollback(?!\s+to\b)|prepare\s+transaction)\b", re.I)
+_REFLECTION = re.compile(r"^\s*(pragma|show\b|describe\b|select\s+database\(\))|sqlite_master|sqlite_temp_master|pg_catalog\.|information_schema\.", re.I)
+
+
+def statement_kind(statement: str) -> str:
+    """What a captured statement is: ``revision`` (the revision's own SQL), ``version table``, ``ledger`` or ``reflection``."""
+    lowered = statement.lower()
+    if _REFLECTION.search(statement):
+        return "reflection"
+    if "migmagic_ledger" in lowered:
+        return "ledger"
+    if "alembic_version" in lowered:
+        return "reflection" if lowered.lstrip().startswith("select") else "version table"
+    return "revision"
+
+
+class Capture:
+    """The statements a plan's steps send, each with its step, from the ``before_cursor_execute`` event.
+
+    Only statements sent while steps run are kept (not the lock, the state reads
+    or the commit); ``guard`` stops a statement or a commit that would end the
+    transaction a PostgreSQL rehearsal rolls back.
+    """
+
+    def __init__(self, guard: bool = False, progress: run.Progress | None = None) -> None:
+        self.guard = guard
+        self.user_progress = progress
+        self.plan: run.Plan | None = None
+        self.statements: list[dict[str, Any]] = []
+        self.done: list[Step] = []
+        self._index: int | None = None
+
+    def attach(self, db: Database) -> None:
+        from sqlalchemy import event
+
+        event.listen(db.engine, "before_cursor_execute", self._before)
+        if self.guard:
+            event.listen(db.engine, "commit", self._commit)
+
+    def inspect(self, plan: run.Plan) -> None:
+        self.plan = plan
+
+    def progress(self, done: int, total: int, step: Step | None) -> None:
+        if step is not None:
+            self.done.append(step)
+        self._index = done if done < total else None
+        if self.user_progress is not None:
+            self.user_progress(done, total, step)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if self._index is None or self.plan is None:
+            return
+        step = self.plan.steps[self._index]
+        if self.guard and _ENDS_TRANSACTION.search(statement):
+            self._refuse(step, f"sends {' '.join(statement.split())[:60]!r}")
+        params = None if not parameters else repr(parameters)[:200]
+        self.statements.append({"step": self._index + 1, "revision": step.revision, "kind": statement_kind(statement), "statement": statement.strip(), "parameters": params})
+
+    def _commit(self, conn: Any) -> None:
+        if self._index is not None and self.plan is not None:
+            self._refuse(self.plan.steps[self._index], "commits the transaction")
+
+    def _refuse(self, step: Step, what: str) -> None:
+        raise RehearsalRefused(
+            f"Revision {step.revision} ({step.message!r}) {what}: a dry run in a transaction that is rolled back cannot run it. It was stopped before it reached the database.",
+            revision=step.revision, hint="Rehearse on a clone instead ({0}). Nothing was committed.",
+            fixes=[Fix(step.direction, (step.revision,), options=(("dry_run", True), ("copy", True)))],
+        )
+
+    def frame(self) -> Any:
+        rows = [{**s, "statement": " ".join(s["statement"].split())} for s in self.statements if s["kind"] != "reflection"]
+        return display.table(rows, ["step", "revision", "kind", "statement", "parameters"])
+
+    def script(self) -> str:
+        """The revisions' statements and the version-table updates, as a script (parameters in a comment)."""
+        out = []
+        for s in self.statements:
+            if s["kind"].split(" (")[0] in ("revision", "version table"):
+                params = f"-- parameters: {s['parameters']}\n" if s["parameters"] else ""
+                out.append(f"{params}{s['statement'].rstrip().rstrip(';')};\n\n")
+        return "".join(out)
+
+
+# =========================================================================== dry runs
+
+
+def _refuse_outside_transaction(plan: run.Plan) -> None:
+    """Refuse, before anything runs, a revision that would commit a rolled-back rehearsal."""
+    for step in plan.steps:
+        if step.revision not in plan.scripts:
+            continue
+        source = plan.scripts.info(step.revision).source
+        found = [w for w, pattern in (("autocommit_block()", r"autocommit_block"), ("CONCURRENTLY", r"concurrently")) if re.search(pattern, source, re.I)]
+        if found:
+            what = " and ".join(found)
+            raise RehearsalRefused(
+                f"Revision {step.revision} ({step.message!r}) uses {what}, which cannot run inside the transaction a dry run rolls back: "
+                "rehearsing it there would commit it.",
+                revision=step.revision, hint="Rehearse on a clone instead: {0}. Nothing ran.",
+                fixes=[Fix(plan.command, (plan.target,), options=(("dry_run", True), ("copy", True)))],
+            )
+
+
+def _still_in_transaction(ex: run.Execution) -> None:
+    """Safety net: the rolled-back transaction is still the one that took the (transaction-level) lock."""
+    from sqlalchemy import text
+
+    held = ex.conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted")).scalar()
+    if not held:
+        raise RehearsalRefused(
+            f"The dry run's transaction on {ex.db.masked_url} ended while the plan ran (a revision committed it): what ran before that was committed.",
+            hint="Check the database; rehearse such revisions with --copy.",
+        )
+
+
+def _read(db: Database) -> tuple[snapshot.Snapshot, dict[str, int]]:
+    with db.reading() as conn:
+        return snapshot.take(conn), snapshot.row_counts(conn)
+
+
+def rehearse(
+    target: Target, scripts: Scripts, command: str, goal: str, real: Database, *, progress: run.Progress | None = None
+) -> display.Rehearsal:
+    """Run ``command`` to ``goal`` through :func:`migmagic.run.migrate` on ``target``; the report, failed or not."""
+    capture = Capture(guard=target.rollback, progress=progress)
+    capture.attach(target.db)
+    before, counts_before = _read(target.db)
+    seen: dict[str, Any] = {}
+
+    def inspect(plan: run.Plan) -> None:
+        capture.inspect(plan)
+        if target.rollback:
+            _refuse_outside_transaction(plan)
+
+    def after(ex: run.Execution) -> None:
+        if target.rollback:
+            _still_in_transaction(ex)
+        seen["heads"] = ex.heads()
+        seen["snapshot"], seen["counts"] = snapshot.take(ex.conn), snapshot.row_counts(ex.conn)
+
+    started = time.perf_counter()
+    error: MigrationFailed | None = None
+    try:
+        run.migrate(target.db, scripts, command, goal, progress=capture.progress, inspect=inspect, after=after, rollback=target.rollback)
+    except MigrationFailed as exc:
+        error = exc
+    seconds = time.perf_counter() - started
+    caveats = list(target.caveats)
+    reads = sum(s["kind"] == "reflection" for s in capture.statements)
+    if reads:
+        caveats.append(f"Not listed: {reads} read{'s' if reads != 1 else ''} Alembic made to look at the schema and the version table.")
+    if error is not None and not target.db.transactional_ddl:
+        seen["snapshot"], seen["counts"] = _read(target.db)  # what the failed revision left: a real run would leave it too
+        caveats.insert(0, "The schema difference and row counts are those the scratch database was left with at the failure.")
+    elif error is not None:
+        caveats.insert(0, "The rehearsal rolled back at the failure, so no schema difference or row counts after are shown.")
+    changes = snapshot.compare(before, seen["snapshot"]) if "snapshot" in seen else []
+    change_rows = [{"change": c.what, "table": c.table, "name": c.name, "before": c.before, "after": c.after} for c in changes]
+    after_counts = seen.get("counts")
+    names = sorted(set(counts_before) | set(after_counts or {}))
+    count_rows = [{"table": n, "before": counts_before.get(n), "after": (after_counts or {}).get(n)} for n in names]
+    steps = capture.done
+    step_rows = [{"revision": s.revision, "message": s.message, "direction": s.direction, "seconds": round(s.seconds or 0.0, 4), "warnings": "; ".join(s.warnings) or None} for s in steps]
+    warnings = list(dict.fromkeys(f"Alembic warned while running {s.revision} ({s.message!r}): {w}" for s in steps for w in s.warnings))
+    plan = capture.plan
+    planned = len(plan.steps) if plan else 0
+    start_at = plan.before.where if plan else "base"
+    if error is not None:
+        failure = error.message + (f" Failed statement: {' '.join(error.statement.split())[:300]}" if error.statement else "")
+        summary = f"Dry run of {command} to {goal} failed after {len(steps)} of {planned} steps; {real.masked_url} was not changed."
+        _mark_failed(capture.statements, error.statement)
+    else:
+        failure = None
+        end = ", ".join(seen.get("heads", ())) or "base"
+        if planned:
+            summary = f"Dry run of {command} to {goal}: {planned} step{'s' if planned != 1 else ''} would take {real.masked_url} from {start_at} to {end} ({seconds:.2f} s rehearsed); nothing was changed."
+        else:
+            summary = f"Dry run of {command} to {goal}: nothing to {command}, {real.masked_url} is at {start_at}."
+    return display.Rehearsal(
+        summary=summary, how=target.how,
+        steps=display.table(step_rows, ["revision", "message", "direction", "seconds", "warnings"]),
+        schema_changes=display.table(change_rows, ["change", "table", "name", "before", "after"]),
+        row_counts=_counts(count_rows),
+        statements=capture.frame(), sql=capture.script(), warnings=warnings, caveats=caveats, findings=[],
+        failure=failure, failed_revision=error.revision if error else None, failed_statement=error.statement if error else None,
+    )
+
+
+def _counts(rows: list[dict[str, Any]]) -> Any:
+    frame = display.table(rows, ["table", "before", "after"])
+    for col in ("before", "after"):
+        frame[col] = frame[col].astype("Int64")  # a table that is not there: blank, not NaN
+    return frame
+
+
+def _mark_failed(statements: list[dict[str, Any]], failed: str | None) -> None:
+    """Mark the statement the database refused; what was sent after it (releasing the lock) is not the plan's."""
+    if failed is None:
+        return
+    wanted = " ".join(failed.split())
+    for i in range(len(statements) - 1, -1, -1):
+        if " ".join(statements[i]["statement"].split()) == wanted:
+            statements[i]["kind"] += " (failed)"
+            del statements[i + 1:]
+            return
+
+
+def dry_run(
+    db: Database, scripts: Scripts, command: str, goal: str, *, copy: bool = False, sample: int | None = SAMPLE, progress: run.Progress | None = None
+) -> display.Rehearsal:
+    """``command`` (upgrade, downgrade) to ``goal`` rehearsed on a scratch copy of ``db``; ``db`` is not changed."""
+    scripts.check_target(goal)
+    if copy and db.dialect_name != "postgresql":
+        raise UsageError("--copy only applies to PostgreSQL: dry runs on other databases always run on a copy.")
+    with scratch_copy(db, copy=copy, sample=sample) as target:
+        return rehearse(target, scripts, command, goal, db, progress=progress)
+
+
+def failed(report: display.Rehearsal) -> RehearsalFailed:
+    """The error a notebook cell fails with when a dry run failed; it carries (and shows) the report."""
+    return RehearsalFailed(
+        f"The dry run failed: {report.failure}", report=report, revision=report.failed_revision, statement=report.failed_statement,
+        hint="The real database was not changed.",
+    )
+
+
+# =========================================================================== --sql that always works
+
+
+def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None, end: str) -> tuple[str, bool]:
+    """Alembic's offline SQL; when Alembic cannot render it (SQLite batch mode), the SQL a rehearsal ran.
+
+    The rehearsal runs on a scratch copy (PostgreSQL: a clone), moved to
+    ``start`` first when the database is elsewhere; the script says so in a
+    comment at its top. Returns the script and whether any step is in it.
+    """
+    from .adapter import render_sql
+
+    try:
+        return render_sql(scripts, db.dialect_name, upgrade, start, end, transactional_ddl=db.transactional_ddl)
+    except InvalidTarget as exc:
+        if "live database connection" not in str(exc):
+            raise
+    command = "upgrade" if upgrade else "downgrade"
+    with scratch_copy(db, copy=True, sample=0) as target:
+        if start:
+            _move_to(target.db, scripts, start)
+        report = rehearse(target, scripts, command, end, db)
+    if report.failed:
+        raise failed(report)
+    head = [
+        "-- Alembic cannot render this offline: batch mode needs a live database to reflect the table.",
+        f"-- Captured instead from a rehearsal on a scratch copy of {db.masked_url} (from {start or 'its current revision'}); nothing ran on it.",
+        "",
+    ]
+    body = report.sql
+    if body and db.transactional_ddl:
+        body = f"BEGIN;\n\n{body}COMMIT;\n"
+    return "\n".join(head) + "\n" + body, bool(len(report.steps))
+
+
+def _move_to(db: Database, scripts: Scripts, start: str) -> None:
+    """Bring a scratch database to revision ``start`` (up or down), through the one execution path."""
+    from . import state
+
+    with db.reading() as conn:
+        st = state.of(conn, scripts, with_ledger=False)
+    below = start == "base" or scripts.resolve(start).id in st.applied
+    run.migrate(db, scripts, "downgrade" if below else "upgrade", start)
+
+
+# =========================================================================== verify
+
+
+COLUMNS = ["revision", "message", "upgrade", "downgrade", "round trip", "what differs"]
+
+
+def _order(scripts: Scripts, rev_range: str | None) -> list[str]:
+    """Revisions oldest first (parents before children), all or those in ``FROM:TO``."""
+    if not rev_range:
+        return list(reversed(scripts.ids()))
+    lower, sep, upper = rev_range.partition(":")
+    if not sep:
+        raise UsageError(f"{rev_range!r} is not a range.", hint="Use FROM:TO, e.g. base:head or abc1:.")
+    return list(reversed(scripts.between(upper or "heads", lower or "base")))
+
+
+def _text(exc: MigrationFailed) -> str:
+    stmt = f" ({' '.join(exc.statement.split())[:120]})" if exc.statement else ""
+    reason = exc.message.split(": ", 1)[-1]
+    return f"{reason[:200]}{stmt}"
+
+
+def _snap(db: Database) -> snapshot.Snapshot:
+    with db.reading() as conn:
+        return snapshot.take(conn)
+
+
+def _defects(before: snapshot.Snapshot, after: snapshot.Snapshot) -> tuple[list[str], list[str]]:
+    changes = snapshot.compare(before, after)
+    return [c.sentence() for c in changes if not c.note], [c.sentence() for c in changes if c.note]
+
+
+def verify(
+    db: Database, scripts: Scripts, rev_range: str | None = None, *, metadata: Any = None, namespace: Mapping[str, Any] | None = None
+) -> display.Verification:
+    """Upgrade, downgrade and upgrade again each revision on a throwaway database; raise :class:`VerifyFailed` if one fails.
+
+    Also checks that the folder has a single head and, when models are found
+    (``metadata``, or the one in ``namespace``), that the schema at head matches them.
+    """
+    started = time.perf_counter()
+    order = _order(scripts, rev_range)
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    reached_end = True
+    with throwaway(db) as tdb:
+        first = scripts.info(order[0]) if order else None
+        for parent in first.down_revisions if first else ():
+            run.migrate(tdb, scripts, "upgrade", parent)
+        for i, rev in enumerate(order):
+            row, stop, warned = _round_trip(tdb, scripts, rev)
+            rows.append(row)
+            notes += warned
+            if stop:
+                reached_end = False
+                for later in order[i + 1:]:
+                    rows.append({"revision": later, "message": scripts.info(later).message, "upgrade": "not run", "downgrade": "not run", "round trip": "not run", "what differs": stop})
+                break
+        checks = [_single_head(scripts)]
+        if reached_end and (not rev_range or set(order[-1:]) == set(scripts.heads)):
+            model = _models_at_head(tdb, metadata, namespace)
+            if model is None:
+                notes.append("No models found: the schema at head was not compared with models (--metadata NAME names them).")
+            else:
+                checks.append(model)
+    report = display.Verification(
+        "", display.table(rows, COLUMNS), display.table(checks, ["check", "result", "detail"]), list(dict.fromkeys(notes))
+    )
+    bad = report.failures
+    n = len(order)
+    where = f"a throwaway {db.dialect_name} database"
+    report.summary = (
+        f"Verified {n} revision{'s' if n != 1 else ''} on {where} in {time.perf_counter() - started:.1f} s: "
+        + (f"{len(bad)} failed." if bad else "every downgrade restores the schema.")
+    )
+    if bad:
+        raise VerifyFailed(f"verify failed: {'; '.join(bad)[:400]}", report=report, failures=bad, hint="Fix the revisions named (usually their downgrade()).")
+    return report
+
+
+def _round_trip(tdb: Database, scripts: Scripts, rev: str) -> tuple[dict[str, Any], str | None, list[str]]:
+    """One revision's row: upgrade, downgrade, compare, upgrade again; and why to stop, if the run cannot go on."""
+    info = scripts.info(rev)
+    row: dict[str, Any] = {"revision": rev, "message": info.message, "upgrade": "not run", "downgrade": "not run", "round trip": "not run", "what differs": None}
+    said: list[str] = []
+    notes: list[str] = []
+    before = _snap(tdb)
+    try:
+        notes += run.migrate(tdb, scripts, "upgrade", rev).notes
+    except MigrationFailed as exc:
+        row.update({"upgrade": "failed", "what differs": f"upgrade failed: {_text(exc)}"})
+        return row, f"not run: {rev} did not upgrade", notes
+    row["upgrade"] = "ok"
+    up = _snap(tdb)
+    try:
+        notes += run.migrate(tdb, scripts, "downgrade", f"{rev}-1" if info.down_revisions else "base").notes
+    except MigrationFailed as exc:
+        row.update({"downgrade": "failed", "what differs": f"downgrade failed: {_text(exc)}"})
+        if not tdb.transactional_ddl:
+            return row, f"not run: {rev}'s failed downgrade left the throwaway database half-downgraded", notes
+        return row, None, notes  # rolled back: still at rev, the next revision can go on
+    defects, order_notes = _defects(before, _snap(tdb))
+    row["downgrade"] = "not restored" if defects else "ok"
+    said += defects + order_notes
+    try:
+        notes += run.migrate(tdb, scripts, "upgrade", rev).notes
+    except MigrationFailed as exc:
+        row["round trip"] = "failed"
+        row["what differs"] = "; ".join([*said, f"upgrade again failed: {_text(exc)}"])
+        return row, f"not run: {rev} did not upgrade again", notes
+    again, _ = _defects(up, _snap(tdb))
+    row["round trip"] = "differs" if again else "ok"
+    said += [f"after upgrading again: {d.replace('not restored', 'differs').replace('left behind', 'appeared')}" for d in again]
+    row["what differs"] = "; ".join(said) or None
+    return row, None, notes
+
+
+def _single_head(scripts: Scripts) -> dict[str, Any]:
+    heads = scripts.heads
+    if len(heads) <= 1:
+        return {"check": "single head", "result": "ok", "detail": heads[0] if heads else "(no revisions)"}
+    return {"check": "single head", "result": "failed", "detail": f"{len(heads)} heads: {', '.join(heads)} (merge them: %migrate merge heads -m MESSAGE)"}
+
+
+def _models_at_head(tdb: Database, metadata: Any, namespace: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The models compared with the schema at head, as a check row; None when there are no models to compare."""
+    from . import adapter, autogen
+
+    try:
+        md = autogen.resolve_metadata(metadata, namespace if namespace is not None else {})
+    except MetadataError:
+        if metadata is not None:
+            raise  # named on purpose: a wrong name is the user's to fix
+        return None
+    with tdb.reading() as conn:
+        rows = autogen.diff_rows(adapter.compare_models(conn, md, include_name=autogen.TableFilter(md)), conn.dialect)
+    if not rows:
+        return {"check": "models match head", "result": "ok", "detail": f"{len(md.tables)} table(s)"}
+    detail = "; ".join(" ".join(str(v) for v in (r["what"], r["table"], r.get("column")) if v) for r in rows)
+    return {"check": "models match head", "result": "failed", "detail": detail}
+
