@@ -41,7 +41,7 @@ class Fix:
         return f"{self.command}({', '.join(words)})"
 
     def magic(self) -> str:
-        flags = [_flag(key) + ("" if value is True else f" {value}") for key, value in self.options]
+        flags = [_flag(key) if value is True else f"--not-{key.replace('_', '-')}" if value is False else f"{_flag(key)} {value}" for key, value in self.options]
         if self.cell:
             return "re-run the cell with " + " ".join(flags) if flags else "re-run the cell"
         return " ".join(["%migrate", self.command, *self.args, *flags])
@@ -283,3 +283,32 @@ class MigrationFailed(MigmagicError):
         lines += [s.rstrip("\n") for s in shown]
         lines.append(last)
         return [self._scrub(line) for line in lines]
+
+
+class RevisionHalfApplied(MigmagicError):
+    """MySQL/MariaDB: a revision whose step started and never finished; some of its statements committed.
+
+    Data: ``revision``, ``direction`` (of the step that stopped) and ``committed``
+    (the first characters of each statement that committed).
+    """
+
+    def __init__(
+        self, message: str, *, revision: str, direction: str, committed: Sequence[str], hint: str | None = None, fixes: Sequence[Fix] = ()
+    ) -> None:
+        self.revision = revision
+        self.direction = direction
+        self.committed = list(committed)
+        super().__init__(message, hint=hint, fixes=fixes)
+
+
+class ResumeRefused(MigmagicError):
+    """``resume``: the revision's code no longer emits the statement that committed at ``position`` (from 0)."""
+
+    def __init__(
+        self, message: str, *, revision: str, position: int, recorded: str, now: str, hint: str | None = None, fixes: Sequence[Fix] = ()
+    ) -> None:
+        self.revision = revision
+        self.position = position
+        self.recorded = recorded
+        self.now = now
+        super().__init__(message, hint=hint, fixes=fixes)

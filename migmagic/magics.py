@@ -94,6 +94,15 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [(("table",), dict(nargs="?", help="a table name"))],
     ),
     "accept": ("Record an edited, applied revision's new source on purpose.", [(("rev",), dict(help=_TARGET))]),
+    "resume": ("MySQL/MariaDB: finish a half-applied revision, skipping the statements that committed (checked against the file).", []),
+    "repair": (
+        "MySQL/MariaDB: record a half-applied revision as applied or not applied, once the database was put right by hand; nothing runs.",
+        [
+            (("rev",), dict(help="the half-applied revision")),
+            (("--applied",), dict(dest="applied", action="store_const", const=True, default=None, help="its work is all there: record it as applied")),
+            (("--not-applied",), dict(dest="applied", action="store_const", const=False, help="none of its work is left: record it as not applied")),
+        ],
+    ),
 }
 
 
@@ -358,6 +367,12 @@ class Migrate(Magics):
     def _cmd_accept(self, a: argparse.Namespace) -> Any:
         return self.migrator.accept(a.rev)
 
+    def _cmd_resume(self, a: argparse.Namespace) -> Any:
+        return self.migrator.resume(progress=_progress())
+
+    def _cmd_repair(self, a: argparse.Namespace) -> Any:
+        return self.migrator.repair(a.rev, _either(a.applied, "%migrate repair REV needs --applied or --not-applied."))
+
     # ---- %%revision
 
     @line_cell_magic
@@ -431,6 +446,13 @@ def _progress() -> Any:
             print(f"\r{text[:100]:<100}", end=end, file=sys.stderr, flush=True)
 
     return report
+
+
+def _either(value: bool | None, missing: str) -> bool:
+    """A choice between two flags that is required."""
+    if value is None:
+        raise UsageError(missing, hint="See %migrate repair -h.")
+    return value
 
 
 _loaded: dict[int, Migrate] = {}
