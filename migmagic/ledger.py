@@ -70,7 +70,6 @@ def _added(sa: Any, mysql: Any) -> list[Any]:
     ]
 
 
-ADDED = ("message_utf8", "source_zlib", "note")
 _complete: set[tuple[str, str]] = set()  # (engine URL, database) whose ledger has every column
 
 
