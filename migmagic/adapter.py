@@ -542,19 +542,24 @@ def run_steps(
     on_step: Callable[[Step], None],
     transaction_per_migration: bool,
     purge: bool = False,
+    on_start: Callable[[Step], None] | None = None,
 ) -> None:
     """Run ``steps`` (a plan made by :meth:`Scripts.plan`) on ``connection``, the way ``env.py`` would.
 
-    ``on_step`` is called on the same connection right after each step's
-    version-table update, with the step's ``warnings`` filled in. Transactions
+    ``on_start`` is called before each step's first statement (before Alembic
+    begins its per-step transaction); ``on_step`` on the same connection right
+    after each step's version-table update, with the step's ``warnings`` filled in. Transactions
     are the caller's, except that with ``transaction_per_migration`` Alembic
     commits after every step.
     """
     done = 0
     seen = 0
 
-    def fn(_heads: Any, _ctx: Any) -> list[Any]:
-        return [s._alembic for s in steps]
+    def fn(_heads: Any, _ctx: Any) -> Iterator[Any]:
+        for s in steps:  # Alembic takes each step when the one before is done
+            if on_start is not None:
+                on_start(s)
+            yield s._alembic
 
     def on_version_apply(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         nonlocal done, seen

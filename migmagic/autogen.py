@@ -6,7 +6,7 @@ The database is compared with the SQLAlchemy metadata of the notebook: the one
 (through :mod:`migmagic.adapter`); this module decides what is compared and
 how the generated code names things:
 
-* ``alembic_version`` and ``migmagic_ledger`` are never compared;
+* ``alembic_version``, ``migmagic_ledger`` and ``migmagic_journal`` are never compared;
 * tables the metadata does not know (say, written by ``DataFrame.to_sql``) are
   left alone, and said to be, unless ``include_unmanaged`` asks to drop them;
 * on SQLite the code uses batch operations, and constraints the models leave
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .database import Database
     from .folder import Folder
 
-SKIPPED_TABLES = frozenset({"alembic_version", "migmagic_ledger"})
+SKIPPED_TABLES = frozenset({"alembic_version", "migmagic_ledger", "migmagic_journal"})
 """Bookkeeping tables: never compared, never proposed for dropping."""
 
 DIFF_COLUMNS = ["what", "table", "column", "from", "to"]

@@ -310,11 +310,18 @@ class Status:
     outside: list[str]
     lock: str | None
     missing: list[str] = field(default_factory=list)
+    half_applied: list[Any] = field(default_factory=list)
+    """MySQL/MariaDB: steps that stopped half-way (:class:`migmagic.journal.HalfApplied`: revision, direction, statements)."""
 
     @property
     def problems(self) -> list[str]:
         """What stands in the way of the next upgrade, in sentences."""
-        out = [f"Revision {r} is applied but its file is missing from {self.folder}." for r in self.missing]
+        out = [
+            f"{h.sentence()}: %migrate resume, or %migrate repair {h.revision} --applied / --not-applied."
+            + (" (The lock is held: it may still be running.)" if self.lock else "")
+            for h in self.half_applied
+        ]
+        out += [f"Revision {r} is applied but its file is missing from {self.folder}." for r in self.missing]
         out += [f"Revision {r} was edited after it was applied: upgrade will refuse (%migrate accept {r})." for r in self.edited]
         return out
 
@@ -330,6 +337,7 @@ class Status:
             ("pending", ", ".join(self.pending) or "none"),
             ("edited since applied", ", ".join(self.edited) or "none"),
             ("applied outside migmagic", ", ".join(self.outside) or "none"),
+            *([("half-applied", ", ".join(h.summary for h in self.half_applied))] if self.half_applied else []),
             ("lock", self.lock or "free"),
         ]
 

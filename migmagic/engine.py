@@ -117,7 +117,7 @@ class Migrator:
         return display.Status(
             database=self.db.described_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
             applied=len(st.applied), pending=list(reversed(st.pending)), edited=st.edited, outside=st.outside,
-            lock=self.db.lock_holder(), missing=st.missing,
+            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied,
         )
 
     def current(self) -> display.Current:
@@ -389,6 +389,18 @@ class Migrator:
             ex.record(ledger.row(revision=info.id, direction="accept", message=info.message, seconds=None, source=info.source, alembic_version=ALEMBIC_VERSION))
         return display.Message(f"Accepted the current source of {info.id} ({info.message!r}) as applied.")
 
+    def resume(self, *, progress: Progress | None = None) -> display.Outcome:
+        """MySQL/MariaDB: finish the half-applied revision, skipping the statements that committed (checked against the file)."""
+        from . import halfway
+
+        return halfway.resume(self.db, self.scripts(), progress=progress)
+
+    def repair(self, rev: str, applied: bool) -> display.Message:
+        """MySQL/MariaDB: record the half-applied revision ``rev`` as applied or not; nothing runs on the schema."""
+        from . import halfway
+
+        return halfway.repair(self.db, self.scripts(), rev, applied)
+
     def log(self) -> pd.DataFrame:
         """The ledger: every step migmagic applied, oldest first.
 
@@ -401,7 +413,7 @@ class Migrator:
             st = state.of(conn, scripts)
         outside = set(st.outside)
         first = [{"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in outside]
-        cols = ["id", "revision", "direction", "message", "applied_at", "seconds", "checksum", "checksum_version", "migmagic_version", "alembic_version"]
+        cols = ["id", "revision", "direction", "message", "applied_at", "seconds", "checksum", "checksum_version", "migmagic_version", "alembic_version", "note"]
         frame = display.table(first + rows, cols, "Nothing applied by migmagic yet.")
         for col in ("id", "checksum_version"):
             frame[col] = frame[col].astype("Int64")  # blank, not NaN, on the outside rows

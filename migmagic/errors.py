@@ -44,7 +44,7 @@ class Fix:
         return f"call {call} again" if self.cell else call
 
     def magic(self) -> str:
-        flags = [_flag(key) + ("" if value is True else f" {value}") for key, value in self.options]
+        flags = [_flag(key) if value is True else f"--not-{key.replace('_', '-')}" if value is False else f"{_flag(key)} {value}" for key, value in self.options]
         if self.cell:
             return "re-run the cell with " + " ".join(flags) if flags else "re-run the cell"
         return " ".join(["%migrate", self.command, *self.args, *flags])
@@ -422,3 +422,32 @@ class VerifyFailed(MigmagicError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self.notebook_text()}", repr(self.report)]
+
+
+class RevisionHalfApplied(MigmagicError):
+    """MySQL/MariaDB: a revision whose step started and never finished; some of its statements committed.
+
+    Data: ``revision``, ``direction`` (of the step that stopped) and ``committed``
+    (the first characters of each statement that committed).
+    """
+
+    def __init__(
+        self, message: str, *, revision: str, direction: str, committed: Sequence[str], hint: str | None = None, fixes: Sequence[Fix] = ()
+    ) -> None:
+        self.revision = revision
+        self.direction = direction
+        self.committed = list(committed)
+        super().__init__(message, hint=hint, fixes=fixes)
+
+
+class ResumeRefused(MigmagicError):
+    """``resume``: the revision's code no longer emits the statement that committed at ``position`` (from 0)."""
+
+    def __init__(
+        self, message: str, *, revision: str, position: int, recorded: str, now: str, hint: str | None = None, fixes: Sequence[Fix] = ()
+    ) -> None:
+        self.revision = revision
+        self.position = position
+        self.recorded = recorded
+        self.now = now
+        super().__init__(message, hint=hint, fixes=fixes)

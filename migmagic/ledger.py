@@ -6,6 +6,15 @@ revision's normalized source with the checksum algorithm's version, the source
 itself (so an edit can be shown as a difference), and the migmagic and Alembic
 versions. Rows are inserted on the migration's own connection, inside the same
 transaction as the version-table update.
+
+What migmagic writes here never fails for the revision's sake, whatever the
+database's character set and packet limit: the message is kept as UTF-8 bytes
+(``message_utf8``; the ``message`` column holds it with non-ASCII characters
+escaped), the source as zlib-compressed bytes (``source_zlib``). On MySQL/MariaDB
+a source that, compressed, would not fit in a packet (``max_allowed_packet``) is
+not stored: the row keeps its checksum and says so in ``note``. Ledger tables
+made by earlier versions (message and source as text) get the new columns added
+when a command first writes to them; their rows read as before.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 TABLE_NAME = "migmagic_ledger"
-APPLYING = ("upgrade", "accept", "stamp")
+APPLYING = ("upgrade", "accept", "stamp", "repair")
 
 _table: Table | None = None
 
@@ -31,6 +40,7 @@ def table() -> Table:
     global _table
     if _table is None:
         import sqlalchemy as sa
+        from sqlalchemy.dialects import mysql
 
         _table = sa.Table(
             TABLE_NAME,
@@ -46,13 +56,41 @@ def table() -> Table:
             sa.Column("source", sa.Text().with_variant(sa.Text(2**24), "mysql", "mariadb")),
             sa.Column("migmagic_version", sa.String(32)),
             sa.Column("alembic_version", sa.String(32)),
+            *_added(sa, mysql),
         )
     return _table
 
 
+def _added(sa: Any, mysql: Any) -> list[Any]:
+    """The columns added since the first version (old tables get them in :func:`ensure`)."""
+    return [
+        sa.Column("message_utf8", sa.LargeBinary),
+        sa.Column("source_zlib", sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")),
+        sa.Column("note", sa.String(255)),
+    ]
+
+
+_complete: set[tuple[str, str]] = set()  # (engine URL, database) whose ledger has every column
+
+
 def ensure(conn: Connection) -> None:
-    """Create the ledger table if the database has none."""
+    """Create the ledger table if the database has none; add the columns an older one lacks."""
     table().create(conn, checkfirst=True)
+    _add_columns(conn)
+
+
+def _add_columns(conn: Connection) -> None:
+    import sqlalchemy as sa
+
+    key = (conn.engine.url.render_as_string(hide_password=True), str(conn.engine.url.database))
+    if key in _complete:
+        return
+    have = {c["name"] for c in sa.inspect(conn).get_columns(TABLE_NAME)}
+    for column in table().c:
+        if column.name not in have:  # nullable, no default: instant on MariaDB, PostgreSQL and SQLite
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {TABLE_NAME} ADD COLUMN {column.name} {kind}"))
+    _complete.add(key)
 
 
 def exists(conn: Connection) -> bool:
@@ -79,17 +117,24 @@ def row(
     seconds: float | None,
     source: str | None,
     alembic_version: str,
+    note: str | None = None,
 ) -> dict[str, Any]:
-    """One ledger row, stamped now (UTC), with the source's checksum."""
+    """One ledger row, stamped now (UTC), with the source's checksum; text any character set stores."""
+    import zlib
+
+    message = message[:255]
     return dict(
         revision=revision,
         direction=direction,
-        message=message[:255],
+        message=message.encode("ascii", "backslashreplace").decode("ascii")[:255],
+        message_utf8=message.encode("utf-8"),
         applied_at=datetime.now(timezone.utc).replace(tzinfo=None),
         seconds=seconds,
         checksum=revisionfile.checksum(source) if source is not None else None,
         checksum_version=revisionfile.CHECKSUM_VERSION if source is not None else None,
-        source=revisionfile.normalize(source) if source is not None else None,
+        source=None,
+        source_zlib=zlib.compress(revisionfile.normalize(source).encode("utf-8"), 6) if source is not None else None,
+        note=note,
         migmagic_version=__version__,
         alembic_version=alembic_version,
     )
@@ -100,7 +145,29 @@ def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     # One INSERT statement, values as parameters: SQLAlchemy compiles it once
     # and sends many rows as one batch.
     if rows:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            rows = [_fitted(conn, r) for r in rows]
         conn.execute(_insert(), rows)
+
+
+def _fitted(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` without its source when the source would make the INSERT larger than the server takes."""
+    source = row.get("source_zlib")
+    if source is None or len(source) < 65536:
+        return row
+    limit = conn.info.get("migmagic_max_packet")
+    if limit is None:
+        import sqlalchemy as sa
+
+        limit = conn.info["migmagic_max_packet"] = int(conn.execute(sa.text("SELECT @@max_allowed_packet")).scalar() or 0)
+    budget = (limit - 65536) // 2  # escaped, a byte takes at most two
+    if len(source) <= budget:
+        return row
+    note = (
+        f"source not stored: {len(source)} bytes compressed exceed what the server's max_allowed_packet "
+        f"({limit} bytes) takes; the checksum is kept"
+    )
+    return {**row, "source_zlib": None, "note": note[:255]}
 
 
 _insert_statement: Any = None
@@ -140,15 +207,21 @@ def latest(conn: Connection) -> dict[str, Entry]:
 
 def applied_source(conn: Connection, revision: str) -> str | None:
     """The source recorded by the last row that applied ``revision`` (to show an edit's difference)."""
+    import zlib
+
     import sqlalchemy as sa
 
     t = table()
-    return conn.execute(
-        sa.select(t.c.source)
+    found = conn.execute(
+        sa.select(t.c.source_zlib, t.c.source)
         .where(t.c.revision == revision, t.c.direction.in_(APPLYING))
         .order_by(t.c.id.desc())
         .limit(1)
-    ).scalar()
+    ).first()
+    if found is None:
+        return None
+    packed, text = found
+    return zlib.decompress(packed).decode("utf-8") if packed is not None else text
 
 
 def rows(conn: Connection) -> list[dict[str, Any]]:
@@ -158,5 +231,13 @@ def rows(conn: Connection) -> list[dict[str, Any]]:
     if not exists(conn):
         return []
     t = table()
-    cols = [c for c in t.c if c.name != "source"]
-    return [dict(r._mapping) for r in conn.execute(sa.select(*cols).order_by(t.c.id))]
+    have = {c["name"] for c in sa.inspect(conn).get_columns(TABLE_NAME)}  # an older ledger lacks the added columns
+    cols = [c for c in t.c if c.name not in ("source", "source_zlib") and c.name in have]
+    out = []
+    for r in conn.execute(sa.select(*cols).order_by(t.c.id)):
+        d = dict(r._mapping)
+        raw = d.pop("message_utf8", None)
+        if raw is not None:
+            d["message"] = bytes(raw).decode("utf-8")
+        out.append(d)
+    return out

@@ -123,6 +123,15 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         "The schema as an entity-relationship diagram (needs pip install 'migmagic[diagrams]').",
         [(("tables",), dict(nargs="*", metavar="TABLE", help="draw these tables and their direct neighbours (default: all)"))],
     ),
+    "resume": ("MySQL/MariaDB: finish a half-applied revision, skipping the statements that committed (checked against the file).", []),
+    "repair": (
+        "MySQL/MariaDB: record a half-applied revision as applied or not applied, once the database was put right by hand; nothing runs.",
+        [
+            (("rev",), dict(help="the half-applied revision")),
+            (("--applied",), dict(dest="applied", action="store_const", const=True, default=None, help="its work is all there: record it as applied")),
+            (("--not-applied",), dict(dest="applied", action="store_const", const=False, help="none of its work is left: record it as not applied")),
+        ],
+    ),
 }
 
 
@@ -442,6 +451,13 @@ class Migrate(Magics):
     def _cmd_diagram(self, a: argparse.Namespace) -> Any:
         return self.migrator.diagram(a.tables)
 
+    def _cmd_resume(self, a: argparse.Namespace) -> Any:
+        with _progress() as progress:
+            return self.migrator.resume(progress=progress)
+
+    def _cmd_repair(self, a: argparse.Namespace) -> Any:
+        return self.migrator.repair(a.rev, _either(a.applied, "%migrate repair REV needs --applied or --not-applied."))
+
     # ---- %%revision
 
     @no_var_expand
@@ -610,6 +626,13 @@ def _progress() -> Iterator[Any]:
         return
     with Progress(sink) as progress:
         yield progress
+
+
+def _either(value: bool | None, missing: str) -> bool:
+    """A choice between two flags that is required."""
+    if value is None:
+        raise UsageError(missing, hint="See %migrate repair -h.")
+    return value
 
 
 _loaded: dict[int, Migrate] = {}

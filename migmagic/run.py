@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import display, ledger, state
+from . import display, journal, ledger, state
 from .display import short_path
 from .errors import Fix, MigmagicError, MigrationFailed, RevisionChanged, RevisionMissing
 
@@ -82,7 +82,9 @@ def plan(command: str, target: str, scripts: Scripts, before: State, *, purge: b
 
 
 def verify(conn: Connection, scripts: Scripts, before: State) -> None:
-    """Refuse to run when an applied revision is missing from the folder or was edited since it was applied."""
+    """Refuse to run when a revision is half-applied, or an applied one is missing from the folder or was edited since it was applied."""
+    if before.half_applied:
+        raise journal.refusal(before.half_applied[0])
     if before.missing:
         raise RevisionMissing(
             f"The database is at {', '.join(before.missing)}, which is not in {short_path(scripts.folder)}.",
@@ -134,6 +136,7 @@ class Execution:
         self.stage = "lock"  # what the command was doing: lock, plan, run, commit, or a caller's own word
         self._plan_done: list[Step] = []
         self._position: tuple[str, ...] | None = None
+        self.journal = journal.Recorder(conn) if self.per_step else None  # where DDL commits itself
 
     def state(self, scripts: Scripts) -> State:
         """The database's state on this connection."""
@@ -178,23 +181,36 @@ class Execution:
             now = time.perf_counter()
             step.seconds, clock = now - clock, now
             source = plan.scripts.info(step.revision).source if step.revision in plan.scripts else None
-            self.record(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION))
+            note = self.journal.finish(step) if self.journal else None
+            self.record(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION, note=note))
+            if self.journal:
+                self.journal.forget()
             self._position = position_after(self.where, step, plan.scripts)
             self._plan_done.append(step)
             self.done.append(step)
             if self.progress:
                 self.progress(len(self._plan_done), len(plan.steps), step)
 
-        adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, transaction_per_migration=self.per_step, purge=plan.purge)
+        if self.journal is None:
+            adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, transaction_per_migration=False, purge=plan.purge)
+            return list(self._plan_done)
+        with self.journal.watching():
+            try:
+                adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, on_start=self.journal.start, transaction_per_migration=True, purge=plan.purge)
+            except BaseException:
+                self.journal.abandon()
+                raise
         return list(self._plan_done)
 
     def record(self, row: dict[str, Any]) -> None:
         """A ledger row: kept for the commit, or (per step) inserted and committed now."""
         self.rows.append(row)
         if self.per_step:
+            stage, self.stage = self.stage, "ledger"
             ledger.insert(self.conn, self.rows)
             self.rows.clear()
             self.conn.commit()
+            self.stage = stage
 
     def heads(self) -> tuple[str, ...]:
         """The version table, read on this connection."""
@@ -222,6 +238,7 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
     with db.migrating() as conn:
         ledger.ensure(conn)
         if not db.transactional_ddl:
+            journal.ensure(conn)
             conn.commit()
         ex = Execution(db, conn, progress)
         yield ex
@@ -230,9 +247,10 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
             ex.rows.clear()
             conn.rollback()
             return
-        ex.stage = "commit"
+        ex.stage = "ledger"
         ledger.insert(conn, ex.rows)  # one statement, in the command's transaction
         ex.rows.clear()
+        ex.stage = "commit"
 
 
 def position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tuple[str, ...]:
@@ -307,6 +325,24 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
     current = ex.current if ex else None
     planned, done = (current.steps, ex.current_done) if current is not None and ex is not None else ([], [])
     what, rev, statement = what_failed(db, command, exc, planned, done, committing=bool(ex and ex.stage == "commit"))
+    fixes: list[Fix] = []
+    stopped = ex.journal.stopped if ex and ex.journal else None
+    if ex is not None and ex.stage == "ledger":  # migmagic's own bookkeeping, after the revisions' statements ran
+        unrecorded = ([s for s in planned if s not in done] or planned[-1:]) if ex.per_step else planned
+        rev = unrecorded[-1].revision if unrecorded else ""
+        what = f"migmagic could not record the {command} of {', '.join(s.revision for s in unrecorded)} in its ledger ({ledger.TABLE_NAME}): {describe(db, exc)}"
+        if hint is None and db.transactional_ddl:
+            was = ex.plans[0].before.where if ex.plans else "base"
+            hint = f"Nothing was applied: the database is still at {was}. This is migmagic's failure, not the revision's fault."
+    if hint is None and stopped is not None:
+        fixes = journal.ways_out(stopped.revision)
+        kept = f"{', '.join(s.revision for s in done)} stayed applied and " if done else ""
+        whose = "this is migmagic's failure, not the revision's fault; " if ex and ex.stage == "ledger" else ""
+        hint = (
+            f"{db.dialect_name} cannot roll back DDL: {kept}the version table is at {', '.join(ex.where if ex else ()) or 'base'}; "
+            f"{whose}{stopped.sentence(short=True)}. Once the cause is fixed, {{0}} finishes it; "
+            "or put the database right by hand and {1} or {2}."
+        )
     if hint is None:
         if db.transactional_ddl:
             before = ex.plans[0].before.where if ex and ex.plans else None
@@ -316,13 +352,14 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
             # the failed revision ran before it failed.
             kept = f"{', '.join(s.revision for s in done)} stayed applied and " if done else ""
             where = ", ".join(ex.where if ex else ()) or "base"
+            left = f"none of {rev}'s statements had committed" if ex and ex.journal and rev else f"DDL that {rev} ran before it failed was not undone"
             hint = (
                 f"{db.dialect_name} cannot roll back DDL: {kept}the version table is at {where}; "
-                f"DDL that {rev} ran before it failed was not undone."
+                f"{left}."
             )
     return MigrationFailed(
         what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done],
-        hint=hint + statement_hint(statement), scrub=db.scrub,
+        hint=hint + statement_hint(statement), fixes=fixes, scrub=db.scrub,
     )
 
 

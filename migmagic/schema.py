@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection
 
-BOOKKEEPING = ("alembic_version", "migmagic_ledger")
+BOOKKEEPING = ("alembic_version", "migmagic_ledger", "migmagic_journal")
 
 
 def tables(conn: Connection) -> pd.DataFrame:

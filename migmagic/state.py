@@ -10,10 +10,10 @@ all read it; none recomputes it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from . import ledger
+from . import journal, ledger
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -39,6 +39,8 @@ class State:
     """Applied revisions the ledger has no row for (applied by the ``alembic`` command)."""
     entries: Mapping[str, ledger.Entry] = field(default_factory=dict, repr=False)
     """What the ledger last recorded for each applied revision."""
+    half_applied: list[journal.HalfApplied] = field(default_factory=list)
+    """MySQL/MariaDB: revisions whose step stopped after some of its statements committed (always empty elsewhere)."""
 
     def is_applied(self, rev: str) -> bool:
         return rev in self.applied
@@ -55,7 +57,11 @@ def of(conn: Connection, scripts: Scripts, *, with_ledger: bool = True) -> State
 
     heads = current_heads(conn)
     entries = ledger.latest(conn) if with_ledger else {}
-    return compute(scripts, heads, entries, with_ledger=with_ledger)
+    st = compute(scripts, heads, entries, with_ledger=with_ledger)
+    if with_ledger and journal.keeps_journal(conn):
+        half = [replace(h, message=scripts.info(h.revision).message if h.revision in scripts else "") for h in journal.half_applied(conn)]
+        st = replace(st, half_applied=half)
+    return st
 
 
 def compute(scripts: Scripts, heads: tuple[str, ...], entries: Mapping[str, ledger.Entry], *, with_ledger: bool = True) -> State:

@@ -215,7 +215,7 @@ def tables(url: str) -> set[str]:
         names = set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    return names - {"alembic_version", "migmagic_ledger"}
+    return names - {"alembic_version", "migmagic_ledger", "migmagic_journal"}
 
 
 def columns(url: str, table: str) -> list[str]:
