@@ -543,6 +543,7 @@ def run_steps(
     transaction_per_migration: bool,
     purge: bool = False,
     on_start: Callable[[Step], None] | None = None,
+    on_autocommit: Callable[[bool], None] | None = None,
 ) -> None:
     """Run ``steps`` (a plan made by :meth:`Scripts.plan`) on ``connection``, the way ``env.py`` would.
 
@@ -551,6 +552,12 @@ def run_steps(
     after each step's version-table update, with the step's ``warnings`` filled in. Transactions
     are the caller's, except that with ``transaction_per_migration`` Alembic
     commits after every step.
+
+    Where the caller's transaction holds the whole command, a revision's
+    ``op.get_context().autocommit_block()`` works as in Alembic: the transaction
+    so far commits, the block's statements run in autocommit mode, and a new
+    transaction begins after it. ``on_autocommit(True)`` is called just before
+    that commit, ``on_autocommit(False)`` once the new transaction has begun.
     """
     done = 0
     seen = 0
@@ -579,8 +586,32 @@ def run_steps(
                     on_version_apply=on_version_apply,
                     render_as_batch=connection.dialect.name == "sqlite",
                 )
+                if not transaction_per_migration and connection.in_transaction():
+                    _own_transaction(env.get_context(), connection, on_autocommit)
                 with env.begin_transaction():
                     env.run_migrations()
+
+
+def _own_transaction(ctx: MigrationContext, connection: Any, on_autocommit: Callable[[bool], None] | None) -> None:
+    """Let Alembic's ``autocommit_block()`` end the transaction migmagic began (internals: ``_transaction``).
+
+    Alembic commits only a transaction it began itself; migmagic begins the
+    command's transaction outside Alembic, so it hands that transaction over, and
+    wraps the block to tell the caller when it commits and when the next one began.
+    """
+    ctx._transaction = connection.get_transaction()
+    original = ctx.autocommit_block
+
+    @contextlib.contextmanager
+    def autocommit_block() -> Iterator[None]:
+        if on_autocommit is not None:
+            on_autocommit(True)
+        with original():
+            yield
+        if on_autocommit is not None:
+            on_autocommit(False)
+
+    ctx.autocommit_block = autocommit_block  # type: ignore[method-assign]
 
 
 def render_sql(

@@ -39,6 +39,19 @@ LOCK_NAME = "migmagic"
 _PG_LOCK_KEY = zlib.crc32(b"migmagic-migrate")  # one key per database: advisory locks are per database
 
 
+_TABLE_IN_STATEMENT = re.compile(
+    r"^\s*(?:ALTER\s+TABLE|DROP\s+TABLE(?:\s+IF\s+EXISTS)?|TRUNCATE(?:\s+TABLE)?|LOCK\s+TABLE|INSERT\s+INTO|UPDATE|DELETE\s+FROM"
+    r"|CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?\S+\s+ON)\s+(?:ONLY\s+)?[`\"]?([\w.]+)",
+    re.IGNORECASE,
+)
+
+
+def _table_of(statement: str) -> str | None:
+    """The table a DDL or DML statement works on, when it says so plainly."""
+    found = _TABLE_IN_STATEMENT.match(statement)
+    return found.group(1) if found else None
+
+
 class Database:
     """A database URL, its engine (made on first use) and its migration lock."""
 
@@ -65,6 +78,60 @@ class Database:
         if swap is None:
             return self.masked_url
         return f"{self.masked_url} (run with {swap[1]}: migmagic migrates synchronously)"
+
+    def lock_wait(self, exc: BaseException, statement: str | None) -> str | None:
+        """When ``exc`` is a statement giving up on a lock (``lock_timeout``): which table, and who holds it, in words."""
+        orig = getattr(exc, "orig", None)
+        sqlstate = getattr(orig, "sqlstate", None)  # PostgreSQL 55P03: lock_not_available
+        errno = orig.args[0] if orig is not None and getattr(orig, "args", None) else None  # MySQL 1205: lock wait timeout
+        sqlite_busy = self.dialect_name == "sqlite" and "database is locked" in str(orig or "")
+        if sqlstate != "55P03" and errno != 1205 and not sqlite_busy:
+            return None
+        table = _table_of(statement or "")
+        holder = self._lock_holders(table) if table else None
+        on = f" on table {table}" if table else ""
+        return f"waited {self.lock_timeout:g} s for a lock{on}" + (f", held by {holder}" if holder else "")
+
+    def _lock_holders(self, table: str) -> str | None:
+        """Who holds a lock on ``table`` right now, where the database tells (a new connection)."""
+        from sqlalchemy import text
+
+        try:
+            with self.connect() as conn:
+                if self.dialect_name == "postgresql":
+                    rows = conn.execute(
+                        text(
+                            "SELECT DISTINCT a.pid, a.usename, a.application_name, a.state FROM pg_locks l "
+                            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.relation = to_regclass(:t) AND l.granted "
+                            "AND a.pid <> pg_backend_pid() ORDER BY a.pid"
+                        ),
+                        {"t": table},
+                    ).all()
+                    return ", ".join(f"PostgreSQL backend pid {pid} ({user}, {state or 'idle'}{', ' + app if app else ''})" for pid, user, app, state in rows) or None
+                if self.dialect_name in ("mysql", "mariadb"):
+                    rows = conn.execute(
+                        text(
+                            "SELECT p.ID, p.USER, p.HOST FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p "
+                            "ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> CONNECTION_ID() ORDER BY p.ID"
+                        )
+                    ).all()
+                    return ", ".join(f"MySQL connection {pid} ({user}@{host}, an open transaction)" for pid, user, host in rows) or None
+                if self.dialect_name == "sqlite":
+                    return "another connection (SQLite write lock)"
+        except Exception:
+            return None
+        return None
+
+    def in_transaction(self, conn: Connection) -> bool:
+        """Whether the database itself still has a transaction open on ``conn`` (SQLAlchemy may think so wrongly).
+
+        Known on SQLite (a ``COMMIT`` sent through the driver ends it there); elsewhere
+        taken to be True.
+        """
+        raw = conn.connection.dbapi_connection
+        if self.dialect_name == "sqlite" and raw is not None:
+            return bool(raw.in_transaction)
+        return True
 
     @property
     def dialect_name(self) -> str:

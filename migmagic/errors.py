@@ -226,6 +226,40 @@ class NotAtHead(MigmagicError):
         super().__init__(message, hint=hint, fixes=fixes)
 
 
+class MigrationInterrupted(MigmagicError):
+    """The user interrupted a running command (Ctrl-C, the kernel's interrupt); ``revision`` was running."""
+
+    def __init__(self, message: str, *, revision: str, completed: Sequence[str] = (), hint: str | None = None) -> None:
+        self.revision = revision
+        self.completed = list(completed)
+        super().__init__(message, hint=hint)
+
+
+class TransactionEndRefused(Exception):
+    """A revision's statement would have ended the command's transaction (``COMMIT``, ``ROLLBACK``...): refused.
+
+    Raised inside the revision's code, so the failure names the revision and its line.
+    """
+
+
+class RevisionEndedTransaction(MigmagicError):
+    """A revision ended the command's transaction itself (``connection.commit()``...): the command stopped after it.
+
+    Data: ``revision``, ``committed`` (revisions now committed, in order), ``not_run``
+    (the plan's steps that did not run), ``where`` (the version table now).
+    """
+
+    def __init__(
+        self, message: str, *, revision: str, committed: Sequence[str], not_run: Sequence[str], where: Sequence[str],
+        hint: str | None = None, fixes: Sequence[Fix] = (),
+    ) -> None:
+        self.revision = revision
+        self.committed = list(committed)
+        self.not_run = list(not_run)
+        self.where = list(where)
+        super().__init__(message, hint=hint, fixes=fixes)
+
+
 class RevisionCodeError(Exception):
     """What a revision raised, retold with secrets scrubbed: the cause a ``MigrationFailed`` is raised from.
 

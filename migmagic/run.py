@@ -29,6 +29,7 @@ version-table update and its ledger row together.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +37,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import display, journal, ledger, state
 from .display import short_path
-from .errors import Fix, MigmagicError, MigrationFailed, RevisionChanged, RevisionMissing
+from .errors import (
+    Fix,
+    MigmagicError,
+    MigrationFailed,
+    MigrationInterrupted,
+    RevisionChanged,
+    RevisionEndedTransaction,
+    RevisionMissing,
+    TransactionEndRefused,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -137,6 +147,10 @@ class Execution:
         self._plan_done: list[Step] = []
         self._position: tuple[str, ...] | None = None
         self.journal = journal.Recorder(conn) if self.per_step else None  # where DDL commits itself
+        # Where DDL rolls back: the points where the command's transaction committed before its end
+        # (a revision's autocommit_block), as (steps done then, the step whose block it was).
+        self.commits: list[tuple[list[Step], Step]] = []
+        self._guard: _Guard | None = None
 
     def state(self, scripts: Scripts) -> State:
         """The database's state on this connection."""
@@ -192,7 +206,11 @@ class Execution:
                 self.progress(len(self._plan_done), len(plan.steps), step)
 
         if self.journal is None:
-            adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, transaction_per_migration=False, purge=plan.purge)
+            with _Guard(self, plan) as self._guard:
+                adapter.run_steps(
+                    self.conn, plan.scripts, plan.steps, on_step=self._checked(finished, plan),
+                    transaction_per_migration=False, purge=plan.purge, on_autocommit=self._guard.autocommit,
+                )
             return list(self._plan_done)
         with self.journal.watching():
             try:
@@ -201,6 +219,41 @@ class Execution:
                 self.journal.abandon()
                 raise
         return list(self._plan_done)
+
+    def _checked(self, finished: Callable[[Step], None], plan: Plan) -> Callable[[Step], None]:
+        """``finished``, then: did the step end the command's transaction behind migmagic's back?"""
+
+        def after(step: Step) -> None:
+            finished(step)
+            guard = self._guard
+            if guard is not None and (guard.ended or not self.db.in_transaction(self.conn)):
+                self._stop_after(step, plan, guard.ended or "through the driver")
+
+        return after
+
+    def _stop_after(self, step: Step, plan: Plan, how: str) -> None:
+        """A revision committed: commit what is now in progress too, with its ledger rows, and stop, saying so."""
+        self.flush()
+        if self.conn.in_transaction():
+            self.conn.commit()
+        not_run = [s.revision for s in plan.steps[len(self._plan_done):]]
+        committed = [s.revision for s in self.done]
+        where = self.where
+        rest = f"Not run: {', '.join(not_run)}. " if not_run else ""
+        raise RevisionEndedTransaction(
+            f"Revision {step.revision} ({step.message!r}) ended migmagic's transaction itself ({how}), so the "
+            f"{plan.command} stopped after it: {', '.join(committed)} {'is' if len(committed) == 1 else 'are'} committed, "
+            f"and the version table ({', '.join(where) or 'base'}) and the ledger say so.",
+            revision=step.revision, committed=committed, not_run=not_run, where=where,
+            hint=rest + "For statements that cannot run in a transaction, use op.get_context().autocommit_block(); "
+            + ("then {0} runs the rest." if not_run else "nothing was left to run."),
+            fixes=[Fix(plan.command, (plan.target,))] if not_run else [],
+        )
+
+    def flush(self) -> None:
+        """Insert the ledger rows kept so far, in the transaction in progress."""
+        ledger.insert(self.conn, self.rows)
+        self.rows.clear()
 
     def record(self, row: dict[str, Any]) -> None:
         """A ledger row: kept for the commit, or (per step) inserted and committed now."""
@@ -219,8 +272,13 @@ class Execution:
         return current_heads(self.conn)
 
     def warnings(self) -> list[str]:
-        """What Alembic warned about while the steps ran, in migmagic's words, each once."""
+        """What Alembic warned about while the steps ran, and where the transaction committed part-way, each once."""
         notes = [f"Alembic warned while running {s.revision} ({s.message!r}): {w}" for s in self.done for w in s.warnings]
+        notes += [
+            f"{block.revision} ran an autocommit block: everything before it was committed there, so this "
+            f"{self.plans[0].command if self.plans else 'command'} was not one transaction."
+            for _, block in self.commits
+        ]
         return list(dict.fromkeys(notes))
 
 
@@ -251,6 +309,66 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
         ledger.insert(conn, ex.rows)  # one statement, in the command's transaction
         ex.rows.clear()
         ex.stage = "commit"
+
+
+_ENDS_TRANSACTION = re.compile(r"\s*(COMMIT|END|ROLLBACK|ABORT)\b(?!\s+PREPARED)", re.IGNORECASE)
+
+
+class _Guard:
+    """While a plan runs where DDL rolls back: the command's transaction ends only where migmagic says.
+
+    A statement that would end it (``op.execute("COMMIT")``, the usual workaround for
+    PostgreSQL's ``ALTER TYPE ... ADD VALUE``) is refused before it reaches the
+    database: the revision fails and nothing is applied. A commit through
+    SQLAlchemy (``op.get_bind().commit()``) cannot be refused safely: the ledger
+    rows so far go in first, so they commit with it, and the command stops after
+    that step (:meth:`Execution._checked`). Alembic's ``autocommit_block()`` is
+    the supported way: its commit is let through and recorded in
+    :attr:`Execution.commits`.
+    """
+
+    def __init__(self, ex: Execution, plan: Plan) -> None:
+        self.ex = ex
+        self.plan = plan
+        self.in_block = False
+        self.ended: str | None = None  # how a revision ended the transaction, when one did
+
+    def __enter__(self) -> _Guard:
+        from sqlalchemy import event
+
+        event.listen(self.ex.conn, "before_cursor_execute", self._statement)
+        event.listen(self.ex.conn, "commit", self._commit)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.ex.conn, "before_cursor_execute", self._statement)
+        event.remove(self.ex.conn, "commit", self._commit)
+
+    def _running(self) -> Step:
+        return self.plan.steps[min(len(self.ex.current_done), len(self.plan.steps) - 1)]
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        found = _ENDS_TRANSACTION.match(statement)
+        if found and not self.in_block:
+            raise TransactionEndRefused(
+                f"{found.group(1).upper()} would end migmagic's transaction, so it was not run. For statements "
+                "that cannot run in a transaction, use op.get_context().autocommit_block()."
+            )
+
+    def _commit(self, conn: Any) -> None:
+        if self.in_block:
+            return
+        self.ended = "it committed through the connection"
+        self.ex.flush()  # the rows of the steps done commit with them
+
+    def autocommit(self, entering: bool) -> None:
+        """Alembic's ``autocommit_block()``: entering it commits the transaction so far (ledger rows included)."""
+        self.in_block = entering
+        if entering:
+            self.ex.flush()
+            self.ex.commits.append((list(self.ex.done), self._running()))
 
 
 def position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tuple[str, ...]:
@@ -307,6 +425,12 @@ def migrate(
     except Exception as exc:
         error = failure(db, command, exc, ex)
         raise error from error.cause
+    except KeyboardInterrupt as exc:  # the transaction rolled back on the way out, as for any failure
+        error = failure(db, command, exc, ex)
+        during = f"during revision {error.revision}" if error.revision else "before any revision ran"
+        raise MigrationInterrupted(
+            f"The {command} was interrupted {during}.", revision=error.revision, completed=error.completed, hint=error.hint
+        ) from None
     seconds = time.perf_counter() - started
     where = ", ".join(heads) or "base"
     if not done:
@@ -325,6 +449,10 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
     current = ex.current if ex else None
     planned, done = (current.steps, ex.current_done) if current is not None and ex is not None else ([], [])
     what, rev, statement = what_failed(db, command, exc, planned, done, committing=bool(ex and ex.stage == "commit"))
+    waited = db.lock_wait(exc, statement)
+    if waited and len(done) < len(planned):
+        failed = planned[len(done)]
+        what = f"Revision {failed.revision} ({failed.message!r}) {waited}, and gave up"
     fixes: list[Fix] = []
     stopped = ex.journal.stopped if ex and ex.journal else None
     if ex is not None and ex.stage == "ledger":  # migmagic's own bookkeeping, after the revisions' statements ran
@@ -344,7 +472,10 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
             "or put the database right by hand and {1} or {2}."
         )
     if hint is None:
-        if db.transactional_ddl:
+        ended = ex._guard.ended if ex and ex._guard else None
+        if db.transactional_ddl and ex and (ex.commits or ended):
+            hint = _committed_before(ex, rev, ended)
+        elif db.transactional_ddl:
             before = ex.plans[0].before.where if ex and ex.plans else None
             hint = f"Nothing was applied: the database is still at {before}." if before else "Nothing was applied."
         else:
@@ -357,10 +488,38 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
                 f"{db.dialect_name} cannot roll back DDL: {kept}the version table is at {where}; "
                 f"{left}."
             )
+    if waited:
+        hint += " Finish or roll back the other transaction (in another cell, say), or raise the lock timeout."
     return MigrationFailed(
         what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done],
         hint=hint + statement_hint(statement), fixes=fixes, scrub=db.scrub,
     )
+
+
+def _committed_before(ex: Execution, failed: str, ended: str | None) -> str:
+    """What stayed committed when a command whose transaction committed part-way then failed."""
+    if ended:
+        done = [s.revision for s in ex.done]
+        kept = f"{', '.join(done)} and " if done else ""
+        return (
+            f"Revision {failed} ended migmagic's transaction ({ended}) before it failed: {kept}its statements "
+            f"up to then stayed committed; the version table is at {', '.join(ex.where) or 'base'}, and the ledger agrees."
+        )
+    done_then, block = ex.commits[-1]
+    kept = f"{', '.join(s.revision for s in done_then)} and " if done_then else ""
+    where = ", ".join(_position(ex.plans[0].before.heads, done_then, ex)) or "base"
+    return (
+        f"Committed before the failure, at the autocommit block of {block.revision}: {kept}the statements of "
+        f"{block.revision} up to and in that block. Everything after it was rolled back: the version table is at "
+        f"{where}, and the ledger agrees."
+    )
+
+
+def _position(heads: tuple[str, ...], steps: list[Step], ex: Execution) -> tuple[str, ...]:
+    for step in steps:
+        scripts = next((p.scripts for p in ex.plans if step in p.steps), ex.plans[0].scripts)
+        heads = position_after(heads, step, scripts)
+    return heads
 
 
 def what_failed(
