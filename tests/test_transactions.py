@@ -63,7 +63,7 @@ def test_a_commit_through_the_connection_stops_truthfully(rollback_migrator: tup
         m.upgrade("head")
     error = stopped.value
     assert error.revision == revs[1] and error.committed == revs[:2] and error.not_run == [revs[2]]
-    assert "it committed through the connection" in str(error) and f"upgrade('head') runs the rest" in str(error)
+    assert "it committed through the connection" in str(error) and "upgrade('head') runs the rest" in str(error)
     assert "%migrate upgrade head runs the rest" in error._render_traceback_()[0]
     # The truth: what the error says is what the database holds, and the three agree.
     assert tables(url) == {"first", "middle", "middle_after"}
