@@ -82,11 +82,17 @@ def kernel_complete(kc: Any, code: str) -> tuple[list[str], float]:
 
 
 def test_completion_through_a_real_kernel(kernel: Any, workdir: Path) -> None:
+    printed: list[str] = []
     run(kernel, "%load_ext migmagic")
     first, seconds = kernel_complete(kernel, "%migrate up")
     print(f"first completion in a fresh kernel: {seconds:.3f} s")
     assert first == ["upgrade"]
-    assert seconds < 3.0, seconds  # no lazy import of Alembic, pandas or Jedi's namespace analysis
+    # Fast on the first Tab because nothing heavy loads for it (timings are reported, not asserted).
+    reply = kernel.execute_interactive(
+        "import sys; print(sorted(m for m in ('alembic', 'pandas', 'sqlalchemy') if m in sys.modules))",
+        timeout=60, output_hook=lambda msg: printed.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None,
+    )
+    assert reply["content"]["status"] == "ok" and "".join(printed).strip() == "[]", printed
 
     run(kernel, "%migrate init sqlite:///x.db")
     run(kernel, f'%%revision -m "create events table" --apply\n{EVENTS}')
