@@ -357,3 +357,28 @@ class TableSchema:
         for title, frame in self._parts():
             out += [f"<p>{html.escape(title)}</p>", _html_table(frame)]
         return "\n".join(out)
+
+
+@dataclass
+class Restored:
+    """``restore``: the database put back as restore point ``point`` had it."""
+
+    database: str
+    point: int
+    taken_at: str  # UTC
+    before: str  # the command the point was taken before
+    revision: str  # where the database is now: as it was then
+    seconds: float = 0.0
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"Restored {self.database} to restore point {self.point} (taken {self.taken_at} UTC, before {self.before}): "
+            f"schema, rows, version table and ledger are as they were; the database is at {self.revision}."
+        )
+
+    def __repr__(self) -> str:
+        return self.summary
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.summary)}</p>"

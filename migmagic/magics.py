@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import Float, Unicode, observe
+from traitlets import Float, Int, Unicode, observe
 
 from .errors import UsageError
 
@@ -30,6 +30,7 @@ _MODEL_ARGS: list[Arg] = [
     (("--metadata",), dict(metavar="NAME", help="the MetaData or declarative base to compare with (default: the one in the notebook)")),
     (("--include-unmanaged",), dict(action="store_true", help="also propose dropping tables the models do not know")),
 ]
+_ACCEPT_DATA_LOSS: Arg = (("--accept-data-loss",), dict(action="store_true", help="run it even if it drops rows, values or NULLs (the data-loss guard refuses otherwise)"))
 COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     "init": (
         "Create (or adopt) the revision folder and bind this session to a database.",
@@ -61,6 +62,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("target",), dict(nargs="?", default="head", help=_TARGET + " (default: head); with --sql, [FROM:]TO")),
             (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
+            _ACCEPT_DATA_LOSS,
         ],
     ),
     "downgrade": (
@@ -68,6 +70,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("target",), dict(help=_TARGET + "; with --sql, FROM:TO")),
             (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
+            _ACCEPT_DATA_LOSS,
         ],
     ),
     "merge": (
@@ -94,6 +97,13 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [(("table",), dict(nargs="?", help="a table name"))],
     ),
     "accept": ("Record an edited, applied revision's new source on purpose.", [(("rev",), dict(help=_TARGET))]),
+    "restore": (
+        "SQLite: put the database back as it was before an earlier command (the latest restore point, or POINT).",
+        [
+            (("point",), dict(nargs="?", help="the restore point's number (default: the latest); see --list")),
+            (("--list",), dict(action="store_true", help="list the restore points: point, taken at, before which command, revision then, size")),
+        ],
+    ),
 }
 
 
@@ -130,7 +140,7 @@ def overview() -> str:
         "",
         "%migrate COMMAND -h shows a command's options.",
         '%%revision -m "MESSAGE" [--apply] [--reapply] [--head REV] ...: a cell holding upgrade()/downgrade().',
-        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30.",
+        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30, %config Migrate.restore_points = 3.",
     ]
     return "\n".join(lines)
 
@@ -222,6 +232,7 @@ class Migrate(Magics):
     url = URL(None, allow_none=True, help="Database URL (after the one given to %migrate init).").tag(config=True)
     directory = Unicode(None, allow_none=True, help="Revision folder (default: migrations/).").tag(config=True)
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
+    restore_points = Int(3, help="SQLite: restore points kept, taken before each command that changes the database (0: none).").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Set before the traits load: a configured value notifies _settings_changed.
@@ -229,7 +240,7 @@ class Migrate(Magics):
         self._bound: tuple[str | None, str | None] = (None, None)
         super().__init__(shell=shell, **kwargs)
 
-    @observe("url", "directory", "lock_timeout")
+    @observe("url", "directory", "lock_timeout", "restore_points")
     def _settings_changed(self, _change: Any) -> None:
         if self._migrator is not None:
             self._migrator.close()
@@ -243,7 +254,9 @@ class Migrate(Magics):
             from .engine import Migrator
 
             url, folder = self._bound
-            self._migrator = Migrator(url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout)
+            self._migrator = Migrator(
+                url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout, restore_points=self.restore_points
+            )
         return self._migrator
 
     def _bind(self, url: str | None, folder: str | None) -> Any:
@@ -333,10 +346,10 @@ class Migrate(Magics):
         return self.migrator.schema(a.table)
 
     def _cmd_upgrade(self, a: argparse.Namespace) -> Any:
-        return self.migrator.upgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
+        return self.migrator.upgrade(a.target, sql=a.sql, progress=None if a.sql else _progress(), accept_data_loss=a.accept_data_loss)
 
     def _cmd_downgrade(self, a: argparse.Namespace) -> Any:
-        return self.migrator.downgrade(a.target, sql=a.sql, progress=None if a.sql else _progress())
+        return self.migrator.downgrade(a.target, sql=a.sql, progress=None if a.sql else _progress(), accept_data_loss=a.accept_data_loss)
 
     def _cmd_merge(self, a: argparse.Namespace) -> Any:
         return self.migrator.merge(a.revisions, a.message or "", rev_id=a.rev_id)
@@ -357,6 +370,13 @@ class Migrate(Magics):
 
     def _cmd_accept(self, a: argparse.Namespace) -> Any:
         return self.migrator.accept(a.rev)
+
+    def _cmd_restore(self, a: argparse.Namespace) -> Any:
+        if a.list:
+            if a.point is not None:
+                raise UsageError("%migrate restore takes a POINT or --list, not both.", hint="See %migrate restore -h.")
+            return self.migrator.restore_points()
+        return self.migrator.restore(a.point)
 
     # ---- %%revision
 

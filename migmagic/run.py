@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, "Step | None"], None]
 """Called as ``progress(done, total, step)``: before the first step of a plan (``step`` None) and after each."""
 
+Inspect = Callable[["Plan", "Connection"], None]
+"""Called as ``inspect(plan, conn)`` under the lock, before any step runs, on the connection that will run them; may refuse by raising."""
+
 PAST = {"upgrade": "Upgraded", "downgrade": "Downgraded", "stamp": "Stamped"}
 
 
@@ -242,11 +245,12 @@ def migrate(
     *,
     progress: Progress | None = None,
     purge: bool = False,
-    inspect: Callable[[Plan], None] | None = None,
+    inspect: Inspect | None = None,
 ) -> display.Outcome:
     """``upgrade``, ``downgrade`` or ``stamp`` to ``target``: the whole sequence for one plan.
 
-    ``inspect`` sees the plan under the lock before any step runs, and may
+    ``inspect(plan, conn)`` sees the plan under the lock before any step runs,
+    with the locked connection (to count rows, or copy the database), and may
     refuse it by raising.
     """
     started = time.perf_counter()
@@ -259,7 +263,7 @@ def migrate(
                 verify(ex.conn, scripts, before)  # before planning: a plan from a missing head is Alembic's error, not ours
             the_plan = plan(command, target, scripts, before, purge=purge)
             if inspect is not None:
-                inspect(the_plan)
+                inspect(the_plan, ex.conn)
             done = ex.run(the_plan)
             after = ex.heads()
     except MigmagicError:
