@@ -204,3 +204,19 @@ def test_other_databases_say_there_are_no_restore_points(ip_empty: Shell, kind: 
         text = run.error._render_traceback_()
         assert len(text) == 1 and "databases have no restore points: migmagic takes them on SQLite only" in text[0]
         assert "%migrate upgrade head --dry-run" in text[0] and "data-loss guard" in text[0]
+
+
+def test_a_database_in_wal_mode_is_restored_while_a_reader_holds_it_open(m: Migrator) -> None:
+    url = m.db.url
+    setup = sqlite3.connect(_file(url))
+    assert setup.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    setup.close()
+    before = snapshot(url)
+    reader = sqlite3.connect(_file(url))
+    m.upgrade("head", accept_data_loss=True)
+    assert reader.execute("SELECT COUNT(*) FROM pragma_table_info('events') WHERE name = 'title'").fetchone() == (0,)
+    m.restore()
+    assert reader.execute("SELECT title FROM events ORDER BY id").fetchall() == [("PyData",), ("Schema review",)]
+    reader.close()
+    after = snapshot(url)
+    assert {k: v for k, v in after.items() if k != "migmagic_ledger"} == {k: v for k, v in before.items() if k != "migmagic_ledger"}
