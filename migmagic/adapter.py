@@ -853,7 +853,8 @@ def record_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str
     """
     from alembic.operations import BatchOperations, Operations, ops
 
-    ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": io.StringIO()})
+    with quiet():  # Alembic logs the offline context it makes
+        ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": io.StringIO()})
     out: list[RecordedStep] = []
     for step in steps:
         if step.direction not in ("upgrade", "downgrade") or step.revision not in scripts:
