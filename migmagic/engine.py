@@ -298,6 +298,7 @@ class Migrator:
         """:func:`run.migrate`, its plan looked at first by the data-loss guard, then a restore point taken (SQLite)."""
         from .guard import Guard
         from .restore import Taker
+
         hooks: list[Any] = [*([Guard()] if guarded else []), Taker(self.kept_restore_points, wait=self.lock_timeout)]
 
         def inspect(plan: run.Plan, conn: Any) -> None:
