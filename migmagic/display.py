@@ -725,3 +725,28 @@ class Verification:
         out += _frame_html("checks", self.checks)
         out += [f"<p><em>note: {html.escape(n)}</em></p>" for n in self.notes]
         return "\n".join(out)
+
+
+@dataclass
+class Restored:
+    """``restore``: the database put back as restore point ``point`` had it."""
+
+    database: str
+    point: int
+    taken_at: str  # UTC
+    before: str  # the command the point was taken before
+    revision: str  # where the database is now: as it was then
+    seconds: float = 0.0
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"Restored {self.database} to restore point {self.point} (taken {self.taken_at} UTC, before {self.before}): "
+            f"schema, rows, version table and ledger are as they were; the database is at {self.revision}."
+        )
+
+    def __repr__(self) -> str:
+        return self.summary
+
+    def _repr_html_(self) -> str:
+        return f"<p>{html.escape(self.summary)}</p>"

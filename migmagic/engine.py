@@ -53,10 +53,12 @@ class Migrator:
         configured_url: str | None = None,
         lock_timeout: float = 30.0,
         cwd: str | os.PathLike[str] | None = None,
+        restore_points: int = 3,
     ) -> None:
         self.location = settings.resolve(url, directory, configured_url, cwd)
         self.db = Database(self.location.url, lock_timeout)
         self.files = Folder(self.location.folder)
+        self.kept_restore_points = restore_points  # SQLite: how many restore points to keep (0: none taken)
 
     def __repr__(self) -> str:
         return f"Migrator({self.db.masked_url!r}, {str(self.folder)!r})"
@@ -264,9 +266,14 @@ class Migrator:
             result = self.files.rewrite(existing, body)
         elif reapply:
             from .reapply import reapply as reapply_revision
+            from .restore import Taker
 
             assert body is not None
-            return reapply_revision(self.db, self.files, existing, body, progress)
+            taker = Taker(self.kept_restore_points, wait=self.lock_timeout, label=f"--reapply {existing.id}")
+            written = reapply_revision(self.db, self.files, existing, body, progress, before_steps=taker)
+            if written.applied is not None:
+                written.applied.notes += taker.notes
+            return written
         else:
             assert body is not None
             raise self.files.refuse_applied(existing, body, self.db.masked_url)
@@ -292,30 +299,31 @@ class Migrator:
             return run.plan(command, target, scripts, state.of(conn, scripts))
 
     def upgrade(
-        self, target: str = "head", *, sql: bool = False, progress: Progress | None = None,
+        self, target: str = "head", *, sql: bool = False, progress: Progress | None = None, accept_data_loss: bool = False,
         dry_run: bool = False, copy: bool = False, sample: int = rehearse.SAMPLE, full: bool = False,
     ) -> Any:
-        """Upgrade to ``target`` (``head``, ``+1``, an id...). With ``sql``, return the SQL instead.
+        """Upgrade to ``target`` (``head``, ``+1``, an id...); refused if it would destroy data, unless ``accept_data_loss``.
 
-        With ``dry_run``, rehearse on a scratch copy and return a :class:`~migmagic.display.Rehearsal`
-        (``copy``: a PostgreSQL template clone; ``sample``/``full``: rows copied on MySQL/MariaDB).
+        With ``sql``, the SQL instead. With ``dry_run``, rehearse on a scratch copy and return a
+        :class:`~migmagic.display.Rehearsal` (``copy``: a PostgreSQL template clone; ``sample``/``full``:
+        rows copied on MySQL/MariaDB).
         """
         if sql:
             return self._sql(True, target)
         if rehearse.wanted(dry_run, copy, sample, full):
             return rehearse.dry_run(self.db, self.scripts(), "upgrade", target, copy=copy, sample=None if full else sample, progress=progress)
-        return run.migrate(self.db, self.scripts(), "upgrade", target, progress=progress)
+        return self._migrate("upgrade", target, guarded=not accept_data_loss, progress=progress)
 
     def downgrade(
-        self, target: str, *, sql: bool = False, progress: Progress | None = None,
+        self, target: str, *, sql: bool = False, progress: Progress | None = None, accept_data_loss: bool = False,
         dry_run: bool = False, copy: bool = False, sample: int = rehearse.SAMPLE, full: bool = False,
     ) -> Any:
-        """Downgrade to ``target`` (``-1``, ``base``, an id...). With ``sql``, a ``FROM:TO`` range. ``dry_run``: as :meth:`upgrade`."""
+        """Downgrade to ``target`` (``-1``, ``base``, an id...). With ``sql``, a ``FROM:TO`` range. As :meth:`upgrade` otherwise."""
         if sql:
             return self._sql(False, target)
         if rehearse.wanted(dry_run, copy, sample, full):
             return rehearse.dry_run(self.db, self.scripts(), "downgrade", target, copy=copy, sample=None if full else sample, progress=progress)
-        return run.migrate(self.db, self.scripts(), "downgrade", target, progress=progress)
+        return self._migrate("downgrade", target, guarded=not accept_data_loss, progress=progress)
 
     def verify(self, rev_range: str | None = None, metadata: Any = None, namespace: Mapping[str, Any] | None = None) -> display.Verification:
         """Upgrade, downgrade, upgrade again each revision on a throwaway database; :class:`~migmagic.errors.VerifyFailed` if one fails."""
@@ -323,7 +331,34 @@ class Migrator:
 
     def stamp(self, target: str, *, purge: bool = False) -> display.Outcome:
         """Set the version table to ``target`` without running any revision."""
-        return run.migrate(self.db, self.scripts(), "stamp", target, purge=purge)
+        return self._migrate("stamp", target, guarded=False, purge=purge)
+
+    def _migrate(self, command: str, target: str, *, guarded: bool, **options: Any) -> display.Outcome:
+        """:func:`run.migrate`, its plan looked at first by the data-loss guard, then a restore point taken (SQLite)."""
+        from .guard import Guard
+        from .restore import Taker
+
+        hooks: list[Any] = [*([Guard()] if guarded else []), Taker(self.kept_restore_points, wait=self.lock_timeout)]
+
+        def inspect(plan: run.Plan, conn: Any) -> None:
+            for hook in hooks:  # the guard first: a refused plan needs no restore point
+                hook(plan, conn)
+
+        outcome = run.migrate(self.db, self.scripts(), command, target, inspect=inspect, **options)
+        outcome.notes += [note for hook in hooks for note in hook.notes]
+        return outcome
+
+    def restore(self, point: int | str | None = None) -> display.Restored:
+        """SQLite: put back restore ``point`` (default: the latest): schema, rows, version table and ledger."""
+        from .restore import put_back
+
+        return put_back(self.db, point)
+
+    def restore_points(self) -> pd.DataFrame:
+        """SQLite: the restore points, oldest first (point, taken at, before, revision then, size)."""
+        from .restore import listing
+
+        return listing(self.db)
 
     def _sql(self, upgrade: bool, target: str) -> display.SQLScript:
         """Offline SQL for ``[FROM:]TO``; without FROM, from where the database is now."""

@@ -484,4 +484,43 @@ class ResumeRefused(MigmagicError):
         self.position = position
         self.recorded = recorded
         self.now = now
+
+
+class DataLossRefused(MigmagicError):
+    """``upgrade`` or ``downgrade`` would destroy data: refused before any step ran.
+
+    Data: ``command`` and ``target`` (what was refused), ``findings`` (a table:
+    revision, operation, table, column, rows at stake) and ``unanalysed`` (one
+    sentence per step the guard could not follow).
+    """
+
+    def __init__(
+        self, message: str, *, command: str, target: str, findings: Any, unanalysed: Sequence[str] = (),
+        hint: str | None = None, fixes: Sequence[Fix] = (),
+    ) -> None:
+        self.command = command
+        self.target = target
+        self.findings = findings
+        self.unanalysed = list(unanalysed)
+        super().__init__(message, hint=hint, fixes=fixes)
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"{type(self).__name__}: {self.notebook_text()}"]
+        if self.findings is not None and len(self.findings):
+            lines.append(repr(self.findings))  # a display.table: missing values blank
+        lines += [f"note: {sentence}" for sentence in self.unanalysed]
+        return lines
+
+
+class RestoreUnavailable(MigmagicError):
+    """No restore point to put back: not a SQLite file, none taken yet, or an unknown point.
+
+    Data: ``database`` (the URL, masked) and ``points`` (the points there are).
+    """
+
+    def __init__(
+        self, message: str, *, database: str, points: Sequence[int] = (), hint: str | None = None, fixes: Sequence[Fix] = ()
+    ) -> None:
+        self.database = database
+        self.points = list(points)
         super().__init__(message, hint=hint, fixes=fixes)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Float, Unicode, observe
+from traitlets import Float, Int, Unicode, observe
 
 from .errors import UsageError
 
@@ -41,6 +41,7 @@ _DRY_RUN_ARGS: list[Arg] = [
     (("--sample",), dict(type=int, default=1000, metavar="N", help="with --dry-run on MySQL/MariaDB: rows copied per table (default 1000)")),
     (("--full",), dict(action="store_true", help="with --dry-run on MySQL/MariaDB: copy every row")),
 ]
+_ACCEPT_DATA_LOSS: Arg = (("--accept-data-loss",), dict(action="store_true", help="run it even if it drops rows, values or NULLs (the data-loss guard refuses otherwise)"))
 COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     "init": (
         "Create (or adopt) the revision folder and bind this session to a database.",
@@ -74,6 +75,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
             (("target",), dict(nargs="?", default="head", help=_TARGET + " (default: head); with --sql, [FROM:]TO")),
             (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
             *_DRY_RUN_ARGS,
+            _ACCEPT_DATA_LOSS,
         ],
     ),
     "downgrade": (
@@ -89,6 +91,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all, base to head)")),
             (("--metadata",), dict(metavar="NAME", help="the models to compare the schema at head with (default: the one in the notebook, if any)")),
+            _ACCEPT_DATA_LOSS,
         ],
     ),
     "merge": (
@@ -130,6 +133,13 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
             (("rev",), dict(help="the half-applied revision")),
             (("--applied",), dict(dest="applied", action="store_const", const=True, default=None, help="its work is all there: record it as applied")),
             (("--not-applied",), dict(dest="applied", action="store_const", const=False, help="none of its work is left: record it as not applied")),
+        ],
+    ),
+    "restore": (
+        "SQLite: put the database back as it was before an earlier command (the latest restore point, or POINT).",
+        [
+            (("point",), dict(nargs="?", help="the restore point's number (default: the latest); see --list")),
+            (("--list",), dict(action="store_true", help="list the restore points: point, taken at, before which command, revision then, size")),
         ],
     ),
 }
@@ -183,7 +193,7 @@ def overview() -> str:
         "",
         "%migrate COMMAND -h shows a command's options.",
         '%%revision -m "MESSAGE" [--apply] [--reapply] [--head REV] ...: a cell holding upgrade()/downgrade().',
-        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30.",
+        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30, %config Migrate.restore_points = 3.",
     ]
     return "\n".join(lines)
 
@@ -275,6 +285,7 @@ class Migrate(Magics):
     url = URL(None, allow_none=True, help="Database URL (after the one given to %migrate init).").tag(config=True)
     directory = Unicode(None, allow_none=True, help="Revision folder (default: migrations/).").tag(config=True)
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
+    restore_points = Int(3, help="SQLite: restore points kept, taken before each command that changes the database (0: none).").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Set before the traits load: a configured value notifies _settings_changed.
@@ -282,7 +293,7 @@ class Migrate(Magics):
         self._bound: tuple[str | None, str | None] = (None, None)
         super().__init__(shell=shell, **kwargs)
 
-    @observe("url", "directory", "lock_timeout")
+    @observe("url", "directory", "lock_timeout", "restore_points")
     def _settings_changed(self, _change: Any) -> None:
         if self._migrator is not None:
             self._migrator.close()
@@ -296,7 +307,9 @@ class Migrate(Magics):
             from .engine import Migrator
 
             url, folder = self._bound
-            self._migrator = Migrator(url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout)
+            self._migrator = Migrator(
+                url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout, restore_points=self.restore_points
+            )
         return self._migrator
 
     def _bind(self, url: str | None, folder: str | None) -> Any:
@@ -414,13 +427,13 @@ class Migrate(Magics):
         if a.sql:
             return self.migrator.upgrade(a.target, sql=True, **_dry_run(a))
         with _progress() as progress:
-            return _rehearsed(self.migrator.upgrade(a.target, progress=progress, **_dry_run(a)))
+            return _rehearsed(self.migrator.upgrade(a.target, progress=progress, accept_data_loss=a.accept_data_loss, **_dry_run(a)))
 
     def _cmd_downgrade(self, a: argparse.Namespace) -> Any:
         if a.sql:
             return self.migrator.downgrade(a.target, sql=True, **_dry_run(a))
         with _progress() as progress:
-            return _rehearsed(self.migrator.downgrade(a.target, progress=progress, **_dry_run(a)))
+            return _rehearsed(self.migrator.downgrade(a.target, progress=progress, accept_data_loss=a.accept_data_loss, **_dry_run(a)))
 
     def _cmd_verify(self, a: argparse.Namespace) -> Any:
         return self.migrator.verify(a.rev_range, metadata=a.metadata, namespace=self._namespace())
@@ -457,6 +470,13 @@ class Migrate(Magics):
 
     def _cmd_repair(self, a: argparse.Namespace) -> Any:
         return self.migrator.repair(a.rev, _either(a.applied, "%migrate repair REV needs --applied or --not-applied."))
+
+    def _cmd_restore(self, a: argparse.Namespace) -> Any:
+        if a.list:
+            if a.point is not None:
+                raise UsageError("%migrate restore takes a POINT or --list, not both.", hint="See %migrate restore -h.")
+            return self.migrator.restore_points()
+        return self.migrator.restore(a.point)
 
     # ---- %%revision
 

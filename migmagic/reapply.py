@@ -36,9 +36,15 @@ if TYPE_CHECKING:
     from .folder import Folder
 
 
-def reapply(db: Database, folder: Folder, existing: RevisionInfo, body: str, progress: run.Progress | None) -> display.RevisionWritten:
-    """Re-apply ``existing`` with ``body``: see the module's docstring for what happens when it fails."""
+def reapply(
+    db: Database, folder: Folder, existing: RevisionInfo, body: str, progress: run.Progress | None, *, before_steps: run.Inspect | None = None
+) -> display.RevisionWritten:
+    """Re-apply ``existing`` with ``body``: see the module's docstring for what happens when it fails.
+
+    ``before_steps(plan, conn)`` sees the downgrade's plan under the lock before any step runs (a restore point is taken there).
+    """
     job = _Reapply(db, folder, existing, body, progress)
+    job.before_steps = before_steps
     started = time.perf_counter()
     if db.transactional_ddl:
         job.in_one_transaction()
@@ -78,6 +84,7 @@ class _Reapply:
         self.done: list[Step] = []  # the steps of the re-apply (not those of a recovery)
         self.notes: list[str] = []
         self.after: tuple[str, ...] = ()
+        self.before_steps: run.Inspect | None = None
 
     # ------------------------------------------------------------------ the three acts
 
@@ -96,7 +103,10 @@ class _Reapply:
                 hint="Nothing was run: {0} to rewrite it in place.",
                 fixes=[Fix("revision", cell=True)],
             )
-        ex.run(run.plan("downgrade", f"{rev}-1", scripts, before))
+        down = run.plan("downgrade", f"{rev}-1", scripts, before)
+        if self.before_steps is not None:
+            self.before_steps(down, ex.conn)
+        ex.run(down)
         self.downgraded = len(ex.done)
 
     def _write(self) -> Scripts:

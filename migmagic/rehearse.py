@@ -265,7 +265,6 @@ def throwaway(db: Database) -> Iterator[Database]:
 # =========================================================================== capturing statements
 
 
-_ENDS_TRANSACTION = re.compile(r"(^|;)\s*(commit|end|abort|rollback(?!\s+to\b)|prepare\s+transaction)\b", re.I)
 _REFLECTION = re.compile(r"^\s*(pragma|show\b|describe\b|select\s+database\(\))|sqlite_master|sqlite_temp_master|pg_catalog\.|information_schema\.", re.I)
 
 
@@ -285,8 +284,9 @@ class Capture:
     """The statements a plan's steps send, each with its step, from the ``before_cursor_execute`` event.
 
     Only statements sent while steps run are kept (not the lock, the state reads
-    or the commit); ``guard`` stops a statement or a commit that would end the
-    transaction a PostgreSQL rehearsal rolls back.
+    or the commit); ``guard`` stops a commit through the connection, which would
+    end the transaction a PostgreSQL rehearsal rolls back (a ``COMMIT`` statement
+    is refused by :mod:`migmagic.run` in every run).
     """
 
     def __init__(self, guard: bool = False, progress: run.Progress | None = None) -> None:
@@ -318,8 +318,6 @@ class Capture:
         if self._index is None or self.plan is None:
             return
         step = self.plan.steps[self._index]
-        if self.guard and _ENDS_TRANSACTION.search(statement):
-            self._refuse(step, f"sends {' '.join(statement.split())[:60]!r}")
         params = None if not parameters else repr(parameters)[:200]
         self.statements.append({"step": self._index + 1, "revision": step.revision, "kind": statement_kind(statement), "statement": statement.strip(), "parameters": params})
 
@@ -368,12 +366,15 @@ def _refuse_outside_transaction(plan: run.Plan) -> None:
             )
 
 
-def _still_in_transaction(ex: run.Execution) -> None:
-    """Safety net: the rolled-back transaction is still the one that took the (transaction-level) lock."""
+def _transaction_id(conn: Any) -> Any:
     from sqlalchemy import text
 
-    held = ex.conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted")).scalar()
-    if not held:
+    return conn.execute(text("SELECT txid_current()")).scalar()
+
+
+def _still_in_transaction(ex: run.Execution, began: Any) -> None:
+    """Safety net: the transaction to be rolled back is still the one the plan began in (nothing committed through the driver)."""
+    if _transaction_id(ex.conn) != began:
         raise RehearsalRefused(
             f"The dry run's transaction on {ex.db.masked_url} ended while the plan ran (a revision committed it): what ran before that was committed.",
             hint="Check the database; rehearse such revisions with --copy.",
@@ -394,14 +395,20 @@ def rehearse(
     before, counts_before = _read(target.db)
     seen: dict[str, Any] = {}
 
-    def inspect(plan: run.Plan) -> None:
+    def inspect(plan: run.Plan, conn: Any) -> None:
         capture.inspect(plan)
         if target.rollback:
             _refuse_outside_transaction(plan)
+            seen["transaction"] = _transaction_id(conn)
+        if plan.command in ("upgrade", "downgrade") and plan.steps:  # what the guard would find, counted on the copy
+            from . import guard
+
+            analysis = guard.analyse(plan, conn)
+            seen["findings"] = [f"{f.revision}: {f.words()}" for f in analysis.findings] + analysis.unanalysed
 
     def after(ex: run.Execution) -> None:
         if target.rollback:
-            _still_in_transaction(ex)
+            _still_in_transaction(ex, seen.get("transaction"))
         seen["heads"] = ex.heads()
         seen["snapshot"], seen["counts"] = snapshot.take(ex.conn), snapshot.row_counts(ex.conn)
 
@@ -448,7 +455,7 @@ def rehearse(
         steps=display.table(step_rows, ["revision", "message", "direction", "seconds", "warnings"]),
         schema_changes=display.table(change_rows, ["change", "table", "name", "before", "after"]),
         row_counts=_counts(count_rows),
-        statements=capture.frame(), sql=capture.script(), warnings=warnings, caveats=caveats, findings=[],
+        statements=capture.frame(), sql=capture.script(), warnings=warnings, caveats=caveats, findings=seen.get("findings", []),
         failure=failure, failed_revision=error.revision if error else None, failed_statement=error.statement if error else None,
     )
 

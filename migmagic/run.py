@@ -63,6 +63,9 @@ before the first one runs, so it can name the step that is running
 (:class:`migmagic.progress.Progress` does).
 """
 
+Inspect = Callable[["Plan", "Connection"], None]
+"""Called as ``inspect(plan, conn)`` under the lock, before any step runs, on the connection that will run them; may refuse by raising."""
+
 PAST = {"upgrade": "Upgraded", "downgrade": "Downgraded", "stamp": "Stamped"}
 
 
@@ -311,7 +314,8 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
         ex.stage = "commit"
 
 
-_ENDS_TRANSACTION = re.compile(r"\s*(COMMIT|END|ROLLBACK|ABORT)\b(?!\s+PREPARED)", re.IGNORECASE)
+ENDS_TRANSACTION = re.compile(r"(?:^|;)\s*(commit|end|abort|rollback(?!\s+to\b)|prepare\s+transaction)\b(?!\s+prepared)", re.IGNORECASE)
+"""A statement (or one of several joined by ``;``) that ends the transaction it runs in."""
 
 
 class _Guard:
@@ -350,10 +354,10 @@ class _Guard:
         return self.plan.steps[min(len(self.ex.current_done), len(self.plan.steps) - 1)]
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        found = _ENDS_TRANSACTION.match(statement)
+        found = ENDS_TRANSACTION.search(statement)
         if found and not self.in_block:
             raise TransactionEndRefused(
-                f"{found.group(1).upper()} would end migmagic's transaction, so it was not run. For statements "
+                f"{' '.join(found.group(1).split()).upper()} would end migmagic's transaction, so it was not run. For statements "
                 "that cannot run in a transaction, use op.get_context().autocommit_block()."
             )
 
@@ -394,13 +398,14 @@ def migrate(
     *,
     progress: Progress | None = None,
     purge: bool = False,
-    inspect: Callable[[Plan], None] | None = None,
+    inspect: Inspect | None = None,
     after: Callable[[Execution], None] | None = None,
     rollback: bool = False,
 ) -> display.Outcome:
     """``upgrade``, ``downgrade`` or ``stamp`` to ``target``: the whole sequence for one plan.
 
-    ``inspect`` sees the plan under the lock before any step runs, and may
+    ``inspect(plan, conn)`` sees the plan under the lock before any step runs,
+    with the locked connection (to count rows, or copy the database), and may
     refuse it by raising; ``after`` sees the execution under the lock once the
     last step ran, before the commit. With ``rollback`` the command always
     rolls back (see :func:`locked`): a rehearsal.
@@ -415,7 +420,7 @@ def migrate(
                 verify(ex.conn, scripts, before)  # before planning: a plan from a missing head is Alembic's error, not ours
             the_plan = plan(command, target, scripts, before, purge=purge)
             if inspect is not None:
-                inspect(the_plan)
+                inspect(the_plan, ex.conn)
             done = ex.run(the_plan)
             heads = ex.heads()
             if after is not None:

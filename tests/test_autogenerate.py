@@ -101,7 +101,7 @@ def test_each_kind_of_change_is_detected_applied_and_reverted(migrator: Any, cas
     assert gen.cell.startswith(f'%%revision -m "evolve {case}"\n') and "\ndef upgrade():\n" in gen.cell
     if dialect == "sqlite" and switch not in ("add_table",):
         assert "batch_alter_table" in gen.cell
-    m.upgrade("head")
+    m.upgrade("head", accept_data_loss=True)  # "dropped column" drops a column with values, on purpose
     assert "No pending model changes" in repr(m.check(evolved))
     assert _count(m, "events") == 2 and _count(m, "venues") == 2  # rows survive
 
@@ -130,7 +130,7 @@ def test_a_table_dropped_from_the_models_is_left_alone_unless_asked(migrator: An
     assert list(asked.table["what"]) == ["drop table"]
     gen = m.revision("drop events", autogenerate=True, metadata=without_events, include_unmanaged=True)
     assert "op.drop_table('events')" in gen.cell
-    m.upgrade("head")
+    m.upgrade("head", accept_data_loss=True)  # drops the rows of events, on purpose
     assert tables(m.db.url) == {"venues"}
     m.downgrade("-1")
     assert tables(m.db.url) == {"venues", "events"}

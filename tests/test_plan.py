@@ -28,7 +28,7 @@ def test_a_caller_may_refuse_the_plan_under_the_lock(migrator: Migrator) -> None
     migrator.revision("create events", EVENTS)
     seen: list[run.Plan] = []
 
-    def refuse(plan: run.Plan) -> None:
+    def refuse(plan: run.Plan, conn: Any) -> None:
         seen.append(plan)
         raise UsageError("Refused after looking at the plan.")
 

@@ -1,0 +1,299 @@
+"""Restore points on SQLite: a copy of the database before each command that changes it, and ``restore``.
+
+Taking a point is an ``inspect`` hook of :func:`migmagic.run.migrate` (and of
+``--reapply``): under the migration lock, before any step runs, the database
+file is copied with SQLite's backup API into ``<file>.migmagic-restore/``
+beside it, as ``<n>-<UTC time>.db``, and ``index.json`` there records each
+point (point, taken at, before which command, revision then, size). The copy is
+read through a connection of its own: the command's connection holds the write
+lock (nobody else can change the file meanwhile) and its uncommitted work, such
+as a new ledger table, is not in the copy. The last ``keep`` points are kept;
+no point is taken when the plan has no step, when ``keep`` is 0, or when the
+disk has less than twice the database's size free (a note says so).
+
+:func:`put_back` restores a point *into* the live file, again with the backup
+API, so connections that have the file open see the restored database: the
+point is copied to a staging file, the ledger row of the restore (direction
+``restore``) is added there, after the point's own ledger, and the staging file
+is copied into the live file in one backup step. That step is one write
+transaction of SQLite: it takes the database's write lock (the migration lock
+on SQLite), waits for it at most ``lock_timeout``, and either replaces schema,
+rows, version table and ledger all at once or changes nothing. A restore does
+not take a restore point of its own.
+
+PostgreSQL and MySQL/MariaDB have no restore points: :func:`put_back` and
+:func:`listing` say so in one line and point to ``--dry-run`` and the data-loss
+guard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import display, ledger
+from .display import short_path
+from .errors import Fix, LockTimeout, RestoreUnavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .database import Database
+    from .run import Plan
+
+SUFFIX = ".migmagic-restore"
+INDEX = "index.json"
+COLUMNS = ["point", "taken at", "before", "revision then", "size"]
+_POINT_FILE = re.compile(r"^(\d+)-.*\.db$")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One restore point: its number, file (in the restore folder), when, before what, at which revision, bytes."""
+
+    point: int
+    file: str
+    taken_at: str  # UTC, "YYYY-MM-DD HH:MM:SS"
+    before: str  # the command, e.g. "upgrade head"
+    revision: str  # where the database was: "abc1", "abc1, def2" or "base"
+    size: int
+
+
+def folder_of(database_file: Path) -> Path:
+    """Where the restore points of ``database_file`` live: ``<file>.migmagic-restore/`` beside it."""
+    return database_file.with_name(database_file.name + SUFFIX)
+
+
+def points_of(database_file: Path) -> list[Point]:
+    """The restore points of ``database_file``, oldest first."""
+    try:
+        data = json.loads((folder_of(database_file) / INDEX).read_text(encoding="utf-8"))
+        return [Point(**item) for item in data["points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _write_index(folder: Path, points: list[Point]) -> None:
+    partial = folder / (INDEX + ".partial")
+    partial.write_text(json.dumps({"points": [asdict(p) for p in points]}, indent=1), encoding="utf-8")
+    os.replace(partial, folder / INDEX)
+
+
+def _size(database_file: Path) -> int:
+    wal = database_file.with_name(database_file.name + "-wal")
+    return database_file.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+# --------------------------------------------------------------------------- copying
+
+
+@contextlib.contextmanager
+def _sqlite(path: Path, *, read_only: bool = False, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:
+    target = f"{path.resolve().as_uri()}?mode=ro" if read_only else str(path)
+    conn = sqlite3.connect(target, uri=read_only, timeout=timeout, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+class _Busy(Exception):
+    pass
+
+
+def _copy(source: sqlite3.Connection, target: sqlite3.Connection, wait: float) -> None:
+    """Every page of ``source`` into ``target`` in one backup step, retried while the file is locked, at most ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+
+    def progress(status: int, _remaining: int, _total: int) -> None:
+        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
+            raise _Busy()
+
+    source.backup(target, pages=-1, progress=progress, sleep=0.05)
+
+
+# --------------------------------------------------------------------------- taking a point
+
+
+class Taker:
+    """The ``inspect`` hook that takes a restore point before the steps run (SQLite files only).
+
+    ``label`` names the command in the index (default: the plan's, such as
+    ``upgrade head``); ``notes`` says when no point could be taken.
+    """
+
+    def __init__(self, keep: int, *, wait: float = 30.0, label: str | None = None) -> None:
+        self.keep = keep
+        self.wait = wait
+        self.label = label
+        self.taken: Point | None = None
+        self.notes: list[str] = []
+
+    def __call__(self, plan: Plan, conn: Connection) -> None:
+        if self.keep <= 0 or conn.dialect.name != "sqlite" or not (plan.steps or plan.purge):
+            return
+        rows = conn.exec_driver_sql("PRAGMA database_list").fetchall()
+        file = next((r[2] for r in rows if r[1] == "main"), "")
+        if not file:
+            return  # an in-memory database: nothing to copy it beside
+        before = self.label or f"{plan.command} {plan.target}"
+        self.taken = take(Path(file), before, plan.before.where, self.keep, notes=self.notes, wait=self.wait)
+
+
+def take(database_file: Path, before: str, revision: str, keep: int, *, notes: list[str] | None = None, wait: float = 30.0) -> Point | None:
+    """Copy ``database_file`` as a new restore point and keep the last ``keep``; None (and a note) when skipped."""
+    notes = notes if notes is not None else []
+    folder = folder_of(database_file)
+    size = _size(database_file)
+    folder.mkdir(exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < 2 * size:
+        notes.append(
+            f"No restore point was taken before this {before}: {_mb(free)} free on disk, "
+            f"less than twice the database's {_mb(size)}."
+        )
+        return None
+    points = points_of(database_file)
+    used = [p.point for p in points] + [int(m.group(1)) for f in folder.iterdir() if (m := _POINT_FILE.match(f.name))]
+    number = max(used, default=0) + 1
+    now = datetime.now(timezone.utc)
+    name = f"{number}-{now:%Y%m%dT%H%M%SZ}.db"
+    partial = folder / (name + ".partial")
+    try:
+        with _sqlite(database_file, read_only=True) as source, _sqlite(partial) as copy:
+            _copy(source, copy, wait)
+        os.replace(partial, folder / name)
+    except (sqlite3.Error, OSError, _Busy) as exc:
+        partial.unlink(missing_ok=True)
+        reason = "the file stayed locked" if isinstance(exc, _Busy) else str(exc)
+        notes.append(f"No restore point was taken before this {before}: {reason}.")
+        return None
+    point = Point(number, name, now.strftime("%Y-%m-%d %H:%M:%S"), before, revision, (folder / name).stat().st_size)
+    points.append(point)
+    dropped, points = points[: max(len(points) - keep, 0)], points[max(len(points) - keep, 0):]
+    _write_index(folder, points)
+    for old in dropped:
+        (folder / old.file).unlink(missing_ok=True)
+    return point
+
+
+# --------------------------------------------------------------------------- listing and restoring
+
+
+def _file_of(db: Database) -> Path:
+    """The SQLite file of ``db``; a one-line error for other databases and in-memory SQLite."""
+    from sqlalchemy.engine import make_url
+
+    from .settings import engine_url
+
+    name = db.dialect_name
+    if name != "sqlite":
+        kind = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "mariadb": "MySQL/MariaDB"}.get(name, name)
+        raise RestoreUnavailable(
+            f"{kind} databases have no restore points: migmagic takes them on SQLite only.",
+            database=db.masked_url,
+            hint="Rehearse a change with {0}; the data-loss guard refuses an upgrade or downgrade that would destroy data.",
+            fixes=[Fix("upgrade", ("head",), (("dry_run", True),))],
+        )
+    database = make_url(engine_url(db.url)).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        raise RestoreUnavailable(f"{db.masked_url} is an in-memory database: it has no restore points.", database=db.masked_url)
+    return Path(database).resolve()
+
+
+def listing(db: Database) -> Any:
+    """The restore points of ``db``, oldest first: point, taken at (UTC), before, revision then, size."""
+    points = points_of(_file_of(db))
+    return display.table([(p.point, p.taken_at, p.before, p.revision, _mb(p.size)) for p in points], COLUMNS)
+
+
+@dataclass
+class _Chosen:
+    point: Point
+    path: Path
+    others: list[int] = field(default_factory=list)
+
+
+def _choose(db: Database, database_file: Path, point: int | str | None) -> _Chosen:
+    points = points_of(database_file)
+    numbers = [p.point for p in points]
+    if not points:
+        raise RestoreUnavailable(
+            f"{db.masked_url} has no restore points yet.",
+            database=db.masked_url,
+            hint="One is taken before each upgrade, downgrade, stamp and re-apply that changes the database.",
+        )
+    if point is None:
+        chosen = points[-1]
+    else:
+        wanted = str(point).strip()
+        found = [p for p in points if str(p.point) == wanted]
+        if not found:
+            raise RestoreUnavailable(
+                f"{db.masked_url} has no restore point {wanted}.",
+                database=db.masked_url, points=numbers,
+                hint=f"Its restore points are {', '.join(map(str, numbers))}.",
+            )
+        chosen = found[0]
+    path = folder_of(database_file) / chosen.file
+    if not path.is_file():
+        raise RestoreUnavailable(
+            f"Restore point {chosen.point} of {db.masked_url} is gone: {short_path(path)} does not exist.",
+            database=db.masked_url, points=numbers,
+        )
+    return _Chosen(chosen, path, numbers)
+
+
+def put_back(db: Database, point: int | str | None = None) -> display.Restored:
+    """Restore ``point`` (default: the latest) into the live file, and record it in the ledger."""
+    from .adapter import ALEMBIC_VERSION
+
+    database_file = _file_of(db)
+    chosen = _choose(db, database_file, point)
+    p = chosen.point
+    started = time.perf_counter()
+    staging = folder_of(database_file) / f".restoring-{p.point}.db"
+    staging.unlink(missing_ok=True)
+    try:
+        with _sqlite(chosen.path, read_only=True) as source, _sqlite(staging) as stage:
+            _copy(source, stage, db.lock_timeout)
+            _record(stage, ledger.row(
+                revision=p.revision[:64], direction="restore", message=f"restore point {p.point}, taken {p.taken_at} UTC before {p.before}",
+                seconds=None, source=None, alembic_version=ALEMBIC_VERSION,
+            ))
+            with _sqlite(database_file, timeout=0.05) as live:
+                _copy(stage, live, db.lock_timeout)
+    except _Busy:
+        raise LockTimeout(
+            f"{db.masked_url} is being migrated or read by someone else (waited {db.lock_timeout:g} s): nothing was restored.",
+            waited=db.lock_timeout,
+            hint="Try again when the other connection is done, or raise the lock timeout.",
+        ) from None
+    finally:
+        staging.unlink(missing_ok=True)
+    seconds = time.perf_counter() - started
+    return display.Restored(db.masked_url, p.point, p.taken_at, p.before, p.revision, seconds)
+
+
+def _record(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    """The restore's ledger row, in the staging copy (the ledger table is made if the point predates it)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("sqlite://", creator=lambda: conn, poolclass=sa.pool.StaticPool)
+    with engine.begin() as sa_conn:
+        ledger.ensure(sa_conn)
+        ledger.insert(sa_conn, [row])
