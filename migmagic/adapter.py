@@ -913,6 +913,66 @@ def _dialect(name: str) -> Any:
     return {"sqlite": sqlite, "postgresql": postgresql, "mysql": mysql, "mariadb": mysql}.get(name, sqlite).dialect()
 
 
+_SQLALCHEMY_ROOTS = {"op", "sa", "sqlalchemy", "postgresql", "mysql", "sqlite", "mssql", "oracle"}
+_DATA_CALLS = {
+    "execute": "it reads or writes data itself (op.execute)",
+    "bulk_insert": "it reads or writes data itself (op.bulk_insert)",
+    "get_bind": "it reads or writes data itself (op.get_bind())",
+    "get_context": "it uses the migration context itself (op.get_context())",
+    "run_async": "it runs code on the connection itself (op.run_async)",
+    "invoke": "it invokes operations itself (op.invoke)",
+}
+
+
+def _not_plain(source: str, function: str) -> str | None:
+    """Why ``function`` of a revision is more than ``op`` calls with SQLAlchemy arguments (None: it is not).
+
+    Such code (a loop, a sleep, a helper, data work) is not called to record its
+    operations: running it once more, outside the real run, could have effects.
+    """
+    tree = ast.parse(source)
+    roots = set(_SQLALCHEMY_ROOTS)
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("sqlalchemy", "alembic"):
+            roots |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            roots |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] == "sqlalchemy"}
+    found = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function), None)
+    if found is None:
+        return f"its {function}() is not a plain function"
+
+    def calls_ok(node: ast.AST, names: set[str]) -> str | None:
+        for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+            func = call.func
+            while isinstance(func, ast.Attribute | ast.Call | ast.Subscript):
+                if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "op" and func.attr in _DATA_CALLS:
+                    return _DATA_CALLS[func.attr]
+                func = func.func if isinstance(func, ast.Call) else func.value
+            if not (isinstance(func, ast.Name) and func.id in names):
+                return f"it runs code besides op calls (line {call.lineno})"
+        return None
+
+    def body_ok(statements: list[ast.stmt], names: set[str]) -> str | None:
+        for statement in statements:
+            if isinstance(statement, ast.Pass) or (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)):
+                continue
+            if isinstance(statement, ast.Expr | ast.Assign) and isinstance(statement.value, ast.Call | ast.List | ast.Tuple | ast.Constant):
+                why = calls_ok(statement.value, names)
+                if isinstance(statement, ast.Assign):
+                    names = names | {t.id for t in statement.targets if isinstance(t, ast.Name)}
+            elif isinstance(statement, ast.With) and all(isinstance(i.context_expr, ast.Call) for i in statement.items):
+                why = next((w for i in statement.items if (w := calls_ok(i.context_expr, names))), None)
+                inner = names | {i.optional_vars.id for i in statement.items if isinstance(i.optional_vars, ast.Name)}
+                why = why or body_ok(statement.body, inner)
+            else:
+                why = f"it runs code besides op calls (line {statement.lineno})"
+            if why:
+                return why
+        return None
+
+    return body_ok(found.body, roots)
+
+
 def record_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str) -> list[RecordedStep]:
     """The ``op`` calls of each upgrade or downgrade step, recorded without running them (stamps are skipped).
 
@@ -967,6 +1027,10 @@ def record_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str
         fn = getattr(module, step.direction, None)
         if fn is None:
             recorded.unfollowed = f"it has no {step.direction}()"
+            continue
+        why = _not_plain(scripts.info(step.revision).source, step.direction)
+        if why:  # the revision's own code is not run twice just to look at it
+            recorded.unfollowed = why
             continue
         operations._install_proxy()
         try:

@@ -228,33 +228,34 @@ class Database:
             database = url.database or ""
         except Exception:  # pragma: no cover - the engine was made from it
             where, database = "the server", ""
+
+        def failed(message: str, hint: str) -> ConnectionFailed:
+            # Scrubbed whole: a malformed URL can put its password in what reads as the database name.
+            return ConnectionFailed(self.scrub(message), url=self.masked_url, hint=self.scrub(hint))
+
         prefix = f"Cannot connect to {self.masked_url}:"
         if code == 1045 or sqlstate in ("28P01", "28000") or "password authentication failed" in lowered:
-            return ConnectionFailed(
+            return failed(
                 f"{prefix} authentication failed: the server refused the user name or password.",
-                url=self.masked_url,
                 hint="Check the user and password (keep the URL in the DATABASE_URL environment variable).",
             )
         if code in (1049, 1044) or sqlstate == "3D000" or re.search(r'database "[^"]*" does not exist', text):
-            return ConnectionFailed(
+            return failed(
                 f"{prefix} database {database!r} does not exist on {where}"
                 + (" (or this user may not use it)" if code == 1044 else "")
                 + ".",
-                url=self.masked_url,
                 hint=f"Create it (CREATE DATABASE {database}), or fix the database name in the URL.",
             )
         unreachable = ("connection refused", "could not translate host name", "timeout expired", "timed out", "no route to host", "name or service not known")
         why = next((w for w in unreachable if w in lowered), None)
         if code in (2002, 2003, 2005, 2006, 2013) or why:
-            return ConnectionFailed(
+            return failed(
                 f"{prefix} the server is unreachable: nothing answers at {where}" + (f" ({why})." if why else "."),
-                url=self.masked_url,
                 hint="Check that the server runs and that the host and port in the URL are right.",
             )
         reason = settings.scrub(text, self.url)
-        return ConnectionFailed(
+        return failed(
             f"{prefix} {reason[:300]}",
-            url=self.masked_url,
             hint="Check that the server runs and the URL is right.",
         )
 

@@ -542,11 +542,19 @@ def _history_class() -> type:
     if _HISTORY_CLASS is None:
         import pandas as pd
 
-        class History(_table_class()):  # type: ignore[misc]
-            """``history``: a :func:`table` with the revision graph beside it."""
+        shown = _table_class().__dict__
+
+        class History(pd.DataFrame):
+            """``history``: a :func:`table` with the revision graph beside it (a DataFrame's direct subclass)."""
 
             _metadata = ["empty_text", "_graph"]
             _graph: Any = None
+            empty_text = "No revisions yet."
+            # Shown as every table is: missing values blank, times to the second, text left-aligned.
+            _text_columns = shown["_text_columns"]
+            _blanked = shown["_blanked"]
+            to_string = shown["to_string"]
+            _table_html = shown["_repr_html_"]
 
             @property
             def _constructor(self) -> type:
@@ -576,7 +584,7 @@ def _history_class() -> type:
             def _repr_html_(self) -> str:
                 layout = self._aligned()
                 if layout is None or self.empty:
-                    return str(super()._repr_html_())
+                    return str(self._table_html())
                 return _history_html(self._blanked(), layout, pd.get_option("display.max_rows"))
 
         _HISTORY_CLASS = History

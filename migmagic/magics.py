@@ -84,6 +84,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
             (("target",), dict(help=_TARGET + "; with --sql, FROM:TO")),
             (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
             *_DRY_RUN_ARGS,
+            _ACCEPT_DATA_LOSS,
         ],
     ),
     "verify": (
@@ -91,7 +92,6 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         [
             (("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all, base to head)")),
             (("--metadata",), dict(metavar="NAME", help="the models to compare the schema at head with (default: the one in the notebook, if any)")),
-            _ACCEPT_DATA_LOSS,
         ],
     ),
     "merge": (

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import Shell, version
+from conftest import EVENTS, Shell, version
 from snapshot import snapshot, sqlite_bytes
 
 from migmagic import Migrator
@@ -220,3 +220,31 @@ def test_the_notebook_shows_the_table_and_names_the_options(ip_with_db: Shell) -
     assert "rows at stake" in text and "calibrations" in text.splitlines()[2]
     done = ip.ok("%migrate upgrade head --accept-data-loss")
     assert "Upgraded" in done.summary
+
+
+SIDE_EFFECT = '''def upgrade():
+    import pathlib
+
+    with pathlib.Path("ran.txt").open("a") as f:
+        f.write("ran\\n")
+    op.drop_table("events")
+
+
+def downgrade():
+    pass
+'''
+
+
+def test_the_guard_never_runs_a_revisions_own_code(workdir: Any, sqlite_url: str) -> None:
+    """Code besides op calls is not called to record it: it runs once, in the real run."""
+    from pathlib import Path
+
+    from migmagic import Migrator
+
+    m = Migrator.init(sqlite_url)
+    m.revision("create events table", EVENTS)
+    m.upgrade("head")
+    m.revision("side effect", SIDE_EFFECT)
+    outcome = m.upgrade("head")
+    assert Path("ran.txt").read_text() == "ran\n"
+    assert any("did not analyse" in n and "besides op calls" in n for n in outcome.notes), outcome.notes

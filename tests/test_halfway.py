@@ -258,8 +258,7 @@ def test_transactional_databases_write_no_journal(rollback_migrator: tuple[Any, 
 
 
 def test_resume_and_repair_as_magics(ip_empty: Shell, mariadb_url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ip_empty.ns["TEST_DB_URL"] = mariadb_url
-    ip_empty.ok("%migrate init $TEST_DB_URL")
+    ip_empty.ok(f"%migrate init {mariadb_url}")
     two = ip_empty.ok(f'%%revision -m "two tables"\n{TWO}').revision
     monkeypatch.setenv("MIGMAGIC_TEST_FAULT", "two.up.1.python")
     assert ip_empty.run("%migrate upgrade head").failed

@@ -181,7 +181,7 @@ def test_lock_timeout_from_config_and_lock_holder_in_status(ip_with_db: Shell) -
 KILLED = """
 import sys
 from migmagic import Migrator
-Migrator(sys.argv[1], sys.argv[2]).upgrade("head", accept_data_loss=True)  # no guard: it would run the hanging code while recording
+Migrator(sys.argv[1], sys.argv[2]).upgrade("head")
 """
 
 
