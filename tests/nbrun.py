@@ -88,11 +88,17 @@ def copy_to(notebook: Path, workdir: Path) -> Path:
     return target
 
 
-def texts(nb: Any) -> list[str]:
-    """Each code cell's visible text: streams, text/plain results and error lines."""
+def texts(nb: Any, *, expected_errors: bool = True) -> list[str]:
+    """Each code cell's visible text: streams, text/plain results and error lines.
+
+    Without ``expected_errors``, cells tagged ``raises-exception`` (a tutorial
+    showing a refusal on purpose) are left out.
+    """
     out = []
     for cell in nb.cells:
         if cell.cell_type != "code":
+            continue
+        if not expected_errors and "raises-exception" in cell.get("metadata", {}).get("tags", []):
             continue
         parts = []
         for o in cell.get("outputs", []):
