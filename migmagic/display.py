@@ -182,6 +182,17 @@ class Message:
         return f"<p>{html.escape(self.text)}</p>"
 
 
+LOG_COLUMNS = ["id", "revision", "direction", "message", "applied_at", "seconds", "checksum", "checksum_version", "migmagic_version", "alembic_version", "note"]
+
+
+def log_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """``log``: ledger rows (and the revisions applied outside migmagic) as a table."""
+    frame = table(rows, LOG_COLUMNS, "Nothing applied by migmagic yet.")
+    for col in ("id", "checksum_version"):
+        frame[col] = frame[col].astype("Int64")  # blank, not NaN, on the outside rows
+    return frame
+
+
 STEP_COLUMNS = ["revision", "message", "direction", "seconds"]
 
 

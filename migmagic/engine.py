@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import display, ledger, rehearse, revisionfile, run, settings, state
 from .database import Database
 from .display import short_path
-from .errors import Fix, InvalidTarget, UsageError, sql_render_failures, upgrade_after_write
+from .errors import Fix, InvalidTarget, UsageError, upgrade_after_write
 from .folder import EMPTY_BODY, Folder, unchanged
 
 if TYPE_CHECKING:
@@ -139,31 +139,10 @@ class Migrator:
             if not sep:
                 raise UsageError(f"{rev_range!r} is not a range.", hint="Use FROM:TO, e.g. -r base:head or -r abc1:.")
             ids = scripts.between(upper or "heads", lower or "base")
-        rows = []
-        for rev in ids:
-            info = scripts.info(rev)
-            entry = st.entries.get(rev)
-            applied = st.is_applied(rev)
-            flags = (
-                ("head", info.is_head), ("current", rev in st.heads), ("merge", info.is_merge),
-                ("branch point", info.is_branch_point), ("applied outside migmagic", applied and entry is None),
-            )
-            rows.append(
-                {
-                    "revision": rev,
-                    "parent": ", ".join(info.down_revisions) or "base",
-                    "message": info.message,
-                    "created": display.timestamp(info.created),
-                    "applied": (display.timestamp(entry.applied_at) if entry else None) if applied else None,
-                    "markers": ", ".join(m for m, on in flags if on) or None,
-                    "branch labels": ", ".join(info.branch_labels) or None,
-                }
-            )
         from . import graph  # pictures: the graph drawn beside the table
 
         layout = graph.layout(graph.nodes((scripts.info(r) for r in ids), st.applied, st.heads))
-        columns = ["revision", "parent", "message", "created", "applied", "markers", "branch labels"]
-        return display.history(rows, columns, layout, times=("created", "applied"))
+        return display.history(state.history_rows(scripts, st, ids), state.HISTORY_COLUMNS, layout, times=("created", "applied"))
 
     def graph(self, rev_range: str | None = None) -> display.Graph:
         """The revision graph alone, as a picture (SVG) and as text; ``rev_range`` as for :meth:`history`."""
@@ -362,18 +341,9 @@ class Migrator:
 
     def _sql(self, upgrade: bool, target: str) -> display.SQLScript:
         """Offline SQL for ``[FROM:]TO``; without FROM, from where the database is now."""
-        scripts = self.scripts()
         start, sep, end = target.rpartition(":")
-        if not sep:
-            heads = self.state(with_ledger=False).heads
-            if len(heads) > 1:
-                raise UsageError(f"The database is at {len(heads)} heads ({', '.join(heads)}).", hint="Give the start: FROM:TO --sql.")
-            start = heads[0] if heads else ""
-        with sql_render_failures({str(r.path): (r.id, r.message) for r in scripts.all()}, self.db.scrub):
-            sql, ran = rehearse.offline_sql(self.db, scripts, upgrade, start or None, end)
-        if not ran:
-            sql = f"-- Nothing to run: {start or 'base'} is already at {end}.\n"
-        return display.SQLScript(sql)
+        heads = None if sep else self.state(with_ledger=False).heads
+        return rehearse.sql(self.db, self.scripts(), upgrade, start if sep else None, end, heads)
 
     # ------------------------------------------------------------------ models and schema
 
@@ -444,12 +414,5 @@ class Migrator:
         """
         scripts = self.scripts()
         with self.db.reading() as conn:
-            rows = ledger.rows(conn)
-            st = state.of(conn, scripts)
-        outside = set(st.outside)
-        first = [{"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in outside]
-        cols = ["id", "revision", "direction", "message", "applied_at", "seconds", "checksum", "checksum_version", "migmagic_version", "alembic_version", "note"]
-        frame = display.table(first + rows, cols, "Nothing applied by migmagic yet.")
-        for col in ("id", "checksum_version"):
-            frame[col] = frame[col].astype("Int64")  # blank, not NaN, on the outside rows
-        return frame
+            rows, st = ledger.rows(conn), state.of(conn, scripts)
+        return display.log_table(state.outside_rows(scripts, st) + rows)

@@ -501,6 +501,21 @@ def failed(report: display.Rehearsal) -> RehearsalFailed:
 # =========================================================================== --sql that always works
 
 
+def sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None, end: str, heads: tuple[str, ...] | None) -> display.SQLScript:
+    """``--sql``: the SQL from ``start`` (None: the database's ``heads``) to ``end``; one line when it cannot be rendered."""
+    from .errors import sql_render_failures
+
+    if start is None:
+        if heads and len(heads) > 1:
+            raise UsageError(f"The database is at {len(heads)} heads ({', '.join(heads)}).", hint="Give the start: FROM:TO --sql.")
+        start = heads[0] if heads else ""
+    with sql_render_failures({str(r.path): (r.id, r.message) for r in scripts.all()}, db.scrub):
+        text, ran = offline_sql(db, scripts, upgrade, start or None, end)
+    if not ran:
+        text = f"-- Nothing to run: {start or 'base'} is already at {end}.\n"
+    return display.SQLScript(text)
+
+
 def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None, end: str) -> tuple[str, bool]:
     """Alembic's offline SQL; when Alembic cannot render it (SQLite batch mode), the SQL a rehearsal ran.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import journal, ledger
 
@@ -74,6 +74,42 @@ def compute(scripts: Scripts, heads: tuple[str, ...], entries: Mapping[str, ledg
     edited = [r for r in ordered if _edited(scripts, entries, r)]
     outside = [r for r in ordered if r not in entries] if with_ledger else []
     return State(heads, frozenset(applied), pending, missing, edited, outside, entries)
+
+
+HISTORY_COLUMNS = ["revision", "parent", "message", "created", "applied", "markers", "branch labels"]
+
+
+def history_rows(scripts: Scripts, st: State, ids: list[str]) -> list[dict[str, Any]]:
+    """``history``'s rows for revisions ``ids``: parent, message, created, applied, markers, branch labels."""
+    from .display import timestamp
+
+    rows = []
+    for rev in ids:
+        info = scripts.info(rev)
+        entry = st.entries.get(rev)
+        applied = st.is_applied(rev)
+        flags = (
+            ("head", info.is_head), ("current", rev in st.heads), ("merge", info.is_merge),
+            ("branch point", info.is_branch_point), ("applied outside migmagic", applied and entry is None),
+        )
+        rows.append(
+            {
+                "revision": rev,
+                "parent": ", ".join(info.down_revisions) or "base",
+                "message": info.message,
+                "created": timestamp(info.created),
+                "applied": (timestamp(entry.applied_at) if entry else None) if applied else None,
+                "markers": ", ".join(m for m, on in flags if on) or None,
+                "branch labels": ", ".join(info.branch_labels) or None,
+            }
+        )
+    return rows
+
+
+def outside_rows(scripts: Scripts, st: State) -> list[dict[str, Any]]:
+    """``log``'s first rows: revisions applied without a ledger row (by the ``alembic`` command), oldest first."""
+    outside = set(st.outside)
+    return [{"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in outside]
 
 
 def _edited(scripts: Scripts, entries: Mapping[str, ledger.Entry], rev: str) -> bool:
