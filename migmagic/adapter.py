@@ -142,6 +142,7 @@ class _CachedScriptDirectory(ScriptDirectory):
 
 
 _SKIP_FILE = re.compile(r"^(__init__|\.#|\.)")
+LEFTOVER_SUFFIX = ".before-reapply"
 
 
 def _exec_module(path: Path, source: str) -> types.ModuleType:
@@ -207,6 +208,7 @@ class ScriptCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.leftovers: list[Path] = []  # old bytes an interrupted --reapply kept (see migmagic.reapply)
         self._files: dict[str, _Loaded] = {}
         self._signature: tuple[tuple[str, int, int, int, int], ...] | None = None
         self._scripts: Scripts | None = None
@@ -215,10 +217,13 @@ class ScriptCache:
         """The folder's revision graph, parsed and checked; nothing touches a database."""
         versions = self.folder / "versions"
         entries: list[tuple[str, int, int, int, int]] = []
+        self.leftovers = []
         if versions.is_dir():
             with os.scandir(versions) as it:
                 for entry in it:
-                    if entry.name.endswith(".py") and not _SKIP_FILE.match(entry.name) and entry.is_file():
+                    if entry.name.startswith(".") and entry.name.endswith(LEFTOVER_SUFFIX):
+                        self.leftovers.append(versions / entry.name)
+                    elif entry.name.endswith(".py") and not _SKIP_FILE.match(entry.name) and entry.is_file():
                         st = entry.stat()
                         entries.append((entry.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
         entries.sort()

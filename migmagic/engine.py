@@ -81,8 +81,17 @@ class Migrator:
         self.db.dispose()
 
     def scripts(self) -> Scripts:
-        """The folder's checked revision graph (cached; re-read only what changed on disk)."""
-        return self.files.scripts()
+        """The folder's checked revision graph (cached; re-read only what changed on disk).
+
+        A re-apply killed before its commit left its old code beside the file: it is settled first.
+        """
+        scripts = self.files.scripts()
+        if self.files.leftovers():
+            from .reapply import settle
+
+            settle(self.db, self.files)
+            scripts = self.files.scripts()
+        return scripts
 
     def state(self, *, with_ledger: bool = True) -> State:
         """Where the database stands against the folder: applied, pending, edited, missing, outside."""
@@ -238,7 +247,7 @@ class Migrator:
         if existing is None:
             options = dict(head=head, branch_label=branch_label, depends_on=depends_on, rev_id=rev_id)
             result = self.files.write_new(scripts, message, body or EMPTY_BODY, **options)
-        elif self.files.same_body(existing, body):
+        elif self.files.same_body(existing, body) and self._applied_as_written(existing):
             result = unchanged(existing)
         elif not self.state(with_ledger=False).is_applied(existing.id):
             assert body is not None
@@ -254,12 +263,19 @@ class Migrator:
                 written.applied.notes += taker.notes
             return written
         else:
-            assert body is not None
-            raise self.files.refuse_applied(existing, body, self.db.masked_url)
+            with self.db.reading() as conn:
+                applied_source = ledger.applied_source(conn, existing.id)
+            raise self.files.refuse_applied(existing, body or revisionfile.body_of(existing.source), self.db.masked_url, applied_source)
         if apply:
             with upgrade_after_write(result.revision, result.path, written=result.action != "unchanged"):
                 result.applied = self.upgrade(result.revision, progress=progress)
         return result
+
+    def _applied_as_written(self, existing: Any) -> bool:
+        """Whether the ledger agrees that ``existing``'s file is what was applied (True when not applied or unknown)."""
+        st = self.state()
+        entry = st.entries.get(existing.id)
+        return not st.is_applied(existing.id) or entry is None or entry.checksum in (None, existing.checksum)
 
     def merge(self, revisions: str | list[str], message: str, rev_id: str | None = None) -> display.RevisionWritten:
         """Write a merge revision whose parents are ``revisions`` (e.g. ``heads``, or ids)."""

@@ -40,6 +40,31 @@ class Folder:
             self._cache = ScriptCache(self.path)
         return self._cache.load()
 
+    # ------------------------------------------------------------------ a re-apply's old bytes
+
+    @staticmethod
+    def kept_path(path: Path) -> Path:
+        from .adapter import LEFTOVER_SUFFIX
+
+        return path.with_name(f".{path.name}{LEFTOVER_SUFFIX}")
+
+    def keep_old(self, path: Path, old: bytes) -> None:
+        """Keep ``path``'s old bytes beside it until a re-apply committed (see :mod:`migmagic.reapply`)."""
+        replace(self.kept_path(path), lambda tmp: tmp.write_bytes(old))
+
+    def drop_old(self, path: Path) -> None:
+        self.kept_path(path).unlink(missing_ok=True)
+
+    def leftovers(self) -> list[tuple[Path, bytes]]:
+        """(revision file, old bytes) a re-apply kept and did not get to drop (it was killed part-way), as last read."""
+        kept = self._cache.leftovers if self._cache is not None else []
+        out = []
+        for leftover in kept:
+            from .adapter import LEFTOVER_SUFFIX
+
+            out.append((leftover.with_name(leftover.name[1:].removesuffix(LEFTOVER_SUFFIX)), leftover.read_bytes()))
+        return out
+
     def ensure(self, url: str, metadata: str | None = None) -> bool:
         """Write the Alembic environment if missing; True when files were written."""
         return environment.write(self.path, url, metadata=metadata)
@@ -139,15 +164,15 @@ class Folder:
         return display.RevisionWritten("rewrote", existing.id, existing.message, short_path(existing.path), existing.down_revisions)
 
     @staticmethod
-    def refuse_applied(existing: RevisionInfo, body: str, where: str) -> RevisionChanged:
-        """The error for a changed body of a revision applied to ``where``."""
+    def refuse_applied(existing: RevisionInfo, body: str, where: str, applied_source: str | None = None) -> RevisionChanged:
+        """The error for a changed body of a revision applied to ``where`` (``applied_source``: as the ledger has it)."""
         from .run import diff_text
 
         path = short_path(existing.path)
         return RevisionChanged(
             f"Revision {existing.id} ({existing.message!r}) is applied to {where}; the new code differs from it.",
             revision=existing.id,
-            diff=diff_text(revisionfile.body_of(existing.source), body, f"{path} (applied)", "new code"),
+            diff=diff_text(revisionfile.body_of(applied_source or existing.source), body, f"{path} (applied)", "new code"),
             hint="Downgrade first ({0}), or {1}.",
             fixes=[Fix("downgrade", (f"{existing.id}-1",)), Fix("revision", options=(("reapply", True),), cell=True)],
         )

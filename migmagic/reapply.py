@@ -23,6 +23,7 @@ run here with three acts under one lock; the file is written through
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ def reapply(
     else:
         job.step_by_step()
         how = "step by step"
+    folder.drop_old(existing.path)  # committed: the new code is what is applied
     done = job.done
     seconds = time.perf_counter() - started
     summary = (
@@ -111,6 +113,7 @@ class _Reapply:
 
     def _write(self) -> Scripts:
         self.stage = "write"
+        self.folder.keep_old(self.path, self.old_bytes)  # until the commit: a kill before it leaves them to put back
         return self.folder.write(self.path, self.text)
 
     def _upgrade(self, ex: run.Execution, scripts: Scripts) -> None:
@@ -218,6 +221,7 @@ class _Reapply:
         """The old file, byte for byte, once the new one may have been written; the cache re-reads it."""
         if self.stage in ("write", "upgrade", "commit"):
             self.folder.restore(self.path, self.old_bytes)
+            self.folder.drop_old(self.path)
             try:
                 self.folder.scripts()  # warm again, with the old code
             except MigmagicError:
@@ -255,6 +259,46 @@ class _Reapply:
             hint=(hint + run.statement_hint(statement)).strip(),
             scrub=self.db.scrub,
         )
+
+
+def settle(db: Database, folder: Folder) -> list[str]:
+    """Resolve what a re-apply killed part-way left behind: the revision file agrees with what is applied again.
+
+    A re-apply keeps the old bytes beside the file until it committed. Found later,
+    under the migration lock (so never while a re-apply runs): when the ledger says
+    the old code is applied (SQLite and PostgreSQL rolled the re-apply back), the
+    old bytes are put back; when it says the new code is, they are dropped; on
+    MySQL/MariaDB, where the downgrade committed and the new code is half-applied
+    (no applying ledger row), the new code is kept for ``resume``. Returns what it did.
+    """
+    from . import ledger
+    from .errors import LockTimeout
+    from .revisionfile import checksum
+
+    leftovers = folder.leftovers()
+    if not leftovers:
+        return []
+    done: list[str] = []
+    try:
+        with run.locked(db) as ex:
+            entries = ledger.latest(ex.conn)
+            folder.scripts()
+            for path, old in folder.leftovers():  # again, under the lock
+                old_text = old.decode("utf-8-sig", errors="replace")
+                found = re.search(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", old_text, re.MULTILINE)
+                entry = entries.get(found.group(1)) if found else None
+                now = checksum(path.read_text(encoding="utf-8-sig")) if path.exists() else None
+                if entry is not None and entry.checksum == now:
+                    folder.drop_old(path)
+                elif (entry is not None and entry.checksum == checksum(old_text)) or (entry is None and db.transactional_ddl):
+                    folder.restore(path, old)
+                    folder.drop_old(path)
+                    done.append(f"{short_path(path)} holds its old code again: the re-apply that wrote it did not commit.")
+                elif entry is None:
+                    folder.drop_old(path)  # MySQL/MariaDB: the new code is the one half-applied
+    except LockTimeout:
+        return []  # a re-apply is running: it settles itself
+    return done
 
 
 def _rollback(ex: run.Execution) -> None:
