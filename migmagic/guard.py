@@ -27,6 +27,7 @@ they see what the steps would see.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,9 +113,31 @@ def refusal(plan: Plan, analysis: Analysis) -> DataLossRefused:
     )
 
 
+_MAY_DESTROY = re.compile(r"\b(drop_table|drop_column|alter_column|execute|bulk_insert|get_bind|get_context|run_async)\b")
+
+
+def _may_destroy(plan: Plan) -> bool:
+    """Whether any step's function so much as names an operation that can destroy data, or data access.
+
+    A plan that does not (a fresh database brought to head by create_table and
+    add_column, say) has nothing at stake: nothing is recorded or counted.
+    """
+    for step in plan.steps:
+        if step.revision not in plan.scripts:
+            continue
+        source = plan.scripts.info(step.revision).source
+        function = re.search(rf"^(?:async\s+)?def {step.direction}\b.*?(?=^[^\s#]|\Z)", source, re.MULTILINE | re.DOTALL)
+        if function is None or _MAY_DESTROY.search(function.group(0)):
+            return True
+    return False
+
+
 def analyse(plan: Plan, conn: Connection) -> Analysis:
     """Record the plan's operations and count, on ``conn``, what they would destroy."""
     from .adapter import record_operations
+
+    if not _may_destroy(plan):
+        return Analysis()
 
     recorded = record_operations(plan.scripts, plan.steps, conn.dialect.name)
     counter = _Counter(conn)

@@ -440,7 +440,9 @@ def rehearse(
     planned = len(plan.steps) if plan else 0
     start_at = plan.before.where if plan else "base"
     if error is not None:
-        failure = error.message + (f" Failed statement: {' '.join(error.statement.split())[:300]}" if error.statement else "")
+        from .errors import sentences
+
+        failure = sentences(error.message, f"Failed statement: {' '.join(error.statement.split())[:300]}" if error.statement else None)
         summary = f"Dry run of {command} to {goal} failed after {len(steps)} of {planned} steps; {real.masked_url} was not changed."
         _mark_failed(capture.statements, error.statement)
     else:
