@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import display, ledger, state
+from . import collector, display, ledger, state
 from .display import short_path
 from .errors import Fix, MigmagicError, MigrationFailed, RevisionChanged, RevisionMissing
 
@@ -177,7 +177,8 @@ class Execution:
             if self.progress:
                 self.progress(len(self._plan_done), len(plan.steps), step)
 
-        adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, transaction_per_migration=self.per_step, purge=plan.purge)
+        with collector.held():
+            adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, transaction_per_migration=self.per_step, purge=plan.purge)
         return list(self._plan_done)
 
     def record(self, row: dict[str, Any]) -> None:
