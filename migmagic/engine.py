@@ -53,9 +53,10 @@ class Migrator:
         configured_url: str | None = None,
         lock_timeout: float = 30.0,
         cwd: str | os.PathLike[str] | None = None,
+        replay: bool = True,
     ) -> None:
         self.location = settings.resolve(url, directory, configured_url, cwd)
-        self.db = Database(self.location.url, lock_timeout)
+        self.db = Database(self.location.url, lock_timeout, replay=replay)
         self.files = Folder(self.location.folder)
 
     def __repr__(self) -> str:

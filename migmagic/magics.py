@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from traitlets import Float, Unicode, observe
+from traitlets import Bool, Float, Unicode, observe
 
 from .errors import UsageError
 
@@ -130,7 +130,7 @@ def overview() -> str:
         "",
         "%migrate COMMAND -h shows a command's options.",
         '%%revision -m "MESSAGE" [--apply] [--reapply] [--head REV] ...: a cell holding upgrade()/downgrade().',
-        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30.",
+        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30, %config Migrate.replay = False.",
     ]
     return "\n".join(lines)
 
@@ -222,6 +222,7 @@ class Migrate(Magics):
     url = URL(None, allow_none=True, help="Database URL (after the one given to %migrate init).").tag(config=True)
     directory = Unicode(None, allow_none=True, help="Revision folder (default: migrations/).").tag(config=True)
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
+    replay = Bool(True, help="Run pure-DDL revisions from the SQL recorded when Alembic first ran them.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Set before the traits load: a configured value notifies _settings_changed.
@@ -229,7 +230,7 @@ class Migrate(Magics):
         self._bound: tuple[str | None, str | None] = (None, None)
         super().__init__(shell=shell, **kwargs)
 
-    @observe("url", "directory", "lock_timeout")
+    @observe("url", "directory", "lock_timeout", "replay")
     def _settings_changed(self, _change: Any) -> None:
         if self._migrator is not None:
             self._migrator.close()
@@ -243,7 +244,7 @@ class Migrate(Magics):
             from .engine import Migrator
 
             url, folder = self._bound
-            self._migrator = Migrator(url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout)
+            self._migrator = Migrator(url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout, replay=self.replay)
         return self._migrator
 
     def _bind(self, url: str | None, folder: str | None) -> Any:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import collector, display, ledger, state
+from . import collector, display, ledger, replay, state
 from .display import short_path
 from .errors import Fix, MigmagicError, MigrationFailed, RevisionChanged, RevisionMissing
 
@@ -129,6 +129,7 @@ class Execution:
         self.stage = "lock"  # what the command was doing: lock, plan, run, commit, or a caller's own word
         self._plan_done: list[Step] = []
         self._position: tuple[str, ...] | None = None
+        self.replayed = 0  # steps whose recorded SQL ran in place of the revision's function (see migmagic.replay)
 
     def state(self, scripts: Scripts) -> State:
         """The database's state on this connection."""
@@ -177,8 +178,14 @@ class Execution:
             if self.progress:
                 self.progress(len(self._plan_done), len(plan.steps), step)
 
-        with collector.held():
-            adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, transaction_per_migration=self.per_step, purge=plan.purge)
+        replayer = replay.Replayer(self.conn, plan.scripts, plan.steps, per_step=self.per_step, alembic_version=adapter.ALEMBIC_VERSION) if self.db.replay else None
+        try:
+            with collector.held():
+                adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, transaction_per_migration=self.per_step, purge=plan.purge, replay=replayer)
+        finally:
+            if replayer is not None:  # a recording holds what Alembic sent for its revision, whatever came after
+                self.replayed += replayer.replayed
+                replayer.save()
         return list(self._plan_done)
 
     def record(self, row: dict[str, Any]) -> None:
@@ -274,7 +281,8 @@ def migrate(
         summary = f"Nothing to {command}: {db.masked_url} is at {where}."
     else:
         n = len(done)
-        summary = f"{PAST[command]} {db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
+        replayed = f" ({ex.replayed} replayed from recorded SQL)" if ex.replayed else ""
+        summary = f"{PAST[command]} {db.masked_url} to {where}: {n} step{'s' if n != 1 else ''}{replayed} in {seconds:.2f} s."
     return display.Outcome(summary, display.steps_table(done), ex.warnings())
 
 

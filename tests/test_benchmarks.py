@@ -18,17 +18,20 @@ EXPECTED_ROWS = [
     'reference: `ipython -c "import alembic"`',
     'reference: `python -c "import alembic"`',
     'reference: `python -c "import migmagic"`',
-    "`upgrade head`, SQLite, N = 6, in-process",
+    "`upgrade head`, SQLite, N = 6, in-process, recordings warm",
+    "`upgrade head`, SQLite, N = 6, in-process, first application",
     "reference: `upgrade head --sql`, SQLite, N = 6",
     "reference: Alembic's engine alone, SQLite, N = 6",
     "reference: Alembic in-process `command.upgrade`, SQLite, N = 6",
-    "`upgrade head`, SQLite, N = 12, in-process",
+    "`upgrade head`, SQLite, N = 12, in-process, recordings warm",
+    "`upgrade head`, SQLite, N = 12, in-process, first application",
     "reference: `upgrade head --sql`, SQLite, N = 12",
     "reference: Alembic's engine alone, SQLite, N = 12",
     "reference: Alembic in-process `command.upgrade`, SQLite, N = 12",
     "`upgrade head`, SQLite, N = 6, whole process",
     "`upgrade head`, SQLite, N = 12, whole process",
-    "`upgrade head`, PostgreSQL, N = 8",
+    "`upgrade head`, PostgreSQL, N = 8, in-process, recordings warm",
+    "`upgrade head`, PostgreSQL, N = 8, in-process, first application",
     "reference: same SQL via psycopg as one batch",
     "reference: Alembic in-process `command.upgrade`, PostgreSQL",
     "`downgrade base`, SQLite, N = 6",
@@ -40,7 +43,7 @@ EXPECTED_ROWS = [
     *(
         f"`%migrate upgrade head` in a kernel{part}"
         for n in (3, 4, 6, 12)
-        for part in (f", progress on, SQLite, N = {n} ", f", N = {n}: per revision above the direct SQL", f", N = {n}, against Alembic's engine alone")
+        for part in (f", progress on, SQLite, N = {n} ", f", N = {n}: per revision above the direct SQL", f", N = {n}, against Alembic's engine alone", f", N = {n}, recordings warm")
     ),
     "first `%migrate current` in a fresh kernel (after `%load_ext`), N = 12",
 ]
