@@ -545,6 +545,9 @@ def _upgrade_kernel(cfg: Config, tmp: Path, full: int) -> list[Row]:
             "direct": (lambda: k.timed(f"_bench._run_sqlite_script(__import__('pathlib').Path({str(direct_db)!r}), _script)"), fresh(direct_db)),
             "engine": (lambda: k.timed(f"_engine({_sqlite_url(engine_db)!r})"), fresh(engine_db)),
         }
+        if full == 300:  # the garbage collector as the kernel has it, for comparison
+            k.run("from migmagic import collector as _mm_collector")
+            subjects["gc_free"] = (lambda: k.timed("_mm_collector.ENABLED = False\n%migrate upgrade head\n_mm_collector.ENABLED = True"), no_recordings)
         s = timing.side_by_side(subjects, cfg.repeats, warmup=1)
     mm, direct, engine, replayed = s["migmagic"], s["direct"], s["engine"], s["replayed"]
     share = 1 - (engine.cpu_median or engine.median) / (mm.cpu_median or mm.median)
@@ -556,6 +559,10 @@ def _upgrade_kernel(cfg: Config, tmp: Path, full: int) -> list[Row]:
             f"upgrade_kernel_{full}_engine", f"`%migrate upgrade head` in a kernel, N = {n}, against Alembic's engine alone in the same kernel (migmagic's own share of the CPU: {share:.1%})",
             mm, f"Alembic's engine alone, one transaction ({engine.median * 1000:.0f} ms, CPU {(engine.cpu_median or 0) * 1000:.0f} ms)", engine,
             goal="share ≤ 5% (≤ 1.053)" if full == 300 else "report", goal_ratio=1 / 0.95 if full == 300 else None, on_cpu=True,
+        ),
+        *(
+            [Row(f"upgrade_kernel_{full}_gc", f"`%migrate upgrade head` in a kernel, N = {n}, collector held (heap frozen, threshold raised) against not held", mm, "the same with `migmagic.collector.ENABLED = False`", s["gc_free"], on_cpu=True)]
+            if "gc_free" in s else []
         ),
         Row(f"upgrade_kernel_{full}_replayed", f"`%migrate upgrade head` in a kernel, N = {n}, recordings warm (replayed)", replayed, direct_text, direct, goal="≤ 1.5" if full == 300 else "report", goal_ratio=1.5 if full == 300 else None, on_cpu=True),
     ]

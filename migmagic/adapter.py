@@ -578,15 +578,14 @@ class _BoundHeadMaintainer(HeadMaintainer):
 
     Alembic writes each id into the statement as a literal (for its offline
     mode), so SQLAlchemy compiles every one of them anew. Here the three
-    statements are compiled once per run and sent to the driver's cursor with
-    the ids as parameters: the same statements, rows and check (one row matched,
+    statements are compiled once per run and sent with ``exec_driver_sql``, the
+    ids as parameters: the same statements, rows and check (one row matched,
     where the driver counts rows); which of them a step needs is Alembic's
-    decision, unchanged. A refused statement raises SQLAlchemy's error for it.
+    decision, unchanged.
     """
 
     def _run(self, name: str, params: dict[str, str]) -> int:
         import sqlalchemy as sa
-        from sqlalchemy import exc as sa_exc
 
         compiled = getattr(self, "_migmagic_compiled", None)
         if compiled is None:
@@ -599,20 +598,11 @@ class _BoundHeadMaintainer(HeadMaintainer):
             compiled = self._migmagic_compiled = {k: v.compile(dialect=self.context.dialect) for k, v in statements.items()}
         c = compiled[name]
         values = c.construct_params(params)
-        args: Any = [values[k] for k in c.positiontup] if c.positional and c.positiontup is not None else values
+        args: Any = tuple(values[k] for k in c.positiontup) if c.positional and c.positiontup is not None else values
         conn = self.context.connection
         assert conn is not None
-        dbapi_conn = conn.connection.dbapi_connection
-        assert dbapi_conn is not None
-        error = self.context.dialect.loaded_dbapi.Error
-        cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute(c.string, args)
-            return int(cursor.rowcount)
-        except error as exc:
-            raise sa_exc.DBAPIError.instance(c.string, args, exc, error, dialect=self.context.dialect) from exc
-        finally:
-            cursor.close()
+        # Through exec_driver_sql: nothing compiled again, and the connection's cursor events see it.
+        return int(conn.exec_driver_sql(c.string, args).rowcount)
 
     def _insert_version(self, version: str) -> None:
         if self.context.as_sql:

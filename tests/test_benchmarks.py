@@ -45,6 +45,7 @@ EXPECTED_ROWS = [
         for n in (3, 4, 6, 12)
         for part in (f", progress on, SQLite, N = {n} ", f", N = {n}: per revision above the direct SQL", f", N = {n}, against Alembic's engine alone", f", N = {n}, recordings warm")
     ),
+    "`%migrate upgrade head` in a kernel, N = 6, collector held",
     "first `%migrate current` in a fresh kernel (after `%load_ext`), N = 12",
 ]
 MACHINE = ["CPU", "cores", "Python", "Alembic", "SQLAlchemy", "SQLite", "PostgreSQL"]
