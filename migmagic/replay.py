@@ -329,12 +329,16 @@ class Replayer:
     def _recording(self, digest: str, key: dict[str, Any], original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def recorded(**kw: Any) -> Any:
-            with capture(self.conn) as statements, warnings.catch_warnings(record=True) as warned:
-                warnings.simplefilter("always")
-                result = original(**kw)
-            for w in warned:  # handed on to whoever listens (the adapter keeps them for the user)
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-            if statements is not None and not warned and _recordable(statements):
+            warned: list[warnings.WarningMessage] = []
+            try:
+                with capture(self.conn) as statements, warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    warned = caught  # filled as warnings come, kept if the revision raises
+                    result = original(**kw)
+            finally:
+                for w in warned:  # handed on to whoever listens (the adapter keeps them for the user)
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+            if not warned and _recordable(statements):
                 self._new[digest] = (key, statements)
             return result
 
@@ -433,11 +437,11 @@ def forget() -> None:
 
 
 @contextlib.contextmanager
-def capture(conn: Connection) -> Iterator[list[tuple[str, Any]] | None]:
+def capture(conn: Connection) -> Iterator[list[tuple[str, Any]]]:
     """The statements sent to the cursor of ``conn`` during the block, with their parameters.
 
-    The list is emptied and replaced by None (not recordable) when a statement
-    used ``executemany`` or parameters that are not plain JSON values.
+    When a statement used ``executemany`` or parameters that are not plain JSON
+    values, the list ends holding a marker that makes it not recordable.
     """
     from sqlalchemy import event
 
@@ -460,9 +464,8 @@ def capture(conn: Connection) -> Iterator[list[tuple[str, Any]] | None]:
         statements.append((statement, params))
 
     event.listen(conn, "before_cursor_execute", listen)
-    holder: list[tuple[str, Any]] = statements
     try:
-        yield holder
+        yield statements
     finally:
         event.remove(conn, "before_cursor_execute", listen)
         if spoiled:
