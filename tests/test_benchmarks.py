@@ -46,6 +46,7 @@ EXPECTED_ROWS = [
         for part in (f", progress on, SQLite, N = {n} ", f", N = {n}: per revision above the direct SQL", f", N = {n}, against Alembic's engine alone", f", N = {n}, recordings warm")
     ),
     "`%migrate upgrade head` in a kernel, N = 6, collector held",
+    *(f"`Migrator.upgrade('head')` in the same kernel, N = {n}," for n in (3, 4, 6, 12)),
     "first `%migrate current` in a fresh kernel (after `%load_ext`), N = 12",
 ]
 MACHINE = ["CPU", "cores", "Python", "Alembic", "SQLAlchemy", "SQLite", "PostgreSQL"]
