@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Measure migmagic against the alembic command and against the same SQL run directly.",
     )
     p.add_argument("--quick", action="store_true", help="tiny workloads and one repeat: checks the suite runs")
+    p.add_argument("--long", action="store_true", help="also the largest workloads (kernel upgrade with N = 3,000)")
     p.add_argument("--only", action="append", metavar="NAME", help="run only this measurement (repeatable, or comma-separated): " + ", ".join(suite.MEASUREMENTS))
     p.add_argument("--repeats", type=int, default=None, metavar="K", help="runs per measurement (default 5, 1 with --quick)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the report (default {DEFAULT_OUT.name} next to this package)")
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         reason = "skipped (--no-postgres)" if postgres is None else machine.postgres_version(postgres)
         if postgres is None or reason.startswith("unavailable"):
             skipped["upgrade_postgres"] = [Row("upgrade_postgres", "`upgrade head`, PostgreSQL, N = 500", None, goal="≤ 1.2", goal_ratio=1.2, note=f"PostgreSQL {reason}")]
-    cfg = Config(quick=args.quick, repeats=repeats, postgres_admin=postgres)
+    cfg = Config(quick=args.quick, repeats=repeats, postgres_admin=postgres, long=args.long)
     details = machine.details(postgres)  # before the run: the load average is the machine's, not ours
     started = time.perf_counter()
     rows = suite.run(names, cfg, skipped, progress=lambda name: print(f"benchmarks: {name} ...", file=sys.stderr, flush=True))

@@ -5,7 +5,10 @@ Everything else in migmagic works with the plain objects defined here
 here, and nowhere else: ``ScriptDirectory._load_revisions`` (replaced, to load
 scripts from a cache), ``ScriptDirectory._upgrade_revs`` / ``_downgrade_revs`` /
 ``_stamp_revs`` (the plans of ``upgrade``/``downgrade``/``stamp``) and
-``RevisionMap._get_ancestor_nodes`` (what is applied below the current heads).
+``RevisionMap._get_ancestor_nodes`` (what is applied below the current heads),
+``HeadMaintainer`` (subclassed while steps run, so the version-table statements take
+their ids as parameters) and ``MigrationStep.migration_fn`` (set on a copy of a
+step whose recorded SQL replays it, see :mod:`migmagic.replay`).
 The supported Alembic range is pinned in ``pyproject.toml``.
 """
 
@@ -30,12 +33,13 @@ from typing import Any
 import alembic
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
+from alembic.runtime.migration import HeadMaintainer, MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from . import revisionfile
+from .cache import CodeCache
 from .display import short_path
 from .errors import AmbiguousMessage, InvalidTarget, RevisionNotFound, ScriptDirectoryError
 
@@ -145,8 +149,7 @@ _SKIP_FILE = re.compile(r"^(__init__|\.#|\.)")
 LEFTOVER_SUFFIX = ".before-reapply"
 
 
-def _exec_module(path: Path, source: str) -> types.ModuleType:
-    code = compile(source, str(path), "exec", dont_inherit=True)
+def _exec_module(path: Path, code: types.CodeType) -> types.ModuleType:
     module = types.ModuleType("migmagic_revision_" + re.sub(r"\W", "_", path.stem))
     module.__file__ = str(path)
     linecache.checkcache(str(path))
@@ -154,13 +157,8 @@ def _exec_module(path: Path, source: str) -> types.ModuleType:
     return module
 
 
-def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
-    rel = short_path(path)
-    try:
-        # As Python and Alembic read it: a UTF-8 BOM is allowed (and not part of the source or its checksum).
-        source = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ScriptDirectoryError(f"{rel} is not UTF-8 text.", path=str(path)) from None
+def _compile(path: Path, source: str, rel: str) -> types.CodeType:
+    """The script's code, once it parses, defines ``upgrade()`` and no ``async def`` upgrade or downgrade."""
     try:
         tree = ast.parse(source, str(path))
     except SyntaxError as exc:
@@ -174,8 +172,24 @@ def _load_file(path: Path, signature: tuple[int, ...]) -> _Loaded:
     problem = revisionfile.async_problem(tree)
     if problem:
         raise ScriptDirectoryError(f"{rel}: {problem}", hint="Nothing was run.", path=str(path))
+    return compile(tree, str(path), "exec", dont_inherit=True)  # from the tree: the text is parsed once
+
+
+def _load_file(path: Path, signature: tuple[int, ...], compiled: CodeCache | None = None) -> _Loaded:
+    rel = short_path(path)
     try:
-        module = _exec_module(path, source)
+        # As Python and Alembic read it: a UTF-8 BOM is allowed (and not part of the source or its checksum).
+        source = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ScriptDirectoryError(f"{rel} is not UTF-8 text.", path=str(path)) from None
+    key = compiled.key(source, path) if compiled is not None else ""
+    code = compiled.get(key) if compiled is not None else None
+    if code is None:
+        code = _compile(path, source, rel)  # a script that passed these checks is the only kind cached
+        if compiled is not None:
+            compiled.put(key, code)
+    try:
+        module = _exec_module(path, code)
     except (Exception, SystemExit) as exc:  # sys.exit() at import time is a broken script, not the kernel's end
         lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         at = f", line {lines[-1]}," if lines else ""
@@ -233,12 +247,19 @@ class ScriptCache:
 
         files: dict[str, _Loaded] = {}
         reread: dict[Path, _Loaded] = {}
-        for name, *stat in entries:
-            cached = self._files.get(name)
-            if cached is not None and cached.signature == tuple(stat):
-                files[name] = cached
-            else:
-                files[name] = reread[versions / name] = _load_file(versions / name, tuple(stat))
+        stale = [e for e in entries if (c := self._files.get(e[0])) is None or c.signature != tuple(e[1:])]
+        # Many files to read (a fresh kernel): their compiled code may be in migmagic's cache.
+        compiled = CodeCache() if len(stale) > 10 else None
+        try:
+            for name, *stat in entries:
+                cached = self._files.get(name)
+                if cached is not None and cached.signature == tuple(stat):
+                    files[name] = cached
+                else:
+                    files[name] = reread[versions / name] = _load_file(versions / name, tuple(stat), compiled)
+        finally:
+            if compiled is not None:
+                compiled.close()
         scripts = None
         if self._scripts is not None and files.keys() == self._files.keys():
             scripts = self._scripts.refreshed(reread)
@@ -549,6 +570,7 @@ def run_steps(
     purge: bool = False,
     on_start: Callable[[Step], None] | None = None,
     on_autocommit: Callable[[bool], None] | None = None,
+    replay: Any = None,
 ) -> None:
     """Run ``steps`` (a plan made by :meth:`Scripts.plan`) on ``connection``, the way ``env.py`` would.
 
@@ -563,6 +585,11 @@ def run_steps(
     so far commits, the block's statements run in autocommit mode, and a new
     transaction begins after it. ``on_autocommit(True)`` is called just before
     that commit, ``on_autocommit(False)`` once the new transaction has begun.
+
+    ``replay`` (a :class:`migmagic.replay.Replayer`) may give a step another
+    function to run in place of the revision's ``upgrade()``/``downgrade()``
+    (its recorded SQL); Alembic still runs the step: transaction, version
+    table, callbacks.
     """
     done = 0
     seen = 0
@@ -571,7 +598,7 @@ def run_steps(
         for s in steps:  # Alembic takes each step when the one before is done
             if on_start is not None:
                 on_start(s)
-            yield s._alembic
+            yield _with_function(s, replay) if replay is not None else s._alembic
 
     def on_version_apply(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         nonlocal done, seen
@@ -581,7 +608,7 @@ def run_steps(
         seen = len(warned)
         on_step(step)
 
-    with quiet() as warned:
+    with quiet() as warned, _bound_version_statements():
         if steps or purge:
             with EnvironmentContext(_config(scripts.folder), scripts.directory, fn=fn, purge=purge) as env:
                 env.configure(
@@ -617,6 +644,90 @@ def _own_transaction(ctx: MigrationContext, connection: Any, on_autocommit: Call
             on_autocommit(False)
 
     ctx.autocommit_block = autocommit_block  # type: ignore[method-assign]
+class _BoundHeadMaintainer(HeadMaintainer):
+    """Alembic's version-table bookkeeping, with the revision ids sent as parameters.
+
+    Alembic writes each id into the statement as a literal (for its offline
+    mode), so SQLAlchemy compiles every one of them anew. Here the three
+    statements are compiled once per run and sent with ``exec_driver_sql``, the
+    ids as parameters: the same statements, rows and check (one row matched,
+    where the driver counts rows); which of them a step needs is Alembic's
+    decision, unchanged.
+    """
+
+    def _run(self, name: str, params: dict[str, str]) -> int:
+        import sqlalchemy as sa
+
+        compiled = getattr(self, "_migmagic_compiled", None)
+        if compiled is None:
+            t = self.context._version
+            statements = {
+                "insert": t.insert().values(version_num=sa.bindparam("new")),
+                "delete": t.delete().where(t.c.version_num == sa.bindparam("old")),
+                "update": t.update().where(t.c.version_num == sa.bindparam("old")).values(version_num=sa.bindparam("new")),
+            }
+            compiled = self._migmagic_compiled = {k: v.compile(dialect=self.context.dialect) for k, v in statements.items()}
+        c = compiled[name]
+        values = c.construct_params(params)
+        args: Any = tuple(values[k] for k in c.positiontup) if c.positional and c.positiontup is not None else values
+        conn = self.context.connection
+        assert conn is not None
+        # Through exec_driver_sql: nothing compiled again, and the connection's cursor events see it.
+        return int(conn.exec_driver_sql(c.string, args).rowcount)
+
+    def _insert_version(self, version: str) -> None:
+        if self.context.as_sql:
+            return super()._insert_version(version)
+        assert version not in self.heads
+        self.heads.add(version)
+        self._run("insert", {"new": version})
+
+    def _delete_version(self, version: str) -> None:
+        if self.context.as_sql:
+            return super()._delete_version(version)
+        self.heads.remove(version)
+        self._one_row(self._run("delete", {"old": version}), f"deleting '{version}'")
+
+    def _update_version(self, from_: str, to_: str) -> None:
+        if self.context.as_sql:
+            return super()._update_version(from_, to_)
+        assert to_ not in self.heads
+        self.heads.remove(from_)
+        self.heads.add(to_)
+        self._one_row(self._run("update", {"old": from_, "new": to_}), f"updating '{from_}' to '{to_}'")
+
+    def _one_row(self, rowcount: int, what: str) -> None:
+        if self.context.dialect.supports_sane_rowcount and rowcount != 1:
+            raise CommandError(
+                f"Online migration expected to match one row when {what} in '{self.context.version_table}'; {rowcount} found"
+            )
+
+
+@contextlib.contextmanager
+def _bound_version_statements() -> Iterator[None]:
+    """Alembic's runtime uses :class:`_BoundHeadMaintainer` while the block runs (put back after)."""
+    from alembic.runtime import migration
+
+    original = migration.HeadMaintainer
+    migration.HeadMaintainer = _BoundHeadMaintainer  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        migration.HeadMaintainer = original  # type: ignore[misc]
+
+
+def _with_function(step: Step, replay: Any) -> Any:
+    """Alembic's step for ``step``, running the function ``replay`` gives for it (a copy when it differs)."""
+    alembic_step = step._alembic
+    original = getattr(alembic_step, "migration_fn", None)
+    if original is None or step.direction not in ("upgrade", "downgrade"):
+        return alembic_step
+    function = replay.function(step, original)
+    if function is original:
+        return alembic_step
+    alembic_step = copy.copy(alembic_step)
+    alembic_step.migration_fn = function
+    return alembic_step
 
 
 def render_sql(

@@ -55,9 +55,10 @@ def _table_of(statement: str) -> str | None:
 class Database:
     """A database URL, its engine (made on first use) and its migration lock."""
 
-    def __init__(self, url: str, lock_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, lock_timeout: float = 30.0, *, replay: bool = True) -> None:
         self.url = url
         self.lock_timeout = lock_timeout
+        self.replay = replay  # run pure-DDL revisions from recorded SQL (see migmagic.replay)
         self._engine: Engine | None = None
 
     def __repr__(self) -> str:

@@ -54,9 +54,10 @@ class Migrator:
         lock_timeout: float = 30.0,
         cwd: str | os.PathLike[str] | None = None,
         restore_points: int = 3,
+        replay: bool = True,
     ) -> None:
         self.location = settings.resolve(url, directory, configured_url, cwd)
-        self.db = Database(self.location.url, lock_timeout)
+        self.db = Database(self.location.url, lock_timeout, replay=replay)
         self.files = Folder(self.location.folder)
         self.kept_restore_points = restore_points  # SQLite: how many restore points to keep (0: none taken)
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 TABLE_NAME = "migmagic_ledger"
+INDEX_NAME = "ix_migmagic_ledger_revision"
 APPLYING = ("upgrade", "accept", "stamp", "repair")
 
 _table: Table | None = None
@@ -58,6 +59,8 @@ def table() -> Table:
             sa.Column("alembic_version", sa.String(32)),
             *_added(sa, mysql),
         )
+        # What latest() reads: the last row per revision, found in the index.
+        sa.Index(INDEX_NAME, _table.c.revision, _table.c.id)
     return _table
 
 
@@ -74,8 +77,26 @@ _complete: set[tuple[str, str]] = set()  # (engine URL, database) whose ledger h
 
 
 def ensure(conn: Connection) -> None:
-    """Create the ledger table if the database has none; add the columns an older one lacks."""
-    table().create(conn, checkfirst=True)
+    """Create the ledger table and its index where they are missing.
+
+    ``CREATE ... IF NOT EXISTS`` statements, no inspection: a ledger table made
+    before the index existed gets it on the first command that migrates. MySQL
+    (not MariaDB) has no ``CREATE INDEX IF NOT EXISTS``: there the index is
+    looked up first.
+    """
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    t = table()
+    conn.execute(CreateTable(t, if_not_exists=True))
+    (index,) = t.indexes
+    dialect = conn.dialect
+    if dialect.name == "mysql" and not getattr(dialect, "is_mariadb", False):
+        import sqlalchemy as sa
+
+        if index.name not in {ix["name"] for ix in sa.inspect(conn).get_indexes(TABLE_NAME)}:
+            conn.execute(CreateIndex(index))
+    else:
+        conn.execute(CreateIndex(index, if_not_exists=True))
     _add_columns(conn)
 
 
@@ -185,24 +206,52 @@ def latest(conn: Connection) -> dict[str, Entry]:
 
     A revision whose last row is a ``downgrade`` has no entry: whatever applied
     it again (the ``alembic`` command, say) left no checksum to compare with.
-    """
-    import sqlalchemy as sa
+    ``accept`` and ``stamp`` rows count as applying.
 
+    Only the last row of each revision is read (its id found in
+    ``ix_migmagic_ledger_revision`` alone), so the cost follows the number of
+    revisions, not the length of the ledger's history. A revision whose last row
+    has another direction than those (none today) is looked up again among its
+    applying and downgrade rows.
+    """
     if not exists(conn):
         return {}
-    t = table()
-    rows = conn.execute(
-        sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at)
-        .where(t.c.direction.in_((*APPLYING, "downgrade")))
-        .order_by(t.c.id)
-    )
-    out: dict[str, Entry] = {}
-    for rev, checksum, direction, applied_at in rows:
-        if direction == "downgrade":
-            out.pop(rev, None)
-        else:
-            out[rev] = Entry(rev, checksum, direction, applied_at)
-    return out
+    counted = (*APPLYING, "downgrade")
+    found = list(conn.execute(_latest()))
+    others = [rev for rev, _, direction, _ in found if direction not in counted]
+    if others:
+        found = [r for r in found if r[2] in counted] + list(conn.execute(_latest_counted(), {"revisions": others}))
+    return {rev: Entry(rev, checksum, direction, applied_at) for rev, checksum, direction, applied_at in found if direction != "downgrade"}
+
+
+_statements: dict[str, Any] = {}
+
+
+def _latest() -> Any:
+    """The last row of each revision: ``... JOIN (SELECT MAX(id) ... GROUP BY revision)``, built once."""
+    if "latest" not in _statements:
+        import sqlalchemy as sa
+
+        t = table()
+        last = sa.select(sa.func.max(t.c.id).label("id")).group_by(t.c.revision).subquery("last")
+        _statements["latest"] = sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at).join_from(t, last, t.c.id == last.c.id)
+    return _statements["latest"]
+
+
+def _latest_counted() -> Any:
+    """The last applying-or-downgrade row of each of the ``revisions`` given."""
+    if "counted" not in _statements:
+        import sqlalchemy as sa
+
+        t = table()
+        last = (
+            sa.select(sa.func.max(t.c.id).label("id"))
+            .where(t.c.revision.in_(sa.bindparam("revisions", expanding=True)), t.c.direction.in_((*APPLYING, "downgrade")))
+            .group_by(t.c.revision)
+            .subquery("last")
+        )
+        _statements["counted"] = sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at).join_from(t, last, t.c.id == last.c.id)
+    return _statements["counted"]
 
 
 def applied_source(conn: Connection, revision: str) -> str | None:

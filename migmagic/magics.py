@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from traitlets import Float, Int, Unicode, observe
+from traitlets import Bool, Float, Int, Unicode, observe
 
 from .errors import UsageError
 
@@ -193,7 +193,7 @@ def overview() -> str:
         "",
         "%migrate COMMAND -h shows a command's options.",
         '%%revision -m "MESSAGE" [--apply] [--reapply] [--head REV] ...: a cell holding upgrade()/downgrade().',
-        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30, %config Migrate.restore_points = 3.",
+        "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30, %config Migrate.restore_points = 3, %config Migrate.replay = False.",
     ]
     return "\n".join(lines)
 
@@ -286,6 +286,7 @@ class Migrate(Magics):
     directory = Unicode(None, allow_none=True, help="Revision folder (default: migrations/).").tag(config=True)
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
     restore_points = Int(3, help="SQLite: restore points kept, taken before each command that changes the database (0: none).").tag(config=True)
+    replay = Bool(True, help="Run pure-DDL revisions from the SQL recorded when Alembic first ran them.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Set before the traits load: a configured value notifies _settings_changed.
@@ -293,7 +294,7 @@ class Migrate(Magics):
         self._bound: tuple[str | None, str | None] = (None, None)
         super().__init__(shell=shell, **kwargs)
 
-    @observe("url", "directory", "lock_timeout", "restore_points")
+    @observe("url", "directory", "lock_timeout", "restore_points", "replay")
     def _settings_changed(self, _change: Any) -> None:
         if self._migrator is not None:
             self._migrator.close()
@@ -308,7 +309,8 @@ class Migrate(Magics):
 
             url, folder = self._bound
             self._migrator = Migrator(
-                url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout, restore_points=self.restore_points
+                url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout,
+                restore_points=self.restore_points, replay=self.replay,
             )
         return self._migrator
 

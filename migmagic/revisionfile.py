@@ -9,6 +9,7 @@ Alembic, no database.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ _STANDARD_IMPORTS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # every step's ledger row normalizes and checksums its revision's source
 def normalize(source: str) -> str:
     """Source as compared and checksummed: LF line endings, no trailing blanks.
 
@@ -40,6 +42,7 @@ def normalize(source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.lru_cache(maxsize=4096)
 def checksum(source: str) -> str:
     """SHA-256 of the normalized source (version :data:`CHECKSUM_VERSION`)."""
     return hashlib.sha256(normalize(source).encode("utf-8")).hexdigest()

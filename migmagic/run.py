@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import display, journal, ledger, state
+from . import collector, display, journal, ledger, replay, state
 from .display import short_path
 from .errors import (
     Fix,
@@ -154,6 +154,7 @@ class Execution:
         # (a revision's autocommit_block), as (steps done then, the step whose block it was).
         self.commits: list[tuple[list[Step], Step]] = []
         self._guard: _Guard | None = None
+        self.replayed = 0  # steps whose recorded SQL ran in place of the revision's function (see migmagic.replay)
 
     def state(self, scripts: Scripts) -> State:
         """The database's state on this connection."""
@@ -208,19 +209,29 @@ class Execution:
             if self.progress:
                 self.progress(len(self._plan_done), len(plan.steps), step)
 
-        if self.journal is None:
-            with _Guard(self, plan) as self._guard:
-                adapter.run_steps(
-                    self.conn, plan.scripts, plan.steps, on_step=self._checked(finished, plan),
-                    transaction_per_migration=False, purge=plan.purge, on_autocommit=self._guard.autocommit,
-                )
-            return list(self._plan_done)
-        with self.journal.watching():
-            try:
-                adapter.run_steps(self.conn, plan.scripts, plan.steps, on_step=finished, on_start=self.journal.start, transaction_per_migration=True, purge=plan.purge)
-            except BaseException:
-                self.journal.abandon()
-                raise
+        replayer = replay.Replayer(self.conn, plan.scripts, plan.steps, per_step=self.per_step, alembic_version=adapter.ALEMBIC_VERSION) if self.db.replay else None
+        try:
+            with collector.held():
+                if self.journal is None:
+                    with _Guard(self, plan) as self._guard:
+                        adapter.run_steps(
+                            self.conn, plan.scripts, plan.steps, on_step=self._checked(finished, plan),
+                            transaction_per_migration=False, purge=plan.purge, on_autocommit=self._guard.autocommit, replay=replayer,
+                        )
+                else:
+                    with self.journal.watching():
+                        try:
+                            adapter.run_steps(
+                                self.conn, plan.scripts, plan.steps, on_step=finished, on_start=self.journal.start,
+                                transaction_per_migration=True, purge=plan.purge, replay=replayer,
+                            )
+                        except BaseException:
+                            self.journal.abandon()
+                            raise
+        finally:
+            if replayer is not None:  # a recording holds what Alembic sent for its revision, whatever came after
+                self.replayed += replayer.replayed
+                replayer.save()
         return list(self._plan_done)
 
     def _checked(self, finished: Callable[[Step], None], plan: Plan) -> Callable[[Step], None]:
@@ -442,7 +453,8 @@ def migrate(
         summary = f"Nothing to {command}: {db.masked_url} is at {where}."
     else:
         n = len(done)
-        summary = f"{PAST[command]} {db.masked_url} to {where}: {n} step{'s' if n != 1 else ''} in {seconds:.2f} s."
+        replayed = f" ({ex.replayed} replayed from recorded SQL)" if ex.replayed else ""
+        summary = f"{PAST[command]} {db.masked_url} to {where}: {n} step{'s' if n != 1 else ''}{replayed} in {seconds:.2f} s."
     return display.Outcome(summary, display.steps_table(done), ex.warnings())
 
 

@@ -69,6 +69,17 @@ def fresh_database(kind: str, tmp_path: Any) -> Iterator[str]:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
 
 
+@pytest.fixture(autouse=True)
+def replay_store(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Each test records and replays in a store of its own (``XDG_CACHE_HOME`` in its temp dir)."""
+    from migmagic import replay
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    replay.forget()
+    yield replay.store_dir()
+    replay.forget()
+
+
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """A fresh empty database URL: SQLite, PostgreSQL and MariaDB in turn."""

@@ -18,17 +18,20 @@ EXPECTED_ROWS = [
     'reference: `ipython -c "import alembic"`',
     'reference: `python -c "import alembic"`',
     'reference: `python -c "import migmagic"`',
-    "`upgrade head`, SQLite, N = 6, in-process",
+    "`upgrade head`, SQLite, N = 6, in-process, recordings warm",
+    "`upgrade head`, SQLite, N = 6, in-process, first application",
     "reference: `upgrade head --sql`, SQLite, N = 6",
     "reference: Alembic's engine alone, SQLite, N = 6",
     "reference: Alembic in-process `command.upgrade`, SQLite, N = 6",
-    "`upgrade head`, SQLite, N = 12, in-process",
+    "`upgrade head`, SQLite, N = 12, in-process, recordings warm",
+    "`upgrade head`, SQLite, N = 12, in-process, first application",
     "reference: `upgrade head --sql`, SQLite, N = 12",
     "reference: Alembic's engine alone, SQLite, N = 12",
     "reference: Alembic in-process `command.upgrade`, SQLite, N = 12",
     "`upgrade head`, SQLite, N = 6, whole process",
     "`upgrade head`, SQLite, N = 12, whole process",
-    "`upgrade head`, PostgreSQL, N = 8",
+    "`upgrade head`, PostgreSQL, N = 8, in-process, recordings warm",
+    "`upgrade head`, PostgreSQL, N = 8, in-process, first application",
     "reference: same SQL via psycopg as one batch",
     "reference: Alembic in-process `command.upgrade`, PostgreSQL",
     "`downgrade base`, SQLite, N = 6",
@@ -36,6 +39,15 @@ EXPECTED_ROWS = [
     "reference: `status`, N = 12, first command of a new Migrator",
     "reference: Alembic in-process `command.current`, N = 12",
     "reference: Alembic in-process `command.history`, N = 12",
+    "`status`, N = 6, warm, after 2 downgrade/upgrade cycles",
+    *(
+        f"`%migrate upgrade head` in a kernel{part}"
+        for n in (3, 4, 6, 12)
+        for part in (f", progress on, SQLite, N = {n} ", f", N = {n}: per revision above the direct SQL", f", N = {n}, against Alembic's engine alone", f", N = {n}, recordings warm")
+    ),
+    "`%migrate upgrade head` in a kernel, N = 6, collector held",
+    *(f"`Migrator.upgrade('head')` in the same kernel, N = {n}," for n in (3, 4, 6, 12)),
+    "first `%migrate current` in a fresh kernel (after `%load_ext`), N = 12",
 ]
 MACHINE = ["CPU", "cores", "Python", "Alembic", "SQLAlchemy", "SQLite", "PostgreSQL"]
 
@@ -62,7 +74,8 @@ def test_quick_suite_writes_every_row(tmp_path: Path) -> None:
             continue
         assert re.fullmatch(r"[\d.]+ (ms|s)", cells[1]), row  # a median
         if cells[4] != "report":  # a goal: the verdict says met or by how much it missed
-            assert cells[5] == "met" or cells[5].startswith("missed: "), row
+            assert cells[5].startswith(("met (", "missed: ")), row
+        assert re.fullmatch(r"[\d.]+ (ms|s)|—", cells[7]), row  # CPU time, where measured
     for name in MACHINE:
         assert re.search(rf"^- {name}: \S", text, re.MULTILINE), name
     assert "quick" in text and done.stdout.startswith("| measurement")
