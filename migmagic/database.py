@@ -378,8 +378,16 @@ class Database:
             handle.close()
 
     def _timeout(self) -> LockTimeout:
+        try:
+            holder = self.lock_holder()
+        except Exception:  # saying who is a courtesy: the error stands without it
+            holder = None
+        if holder is None and self.dialect_name == "sqlite":
+            holder = "another process (it holds the lock file beside the database)"
+        who = f"{holder}; " if holder else ""
         return LockTimeout(
-            f"{self.masked_url} is being migrated by someone else (waited {self.lock_timeout:g} s).",
+            f"{self.masked_url} is being migrated by someone else ({who}waited {self.lock_timeout:g} s).",
+            holder=holder,
             waited=self.lock_timeout,
             hint="Try again when the other upgrade is done, or raise %config Migrate.lock_timeout.",
         )

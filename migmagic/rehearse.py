@@ -36,7 +36,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -280,6 +280,12 @@ def statement_kind(statement: str) -> str:
     return "revision"
 
 
+def _inlined(statement: str, parameters: Sequence[str]) -> str:
+    """``statement`` with its positional placeholders (``?``, ``%s``) replaced by the quoted ``parameters``."""
+    values = iter("'" + p.replace("'", "''") + "'" for p in parameters)
+    return re.sub(r"\?|%s", lambda _: next(values, "?"), statement)
+
+
 class Capture:
     """The statements a plan's steps send, each with its step, from the ``before_cursor_execute`` event.
 
@@ -319,7 +325,10 @@ class Capture:
             return
         step = self.plan.steps[self._index]
         params = None if not parameters else repr(parameters)[:200]
-        self.statements.append({"step": self._index + 1, "revision": step.revision, "kind": statement_kind(statement), "statement": statement.strip(), "parameters": params})
+        kind = statement_kind(statement)
+        if kind == "version table" and isinstance(parameters, tuple | list) and all(isinstance(p, str) for p in parameters):
+            statement, params = _inlined(statement, parameters), None  # revision ids: shown as the literal script would
+        self.statements.append({"step": self._index + 1, "revision": step.revision, "kind": kind, "statement": statement.strip(), "parameters": params})
 
     def _commit(self, conn: Any) -> None:
         if self._index is not None and self.plan is not None:

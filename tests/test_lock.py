@@ -130,8 +130,10 @@ def test_held_lock_means_a_bounded_wait_and_a_one_line_error(workdir: Path, db_u
             assert dict(m.status().fields)["lock"] != "free"
             with pytest.raises(LockTimeout) as caught:
                 m.upgrade("head")
+            holder = dict(m.status().fields)["lock"]
+            assert caught.value.holder == holder  # named, as status names it
             assert str(caught.value) == (
-                f"{m.db.masked_url} is being migrated by someone else (waited 1 s). "
+                f"{m.db.masked_url} is being migrated by someone else ({holder}; waited 1 s). "
                 "Try again when the other upgrade is done, or raise %config Migrate.lock_timeout."
             )
             assert caught.value._render_traceback_() == [f"LockTimeout: {caught.value}"]
@@ -168,7 +170,7 @@ def test_lock_timeout_from_config_and_lock_holder_in_status(ip_with_db: Shell) -
                 assert holder == "another connection (SQLite write lock)"
             run = ip_with_db.run("%migrate upgrade head")
             assert run.failed
-            assert "is being migrated by someone else (waited 0.5 s)" in run.output
+            assert f"is being migrated by someone else ({holder}; waited 0.5 s)" in run.output
             assert len(run.output.strip().splitlines()) == 1, run.output
     finally:
         other.dispose()
