@@ -1159,3 +1159,39 @@ def record_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str
         finally:
             operations._remove_proxy()
     return out
+
+
+# =========================================================================== rendering a cell offline
+#
+# ``%%revision`` checks, before anything is written, that the cell's operations
+# compile for the session's database: ``sa.String()`` without a length, say, is
+# refused on MySQL/MariaDB while the cell is being written, not at upgrade time.
+# Only a body of plain ``op`` calls is rendered (the same test as the guard's),
+# with Alembic's offline (``--sql``) context: nothing reaches a database.
+
+
+def compile_problem(body: str, dialect_name: str) -> str | None:
+    """Why ``body``'s ``upgrade()`` does not compile for ``dialect_name`` (None: it does, or it is not plain op calls)."""
+    from alembic.operations import Operations
+    from sqlalchemy.exc import CompileError
+
+    source = "from alembic import op\nimport sqlalchemy as sa\n\n" + body
+    try:
+        if _not_plain(source, "upgrade") is not None:
+            return None
+        namespace: dict[str, Any] = {"__name__": "migmagic_cell_check"}
+        exec(compile(source, "<%%revision cell>", "exec", dont_inherit=True), namespace)
+        upgrade = namespace.get("upgrade")
+        if not callable(upgrade):
+            return None
+        with quiet():
+            ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": io.StringIO()})
+            with Operations.context(ctx):
+                upgrade()
+    except CompileError as exc:
+        text = " ".join(str(exc).split())
+        text = re.sub(r"\(Background on this error at: [^)]*\)", "", text).strip()
+        return re.sub(r"Compiler <[^>]*> ", "", text).rstrip(".")
+    except Exception:  # anything else (batch mode offline, say) is for the real run to say
+        return None
+    return None

@@ -191,13 +191,35 @@ def text(tables: Sequence[Table], focus: Iterable[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def draw(tables: Sequence[Table], focus: Iterable[str] | None = None) -> Diagram:
+def draw(
+    tables: Sequence[Table], focus: Iterable[str] | None = None, *, added: Collection[Mark] = (), removed: Collection[Mark] = ()
+) -> Diagram:
     """The diagram of ``tables`` (or of ``focus`` and its neighbours) as a display value: SVG and text."""
     from .display import Diagram
 
     focus = list(focus or ())
-    text_form = dot(tables, focus)
+    text_form = dot(tables, focus, added=added, removed=removed)
     return Diagram(render_svg(text_form), text(tables, focus), text_form)
+
+
+def changes(before: Sequence[Table], after: Sequence[Table]) -> tuple[list[Table], set[Mark], set[Mark]]:
+    """What a plan does to the schema, to draw: the tables after it (those it removes kept, with removed
+    columns too), and the tables and (table, column) pairs it adds and removes."""
+    old = {t.name: t for t in before}
+    new = {t.name: t for t in after}
+    added: set[Mark] = {name for name in new if name not in old}
+    removed: set[Mark] = {name for name in old if name not in new}
+    drawn = []
+    for name, table in new.items():
+        if name in old:
+            kept = {c.name for c in table.columns}
+            gone = [c for c in old[name].columns if c.name not in kept]
+            added |= {(name, c.name) for c in table.columns if c.name not in {x.name for x in old[name].columns}}
+            removed |= {(name, c.name) for c in gone}
+            table = Table(name, (*table.columns, *gone), table.foreign_keys)
+        drawn.append(table)
+    drawn += [old[name] for name in old if name not in new]
+    return sorted(drawn, key=lambda t: t.name), added, removed
 
 
 # --------------------------------------------------------------------------- rendering

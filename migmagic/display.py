@@ -664,6 +664,8 @@ class Rehearsal:
     failed_statement: str | None = None
     sql: str = ""
     """The statements the revisions ran and the version-table updates, as a script."""
+    described: list[Any] = field(default_factory=list, repr=False)
+    """The schema of the copy after the plan, as :func:`migmagic.schema.describe` reads it (for ``diagram --dry-run``)."""
 
     @property
     def failed(self) -> bool:

@@ -124,7 +124,10 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
     ),
     "diagram": (
         "The schema as an entity-relationship diagram (needs pip install 'migmagic[diagrams]').",
-        [(("tables",), dict(nargs="*", metavar="TABLE", help="draw these tables and their direct neighbours (default: all)"))],
+        [
+            (("tables",), dict(nargs="*", metavar="TABLE", help="draw these tables and their direct neighbours (default: all)")),
+            (("--dry-run",), dict(metavar="TARGET", help="the schema after upgrading (or downgrading) to TARGET, rehearsed on a scratch copy: added green, removed red")),
+        ],
     ),
     "resume": ("MySQL/MariaDB: finish a half-applied revision, skipping the statements that committed (checked against the file).", []),
     "repair": (
@@ -464,7 +467,7 @@ class Migrate(Magics):
         return self.migrator.graph(a.rev_range)
 
     def _cmd_diagram(self, a: argparse.Namespace) -> Any:
-        return self.migrator.diagram(a.tables)
+        return self.migrator.diagram(a.tables, dry_run=a.dry_run)
 
     def _cmd_resume(self, a: argparse.Namespace) -> Any:
         with _progress() as progress:

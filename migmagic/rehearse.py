@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import display, run, settings, snapshot
+from . import display, run, schema, settings, snapshot
 from .database import Database
 from .errors import (
     Fix,
@@ -420,6 +420,7 @@ def rehearse(
             _still_in_transaction(ex, seen.get("transaction"))
         seen["heads"] = ex.heads()
         seen["snapshot"], seen["counts"] = snapshot.take(ex.conn), snapshot.row_counts(ex.conn)
+        seen["described"] = schema.describe(ex.conn)
 
     started = time.perf_counter()
     error: MigrationFailed | None = None
@@ -468,6 +469,7 @@ def rehearse(
         row_counts=_counts(count_rows),
         statements=capture.frame(), sql=capture.script(), warnings=warnings, caveats=caveats, findings=seen.get("findings", []),
         failure=failure, failed_revision=error.revision if error else None, failed_statement=error.statement if error else None,
+        described=seen.get("described", []),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import Shell
+from conftest import Shell, version
 
 from migmagic import diagram
 from migmagic.errors import DiagramError, GraphvizMissing, UsageError
@@ -268,3 +268,28 @@ def test_an_empty_database_draws_a_note(workdir: Path, sqlite_url: str) -> None:
     finally:
         m.close()
     assert "(no tables)" in text_of(assert_inert(d.svg)) and repr(d) == "(no tables)"
+
+
+def test_diagram_dry_run_marks_what_the_plan_adds_and_removes(workdir: Any, sqlite_url: str) -> None:
+    """``%migrate diagram --dry-run TARGET``: the schema after the plan, rehearsed on a copy, changes marked."""
+    from migmagic import Migrator
+    from migmagic.diagram import ADDED, REMOVED
+
+    m = Migrator.init(sqlite_url)
+    m.revision("create events", '''def upgrade():
+    op.create_table("events", sa.Column("id", sa.Integer, primary_key=True), sa.Column("old_note", sa.String(50)))
+''')
+    m.upgrade("head")
+    m.revision("venues", '''def upgrade():
+    op.create_table("venues", sa.Column("id", sa.Integer, primary_key=True))
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("old_note")
+        batch.add_column(sa.Column("venue_id", sa.Integer, sa.ForeignKey("venues.id", name="fk_events_venue")))
+''')
+    before = version(sqlite_url)
+    picture = m.diagram(dry_run="head")
+    assert version(sqlite_url) == before  # rehearsed: the real database is where it was
+    ET.fromstring(picture.svg)
+    assert f'<font color="{ADDED[0]}">venue_id' in picture.dot or f'color="{ADDED[0]}"' in picture.dot
+    assert REMOVED[0] in picture.dot and "old_note" in picture.dot and "venues" in picture.dot
+    assert picture.dot.count("->") == 1  # the new foreign key, drawn
