@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import display, ledger, rehearse, revisionfile, run, settings, state
 from .database import Database
 from .display import short_path
-from .errors import Fix, InvalidTarget, RevisionCellError, UsageError, upgrade_after_write
+from .errors import Fix, InvalidTarget, UsageError, upgrade_after_write
 from .folder import EMPTY_BODY, Folder, unchanged
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class Migrator:
         message = revisionfile.check_message(message)
         if body is not None:
             revisionfile.check_body(body)
-            self._check_compiles(body)
+            self.files.check_compiles(body, self.db.dialect_name)
         revisionfile.check_rev_id(rev_id)
         self.ensure_folder()
         scripts = self.scripts()
@@ -272,17 +272,6 @@ class Migrator:
             with upgrade_after_write(result.revision, result.path, written=result.action != "unchanged"):
                 result.applied = self.upgrade(result.revision, progress=progress)
         return result
-
-    def _check_compiles(self, body: str) -> None:
-        """Refuse a body whose operations do not compile for this database (rendered offline; nothing written)."""
-        from .adapter import compile_problem
-
-        problem = compile_problem(body, self.db.dialect_name)
-        if problem:
-            raise RevisionCellError(
-                f"The revision does not compile for {self.db.dialect_name}: {problem}.",
-                hint="Give the type what this database needs (for a string, a length: sa.String(255)). Nothing was written.",
-            )
 
     def _applied_as_written(self, existing: Any) -> bool:
         """Whether the ledger agrees that ``existing``'s file is what was applied (True when not applied or unknown)."""
@@ -410,19 +399,13 @@ class Migrator:
             described = schema.describe(conn)
         if dry_run is None:
             return diagram.draw(described, tables)
-        report = rehearse.dry_run(self.db, self.scripts(), self.plan_direction(dry_run), dry_run)
+        direction = "upgrade" if rehearse.is_upgrade(self.plan, dry_run) else "downgrade"
+        report = rehearse.dry_run(self.db, self.scripts(), direction, dry_run)
         if report.failed:
             raise rehearse.failed(report)
         drawn, added, removed = diagram.changes(described, report.described)
         return diagram.draw(drawn, tables, added=added, removed=removed)
 
-    def plan_direction(self, target: str) -> str:
-        """``upgrade`` when going to ``target`` is an upgrade (or nothing), else ``downgrade``."""
-        try:
-            self.plan("upgrade", target)
-            return "upgrade"
-        except InvalidTarget:
-            return "downgrade"
 
     # ------------------------------------------------------------------ integrity
 

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import display, environment, revisionfile
 from .display import short_path
-from .errors import Fix, MigmagicError, RevisionChanged, RevisionWriteFailed, UsageError
+from .errors import (
+    Fix,
+    MigmagicError,
+    RevisionCellError,
+    RevisionChanged,
+    RevisionWriteFailed,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from .adapter import RevisionInfo, Scripts
@@ -139,6 +146,18 @@ class Folder:
         return display.RevisionWritten("wrote", new_id, message, short_path(path), tuple(parents))
 
     # ------------------------------------------------------------------ existing revisions
+
+    @staticmethod
+    def check_compiles(body: str, dialect_name: str) -> None:
+        """Refuse a body whose operations do not compile for ``dialect_name`` (rendered offline; nothing written)."""
+        from .adapter import compile_problem
+
+        problem = compile_problem(body, dialect_name)
+        if problem:
+            raise RevisionCellError(
+                f"The revision does not compile for {dialect_name}: {problem}.",
+                hint="Give the type what this database needs (for a string, a length: sa.String(255)). Nothing was written.",
+            )
 
     @staticmethod
     def same_body(existing: RevisionInfo, body: str | None) -> bool:

@@ -36,7 +36,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -490,6 +490,15 @@ def _mark_failed(statements: list[dict[str, Any]], failed: str | None) -> None:
             statements[i]["kind"] += " (failed)"
             del statements[i + 1:]
             return
+
+
+def is_upgrade(plan: Callable[[str, str], run.Plan], target: str) -> bool:
+    """Whether going to ``target`` is an upgrade (or nothing to do) rather than a downgrade."""
+    try:
+        plan("upgrade", target)
+        return True
+    except InvalidTarget:
+        return False
 
 
 def dry_run(
