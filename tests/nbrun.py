@@ -13,12 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL_NAME = "migmagic-test"
 # What running a tutorial leaves behind: not part of a copy of the notebooks folder.
-GENERATED = ("*.db", "*-migmagic.lock", "migrations", "*.html", ".ipynb_checkpoints", "__pycache__")
+GENERATED = ("*.db", "*-migmagic.lock", "migrations", "*.html", ".ipynb_checkpoints", "__pycache__", "*.migmagic-restore")
 
 
 def tutorials() -> list[Path]:
     """Every tutorial notebook in the repository's notebooks folder."""
-    return sorted(p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def copy_notebooks(target: Path) -> Path:

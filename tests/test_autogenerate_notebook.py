@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "models-and-autogenerate" / "models-and-autogenerate.ipynb"
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "models-and-autogenerate.ipynb"
 
 pytestmark = pytest.mark.notebook
 
@@ -51,7 +51,7 @@ def test_tutorial_runs_twice_with_the_same_results(tmp_path: Path, monkeypatch: 
     shutil.copy(NOTEBOOK, folder / NOTEBOOK.name)
 
     first = _execute(folder)
-    versions = sorted(p.name for p in (folder / "migrations" / "versions").glob("*.py"))
+    versions = sorted(p.name for p in (folder / "models-and-autogenerate" / "migrations" / "versions").glob("*.py"))
     assert len(versions) == 3
 
     # What the first run shows.
@@ -92,7 +92,7 @@ def test_tutorial_runs_twice_with_the_same_results(tmp_path: Path, monkeypatch: 
 
     # Run All again in the same folder: nothing new written, the same results.
     second = _execute(folder)
-    assert sorted(p.name for p in (folder / "migrations" / "versions").glob("*.py")) == versions
+    assert sorted(p.name for p in (folder / "models-and-autogenerate" / "migrations" / "versions").glob("*.py")) == versions
     assert "already applied: nothing written" in _cell(second, "first = ")
     assert "Nothing to upgrade" in _cells(second, "%migrate upgrade head")[0]
     twice = results(second)

@@ -105,7 +105,7 @@ def test_interactive_notebook_places_the_cell(kernel: Any) -> None:
 def test_nbclient_run_of_the_models_tutorial_promises_no_next_cell(tmp_path: Path) -> None:
     """nbconvert and papermill insert no cell, so the tutorial must not say the code is in one."""
     work = tmp_path / "models"
-    nb = execute(copy_to(NOTEBOOKS / "models-and-autogenerate" / "models-and-autogenerate.ipynb", work), work)
+    nb = execute(copy_to(NOTEBOOKS / "models-and-autogenerate.ipynb", work), work)
     out = "\n".join(texts(nb))
     assert "Wrote revision" in out
     assert NOTE not in out

@@ -47,12 +47,12 @@ def test_notebook_runs_twice_and_agrees_on_ids(notebook: Path, tmp_path: Path) -
     assert _revision_files(fresh_dir) == files_once
 
 
-GETTING_STARTED = NOTEBOOKS / "getting-started" / "getting-started.ipynb"
+GETTING_STARTED = NOTEBOOKS / "getting-started.ipynb"
 
 
 def _assert_walkthrough(nb: Any, url: str) -> None:
     out = "\n".join(texts(nb))
-    assert re.search(r"Revision [0-9a-f]{12} \('create events table'\)|Wrote revision [0-9a-f]{12} \('create events table'\) to migrations/versions/", out)
+    assert re.search(r"Revision [0-9a-f]{12} \('create events table'\)|Wrote revision [0-9a-f]{12} \('create events table'\) to getting-started/migrations/versions/", out)
     assert re.search(rf"Upgraded {re.escape(url)} to [0-9a-f]{{12}}", out)
     assert "ALTER TABLE events ADD COLUMN venue VARCHAR(200)" in out
     assert f"Downgraded {url}" in out
@@ -66,7 +66,7 @@ def test_getting_started_shows_the_walkthrough(tmp_path: Path) -> None:
     work = tmp_path / "gs"
     nb = execute(copy_to(GETTING_STARTED, work), work)
     out = "\n".join(texts(nb))
-    assert re.search(r"Wrote revision [0-9a-f]{12} \('create events table'\) to migrations/versions/", out)
+    assert re.search(r"Wrote revision [0-9a-f]{12} \('create events table'\) to getting-started/migrations/versions/", out)
     assert re.search(r"Upgraded sqlite:///migmagic.db to [0-9a-f]{12}: 1 step", out)
     _assert_walkthrough(nb, "sqlite:///migmagic.db")
     assert (work / "migmagic.db").is_file()
