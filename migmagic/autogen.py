@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from . import display, revisionfile, state
 from .errors import Fix, MetadataError, NotAtHead, PendingModelChanges
 from .folder import unchanged
-from .schema import type_text
+from .schema import BOOKKEEPING, type_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .database import Database
     from .folder import Folder
 
-SKIPPED_TABLES = frozenset({"alembic_version", "migmagic_ledger", "migmagic_journal"})
+SKIPPED_TABLES = frozenset(BOOKKEEPING)
 """Bookkeeping tables: never compared, never proposed for dropping."""
 
 DIFF_COLUMNS = ["what", "table", "column", "from", "to"]

@@ -246,12 +246,13 @@ class Migrator:
         self.ensure_folder()
         scripts = self.scripts()
         existing = scripts.by_message(message)
-        if existing is None:
+        st = self.state() if existing is not None else None
+        if existing is None or st is None:
             options = dict(head=head, branch_label=branch_label, depends_on=depends_on, rev_id=rev_id)
             result = self.files.write_new(scripts, message, body or EMPTY_BODY, **options)
-        elif self.files.same_body(existing, body) and self._applied_as_written(existing):
+        elif self.files.same_body(existing, body) and existing.id not in st.edited:  # unchanged: as in the file AND as applied
             result = unchanged(existing)
-        elif not self.state(with_ledger=False).is_applied(existing.id):
+        elif not st.is_applied(existing.id):
             assert body is not None
             result = self.files.rewrite(existing, body)
         elif reapply:
@@ -272,12 +273,6 @@ class Migrator:
             with upgrade_after_write(result.revision, result.path, written=result.action != "unchanged"):
                 result.applied = self.upgrade(result.revision, progress=progress)
         return result
-
-    def _applied_as_written(self, existing: Any) -> bool:
-        """Whether the ledger agrees that ``existing``'s file is what was applied (True when not applied or unknown)."""
-        st = self.state()
-        entry = st.entries.get(existing.id)
-        return not st.is_applied(existing.id) or entry is None or entry.checksum in (None, existing.checksum)
 
     def merge(self, revisions: str | list[str], message: str, rev_id: str | None = None) -> display.RevisionWritten:
         """Write a merge revision whose parents are ``revisions`` (e.g. ``heads``, or ids)."""

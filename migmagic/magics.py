@@ -564,6 +564,8 @@ class Migrate(Magics):
 
     def _targets(self) -> list[str]:
         """``head``, ``heads``, ``base``, the revision ids (newest file first), the branch labels."""
+        from .revisionfile import rev_id_of
+
         try:
             files = sorted((self._folder() / "versions").glob("*.py"), key=lambda p: p.stat().st_mtime, reverse=True)
         except Exception:
@@ -575,9 +577,9 @@ class Migrate(Magics):
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            found = _REVISION_LINE.search(text)
+            found = rev_id_of(text)
             if found:
-                ids.append(found.group(1))
+                ids.append(found)
             labelled = _LABELS_LINE.search(text)
             if labelled:
                 labels.update(re.findall(r"""['"]([^'"]+)['"]""", labelled.group(1)))
@@ -585,6 +587,8 @@ class Migrate(Magics):
 
     def _tables(self) -> list[str]:
         """The database's table names (nothing on any error, nor before anything is set up)."""
+        from .schema import BOOKKEEPING
+
         if self._nothing_set_up():
             return []
         try:
@@ -601,13 +605,12 @@ class Migrate(Magics):
                 names = inspect(conn).get_table_names()
         except Exception:
             return []
-        return sorted(n for n in names if n not in ("alembic_version", "migmagic_ledger"))
+        return sorted(n for n in names if n not in BOOKKEEPING)
 
 
 _TARGET_COMMANDS = {"upgrade", "downgrade", "show", "stamp", "edit", "accept", "merge"}
 _TABLE_COMMANDS = {"schema", "diagram"}
 _TARGET_OPTIONS = {"-r", "--rev-range", "--head", "--depends-on"}
-_REVISION_LINE = re.compile(r"""^revision\s*(?::[^=\n]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
 _LABELS_LINE = re.compile(r"""^branch_labels\s*(?::[^=\n]*)?=\s*(.+)$""", re.MULTILINE)
 
 

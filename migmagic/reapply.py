@@ -23,7 +23,6 @@ run here with three acts under one lock; the file is written through
 
 from __future__ import annotations
 
-import re
 import time
 from typing import TYPE_CHECKING
 
@@ -273,7 +272,7 @@ def settle(db: Database, folder: Folder) -> list[str]:
     """
     from . import ledger
     from .errors import LockTimeout
-    from .revisionfile import checksum
+    from .revisionfile import checksum, rev_id_of
 
     leftovers = folder.leftovers()
     if not leftovers:
@@ -285,8 +284,8 @@ def settle(db: Database, folder: Folder) -> list[str]:
             folder.scripts()
             for path, old in folder.leftovers():  # again, under the lock
                 old_text = old.decode("utf-8-sig", errors="replace")
-                found = re.search(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", old_text, re.MULTILINE)
-                entry = entries.get(found.group(1)) if found else None
+                rev = rev_id_of(old_text)
+                entry = entries.get(rev) if rev else None
                 now = checksum(path.read_text(encoding="utf-8-sig")) if path.exists() else None
                 if entry is not None and entry.checksum == now:
                     folder.drop_old(path)

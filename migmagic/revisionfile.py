@@ -213,6 +213,15 @@ depends_on = {_literal(depends_on)}
     )
 
 
+_REVISION_ID = re.compile(r"""^revision\s*(?::[^=\n]*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+
+
+def rev_id_of(source: str) -> str | None:
+    """The ``revision = '...'`` id a script's text sets, read without running it (None when it sets none)."""
+    found = _REVISION_ID.search(source)
+    return found.group(1) if found else None
+
+
 def create_date_of(source: str) -> str | None:
     """The ``Create Date:`` written in a script's docstring, if any."""
     m = re.search(r"^Create Date: (.+)$", source, re.MULTILINE)
