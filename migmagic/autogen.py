@@ -135,8 +135,11 @@ def _choose_hint(namespace: Mapping[str, Any]) -> str:
     return "Candidates: " + ", ".join(f"{names[0]} ({_describe(md)})" for md, names in found.values()) + "."
 
 
-def resolve_metadata(metadata: Any, namespace: Mapping[str, Any] | None) -> MetaData:
-    """``metadata`` as a MetaData: an object (MetaData, base), a name in ``namespace``, or found there."""
+def resolve_metadata(metadata: Any, namespace: Mapping[str, Any] | None, folder: Folder | None = None) -> MetaData:
+    """``metadata`` as a MetaData: an object (MetaData, base), a name in ``namespace``, the models the
+    folder names (``%migrate init --metadata myapp.models:Base``), or found in ``namespace``."""
+    if metadata is None and folder is not None and (named := _named_models(folder)) is not None:
+        return named
     if metadata is None or isinstance(metadata, str):
         if namespace is None and metadata is None:
             raise MetadataError(
@@ -147,6 +150,35 @@ def resolve_metadata(metadata: Any, namespace: Mapping[str, Any] | None) -> Meta
     md = _as_metadata(metadata)
     if md is None:
         raise MetadataError(f"metadata= is a {type(metadata).__name__}, not a MetaData or a declarative base.")
+    return md
+
+
+def _named_models(folder: Folder) -> MetaData | None:
+    """The MetaData the folder's ``alembic.ini`` names in ``migmagic.metadata``, imported as its ``env.py`` does."""
+    import importlib
+    import os
+    import sys
+
+    from .settings import folder_metadata
+
+    spec = folder_metadata(folder.path)
+    if spec is None:
+        return None
+    module, _, attribute = spec.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # the project's own modules, as in a notebook started there
+    try:
+        models: Any = importlib.import_module(module)
+        for name in attribute.split("."):
+            models = getattr(models, name)
+    except (ImportError, AttributeError) as exc:
+        raise MetadataError(
+            f"The models the folder names ({spec}, migmagic.metadata in alembic.ini) cannot be imported: {exc}.",
+            hint="Fix the module or the name, or pass metadata= explicitly.",
+        ) from None
+    md = _as_metadata(models)
+    if md is None:
+        raise MetadataError(f"{spec} (migmagic.metadata in alembic.ini) is a {type(models).__name__}, not a MetaData or a declarative base.")
     return md
 
 
@@ -363,7 +395,7 @@ def revision(
     from . import adapter
 
     message = revisionfile.check_message(message, hint='For example %migrate revision --autogenerate -m "add venues".')
-    md = resolve_metadata(metadata, namespace)
+    md = resolve_metadata(metadata, namespace, folder)
     folder.ensure(db.url)
     scripts = folder.scripts()
     existing = scripts.by_message(message)
@@ -456,7 +488,7 @@ def _compare(db: Database, scripts: Scripts | None, md: MetaData, include_unmana
 
 def check(db: Database, folder: Folder, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
     """``check``: pending model changes; raises :class:`PendingModelChanges` when there are any."""
-    md = resolve_metadata(metadata, namespace)
+    md = resolve_metadata(metadata, namespace, folder)
     table, notes, n_tables = _compare(db, folder.scripts(), md, include_unmanaged)
     if len(table):
         n = len(table)
@@ -470,9 +502,11 @@ def check(db: Database, folder: Folder, metadata: Any = None, namespace: Mapping
     return display.ModelDiff(summary, table, notes)
 
 
-def diff(db: Database, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False) -> display.ModelDiff:
+def diff(
+    db: Database, folder: Folder, metadata: Any = None, namespace: Mapping[str, Any] | None = None, include_unmanaged: bool = False
+) -> display.ModelDiff:
     """``diff``: model-versus-database differences as a table; writes nothing."""
-    md = resolve_metadata(metadata, namespace)
+    md = resolve_metadata(metadata, namespace, folder)
     table, notes, _ = _compare(db, None, md, include_unmanaged)
     n = len(table)
     if n:

@@ -373,7 +373,7 @@ class Migrator:
         """Model-versus-database differences as a table (what, table, column, from, to); writes nothing."""
         from . import autogen
 
-        return autogen.diff(self.db, metadata, namespace, include_unmanaged)
+        return autogen.diff(self.db, self.files, metadata, namespace, include_unmanaged)
 
     def schema(self, table: str | None = None) -> Any:
         """The tables (name, columns, rows), or one table's columns, indexes and foreign keys."""
@@ -434,10 +434,11 @@ class Migrator:
     def log(self) -> pd.DataFrame:
         """The ledger: every step migmagic applied, oldest first.
 
-        Applied revisions the ledger has no row for (applied by the ``alembic``
-        command) come first, with direction ``applied outside migmagic``.
+        Applied revisions the ledger has no row for come first, and what was done
+        outside migmagic since its last command (the ``alembic`` command, say)
+        last, with directions ``applied outside migmagic`` / ``unapplied outside migmagic``.
         """
         scripts = self.scripts()
         with self.db.reading() as conn:
             rows, st = ledger.rows(conn), state.of(conn, scripts)
-        return display.log_table(state.outside_rows(scripts, st) + rows)
+        return display.log_table(state.outside_rows(scripts, st) + rows + state.unrecorded_rows(scripts, st))

@@ -1,7 +1,8 @@
 """The ledger: one row per step migmagic applied, written with the step itself.
 
 Table ``migmagic_ledger``: revision, direction (upgrade, downgrade, stamp,
-accept), applied_at (UTC), duration in seconds, the SHA-256 checksum of the
+accept, repair; ``outside`` and ``outside-down`` for what the version table's
+watch saw done outside migmagic, see :mod:`migmagic.watch`), applied_at (UTC), duration in seconds, the SHA-256 checksum of the
 revision's normalized source with the checksum algorithm's version, the source
 itself (so an edit can be shown as a difference), and the migmagic and Alembic
 versions. Rows are inserted on the migration's own connection, inside the same
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 TABLE_NAME = "migmagic_ledger"
 INDEX_NAME = "ix_migmagic_ledger_revision"
 APPLYING = ("upgrade", "accept", "stamp", "repair")
+OUTSIDE, OUTSIDE_DOWN = "outside", "outside-down"  # applied, unapplied by something other than migmagic
+COUNTED = (*APPLYING, OUTSIDE, "downgrade", OUTSIDE_DOWN)
+UNAPPLYING = ("downgrade", OUTSIDE_DOWN)
+WORDS = {OUTSIDE: "applied outside migmagic", OUTSIDE_DOWN: "unapplied outside migmagic"}  # as ``log`` shows them
 
 _table: Table | None = None
 
@@ -137,7 +142,7 @@ def row(
     message: str,
     seconds: float | None,
     source: str | None,
-    alembic_version: str,
+    alembic_version: str | None,
     note: str | None = None,
 ) -> dict[str, Any]:
     """One ledger row, stamped now (UTC), with the source's checksum; text any character set stores."""
@@ -202,11 +207,11 @@ def _insert() -> Any:
 
 
 def latest(conn: Connection) -> dict[str, Entry]:
-    """For each revision applied through migmagic, the last row that recorded its source.
+    """For each applied revision the ledger knows of, the last row that applied it.
 
-    A revision whose last row is a ``downgrade`` has no entry: whatever applied
-    it again (the ``alembic`` command, say) left no checksum to compare with.
-    ``accept`` and ``stamp`` rows count as applying.
+    A revision whose last row is a ``downgrade`` (or ``outside-down``) has no
+    entry. ``accept`` and ``stamp`` rows count as applying; an ``outside`` row
+    (the ``alembic`` command applied it, say) is an entry without a checksum.
 
     Only the last row of each revision is read (its id found in
     ``ix_migmagic_ledger_revision`` alone), so the cost follows the number of
@@ -216,12 +221,11 @@ def latest(conn: Connection) -> dict[str, Entry]:
     """
     if not exists(conn):
         return {}
-    counted = (*APPLYING, "downgrade")
     found = list(conn.execute(_latest()))
-    others = [rev for rev, _, direction, _ in found if direction not in counted]
+    others = [rev for rev, _, direction, _ in found if direction not in COUNTED]
     if others:
-        found = [r for r in found if r[2] in counted] + list(conn.execute(_latest_counted(), {"revisions": others}))
-    return {rev: Entry(rev, checksum, direction, applied_at) for rev, checksum, direction, applied_at in found if direction != "downgrade"}
+        found = [r for r in found if r[2] in COUNTED] + list(conn.execute(_latest_counted(), {"revisions": others}))
+    return {rev: Entry(rev, checksum, direction, applied_at) for rev, checksum, direction, applied_at in found if direction not in UNAPPLYING}
 
 
 _statements: dict[str, Any] = {}
@@ -246,7 +250,7 @@ def _latest_counted() -> Any:
         t = table()
         last = (
             sa.select(sa.func.max(t.c.id).label("id"))
-            .where(t.c.revision.in_(sa.bindparam("revisions", expanding=True)), t.c.direction.in_((*APPLYING, "downgrade")))
+            .where(t.c.revision.in_(sa.bindparam("revisions", expanding=True)), t.c.direction.in_(COUNTED))
             .group_by(t.c.revision)
             .subquery("last")
         )
@@ -274,7 +278,7 @@ def applied_source(conn: Connection, revision: str) -> str | None:
 
 
 def rows(conn: Connection) -> list[dict[str, Any]]:
-    """Every ledger row, oldest first."""
+    """Every ledger row, oldest first, directions in words (``applied outside migmagic`` for ``outside``)."""
     import sqlalchemy as sa
 
     if not exists(conn):
@@ -288,5 +292,6 @@ def rows(conn: Connection) -> list[dict[str, Any]]:
         raw = d.pop("message_utf8", None)
         if raw is not None:
             d["message"] = bytes(raw).decode("utf-8")
+        d["direction"] = WORDS.get(d["direction"], d["direction"])
         out.append(d)
     return out

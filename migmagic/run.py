@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import collector, display, journal, ledger, replay, state
+from . import collector, display, journal, ledger, replay, state, watch
 from .display import short_path
 from .errors import (
     Fix,
@@ -157,9 +157,14 @@ class Execution:
         self.replayed = 0  # steps whose recorded SQL ran in place of the revision's function (see migmagic.replay)
 
     def state(self, scripts: Scripts) -> State:
-        """The database's state on this connection."""
+        """The database's state on this connection; what was done outside migmagic since its last command goes into the ledger first."""
         self.stage = "plan"
-        return state.of(self.conn, scripts)
+        if self.done:  # the version table's watch saw this command's own steps: not outside
+            watch.forget(self.conn)
+        st = state.of(self.conn, scripts)
+        if st.unrecorded:
+            self._insert(watch.ledger_rows(scripts, st.unrecorded))
+        return st
 
     @property
     def current(self) -> Plan | None:
@@ -266,16 +271,21 @@ class Execution:
 
     def flush(self) -> None:
         """Insert the ledger rows kept so far, in the transaction in progress."""
-        ledger.insert(self.conn, self.rows)
+        self._insert(self.rows)
         self.rows.clear()
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        """Ledger rows in; the version-table changes they account for (the watch's rows) out, in one transaction."""
+        if rows:
+            ledger.insert(self.conn, rows)
+            watch.forget(self.conn)
 
     def record(self, row: dict[str, Any]) -> None:
         """A ledger row: kept for the commit, or (per step) inserted and committed now."""
         self.rows.append(row)
         if self.per_step:
             stage, self.stage = self.stage, "ledger"
-            ledger.insert(self.conn, self.rows)
-            self.rows.clear()
+            self.flush()
             self.conn.commit()
             self.stage = stage
 
@@ -309,6 +319,7 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
         raise ValueError(f"{db.dialect_name} cannot roll DDL back: rehearse on a copy instead")
     with db.migrating() as conn:
         ledger.ensure(conn)
+        watch.ensure(conn)
         if not db.transactional_ddl:
             journal.ensure(conn)
             conn.commit()
@@ -320,8 +331,8 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
             conn.rollback()
             return
         ex.stage = "ledger"
-        ledger.insert(conn, ex.rows)  # one statement, in the command's transaction
-        ex.rows.clear()
+        watch.install(conn)  # once the version table exists; MySQL/MariaDB: everything before has committed
+        ex.flush()  # one statement, in the command's transaction
         ex.stage = "commit"
 
 

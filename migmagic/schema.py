@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Connection
 
-BOOKKEEPING = ("alembic_version", "migmagic_ledger", "migmagic_journal")
+BOOKKEEPING = ("alembic_version", "migmagic_ledger", "migmagic_journal", "migmagic_version_changes")
 
 
 def tables(conn: Connection) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from . import journal, ledger
+from . import journal, ledger, watch
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -36,9 +36,11 @@ class State:
     edited: list[str]
     """Applied revisions whose source differs from the one the ledger recorded."""
     outside: list[str]
-    """Applied revisions the ledger has no row for (applied by the ``alembic`` command)."""
+    """Applied revisions whose application migmagic did not make (the ``alembic`` command, a version row typed by hand)."""
     entries: Mapping[str, ledger.Entry] = field(default_factory=dict, repr=False)
-    """What the ledger last recorded for each applied revision."""
+    """What the ledger last recorded for each applied revision (with the changes the watch saw since, see :mod:`migmagic.watch`)."""
+    unrecorded: list[watch.Event] = field(default_factory=list)
+    """What changes to the version table made outside migmagic since its last command did, not yet in the ledger."""
     half_applied: list[journal.HalfApplied] = field(default_factory=list)
     """MySQL/MariaDB: revisions whose step stopped after some of its statements committed (always empty elsewhere)."""
 
@@ -57,11 +59,24 @@ def of(conn: Connection, scripts: Scripts, *, with_ledger: bool = True) -> State
 
     heads = current_heads(conn)
     entries = ledger.latest(conn) if with_ledger else {}
-    st = compute(scripts, heads, entries, with_ledger=with_ledger)
+    seen = watch.events(scripts, heads, watch.changes(conn)) if with_ledger else []
+    st = compute(scripts, heads, _seen(entries, seen), with_ledger=with_ledger)
+    if seen:
+        st = replace(st, unrecorded=seen)
     if with_ledger and journal.keeps_journal(conn):
         half = [replace(h, message=scripts.info(h.revision).message if h.revision in scripts else "") for h in journal.half_applied(conn)]
         st = replace(st, half_applied=half)
     return st
+
+
+def _seen(entries: dict[str, ledger.Entry], seen: list[watch.Event]) -> dict[str, ledger.Entry]:
+    """The ledger's entries after the changes the watch saw (oldest first)."""
+    for e in seen:
+        if e.direction == "applied":
+            entries[e.revision] = ledger.Entry(e.revision, None, ledger.OUTSIDE, e.at)
+        else:
+            entries.pop(e.revision, None)
+    return entries
 
 
 def compute(scripts: Scripts, heads: tuple[str, ...], entries: Mapping[str, ledger.Entry], *, with_ledger: bool = True) -> State:
@@ -72,7 +87,7 @@ def compute(scripts: Scripts, heads: tuple[str, ...], entries: Mapping[str, ledg
     pending = [r for r in scripts.ids() if r not in applied]
     ordered = sorted(applied)
     edited = [r for r in ordered if _edited(scripts, entries, r)]
-    outside = [r for r in ordered if r not in entries] if with_ledger else []
+    outside = [r for r in ordered if r not in entries or entries[r].direction == ledger.OUTSIDE] if with_ledger else []
     return State(heads, frozenset(applied), pending, missing, edited, outside, entries)
 
 
@@ -88,9 +103,10 @@ def history_rows(scripts: Scripts, st: State, ids: list[str]) -> list[dict[str, 
         info = scripts.info(rev)
         entry = st.entries.get(rev)
         applied = st.is_applied(rev)
+        outside = rev in st.outside
         flags = (
             ("head", info.is_head), ("current", rev in st.heads), ("merge", info.is_merge),
-            ("branch point", info.is_branch_point), ("applied outside migmagic", applied and entry is None),
+            ("branch point", info.is_branch_point), ("applied outside migmagic", outside),
         )
         rows.append(
             {
@@ -107,9 +123,17 @@ def history_rows(scripts: Scripts, st: State, ids: list[str]) -> list[dict[str, 
 
 
 def outside_rows(scripts: Scripts, st: State) -> list[dict[str, Any]]:
-    """``log``'s first rows: revisions applied without a ledger row (by the ``alembic`` command), oldest first."""
-    outside = set(st.outside)
-    return [{"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in outside]
+    """``log``'s first rows: applied revisions the ledger has no row for (applied before anything watched), oldest first."""
+    unknown = {r for r in st.outside if r not in st.entries}
+    return [{"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in unknown]
+
+
+def unrecorded_rows(scripts: Scripts, st: State) -> list[dict[str, Any]]:
+    """``log``'s last rows: what the watch saw done outside migmagic since its last command, oldest first."""
+    return [
+        {"revision": e.revision, "direction": f"{e.direction} outside migmagic", "message": scripts.info(e.revision).message, "applied_at": e.at}
+        for e in st.unrecorded
+    ]
 
 
 def _edited(scripts: Scripts, entries: Mapping[str, ledger.Entry], rev: str) -> bool:

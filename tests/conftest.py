@@ -226,7 +226,9 @@ def tables(url: str) -> set[str]:
         names = set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    return names - {"alembic_version", "migmagic_ledger", "migmagic_journal"}
+    from migmagic.schema import BOOKKEEPING
+
+    return names - set(BOOKKEEPING)
 
 
 def columns(url: str, table: str) -> list[str]:

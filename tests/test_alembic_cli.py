@@ -23,7 +23,7 @@ def schema(url: str) -> dict[str, list[tuple[str, str]]]:
         return {
             t: [(c["name"], str(c["type"])) for c in insp.get_columns(t)]
             for t in insp.get_table_names()
-            if t not in ("migmagic_ledger", "migmagic_journal")
+            if not t.startswith("migmagic_")
         }
     finally:
         engine.dispose()

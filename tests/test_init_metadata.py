@@ -62,6 +62,32 @@ def test_alembic_check_and_autogenerate_use_the_named_models(project: Path, sqli
     assert clean.returncode == 0 and "No new upgrade operations detected" in clean.stdout + clean.stderr, clean.stderr
 
 
+def test_alembic_check_ignores_migmagic_bookkeeping(project: Path, sqlite_url: str) -> None:
+    from migmagic import Migrator
+
+    m = Migrator.init(sqlite_url, metadata="myapp.models:Base")
+    try:
+        m.revision("create venues", autogenerate=True)
+        m.upgrade("head")  # the ledger and the version table's watch are in the database now
+    finally:
+        m.close()
+    clean = alembic("check", url=sqlite_url)
+    assert clean.returncode == 0 and "No new upgrade operations detected" in clean.stdout + clean.stderr, clean.stderr
+
+
+def test_models_the_folder_names_that_do_not_import_are_one_clear_error(workdir: Path, sqlite_url: str) -> None:
+    from migmagic import Migrator
+    from migmagic.errors import MetadataError
+
+    m = Migrator.init(sqlite_url, metadata="nosuchapp.models:Base")
+    try:
+        with pytest.raises(MetadataError, match=r"nosuchapp.models:Base.*cannot be imported: No module named 'nosuchapp'"):
+            m.revision("create venues", autogenerate=True)
+        assert list(Path("migrations/versions").glob("*.py")) == []
+    finally:
+        m.close()
+
+
 def test_without_metadata_the_ini_says_how_to_name_the_models(workdir: Path, sqlite_url: str) -> None:
     environment.write(Path("migrations"), sqlite_url)
     ini = Path("migrations/alembic.ini").read_text()

@@ -14,6 +14,7 @@ from conftest import fresh_database, version
 
 from migmagic import Migrator, replay
 from migmagic.errors import MigrationFailed
+from migmagic.schema import BOOKKEEPING
 
 # (message, upgrade body, downgrade body); SQLite gets batch blocks where ALTER needs them.
 PARENT = ("create parent", '''    op.create_table(
@@ -134,7 +135,7 @@ def _schema(url: str) -> tuple[Any, ...]:
     engine = sa.create_engine(url)
     try:
         insp = sa.inspect(engine)
-        tables = sorted(t for t in insp.get_table_names() if t not in ("alembic_version", "migmagic_ledger", "migmagic_journal"))
+        tables = sorted(t for t in insp.get_table_names() if t not in BOOKKEEPING)
         seen = {}
         for t in tables:
             checks = insp.get_check_constraints(t)

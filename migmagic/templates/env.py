@@ -41,6 +41,11 @@ def _models():
 target_metadata = _models()
 
 
+def include_name(name, type_, parent_names):
+    """Autogenerate and `alembic check` leave migmagic's bookkeeping tables alone."""
+    return not (type_ == "table" and name.startswith("migmagic_"))
+
+
 def run_migrations_offline() -> None:
     context.configure(
         url=url,
@@ -61,6 +66,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
+            include_name=include_name,
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():

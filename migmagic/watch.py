@@ -1,0 +1,254 @@
+"""The version table's watch: every change to ``alembic_version``, whoever made it, is written down.
+
+Triggers on ``alembic_version`` (``AFTER INSERT / UPDATE / DELETE``, on SQLite,
+PostgreSQL and MySQL/MariaDB alike) add a row to ``migmagic_version_changes``
+for each change: the version before, the version after, and when (UTC, the
+server's clock). So a revision the ``alembic`` command downgraded and upgraded
+again, or a version row typed by hand, is seen the next time migmagic reads the
+database, though the version table ends up as it was.
+
+migmagic's own steps fire the triggers too; their rows are deleted with the
+ledger rows of those steps, in the same transaction (:func:`forget`). So what
+the table holds at the start of a command is what happened outside migmagic
+since its last command. A command that migrates moves those changes into the
+ledger (:func:`events` says, revision by revision, what they applied and
+unapplied) before its first step; a command that only reads shows them.
+
+The triggers are created by the first command that migrates once the version
+table exists. Where they cannot be (a MySQL server with binary logging and no
+``SUPER`` privilege), nothing fails: outside changes are then not seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from .adapter import Scripts
+
+TABLE_NAME = "migmagic_version_changes"
+VERSION_TABLE = "alembic_version"
+TRIGGER = "migmagic_watch"  # PostgreSQL: one trigger (and its function); elsewhere one per event, suffixed
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to the version table: ``old`` → ``new`` (None for an INSERT's old, a DELETE's new)."""
+
+    id: int
+    old: str | None
+    new: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a change did to one revision: ``applied`` or ``unapplied``, and when."""
+
+    revision: str
+    direction: str  # "applied" | "unapplied"
+    at: datetime
+
+
+_table: Any = None
+
+
+def table() -> Any:
+    global _table
+    if _table is None:
+        import sqlalchemy as sa
+
+        _table = sa.Table(
+            TABLE_NAME,
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("old_version", sa.String(255)),
+            sa.Column("new_version", sa.String(255)),
+            sa.Column("changed_at", sa.String(32), nullable=False),  # as the server wrote it: read back with fromisoformat
+        )
+    return _table
+
+
+def ensure(conn: Connection) -> None:
+    """Create the changes table where it is missing (with the ledger's, before anything runs)."""
+    from sqlalchemy.schema import CreateTable
+
+    conn.execute(CreateTable(table(), if_not_exists=True))
+
+
+def install(conn: Connection) -> bool:
+    """Put the triggers on the version table if it exists and they are missing; False where that failed.
+
+    On PostgreSQL this runs in a savepoint, so a refusal leaves the command's
+    transaction usable; MySQL/MariaDB commit DDL themselves, so call it where
+    everything before has committed.
+    """
+    import sqlalchemy as sa
+
+    dialect = conn.dialect.name
+    insp = sa.inspect(conn)
+    if not insp.has_table(VERSION_TABLE):
+        return True
+    if _installed(conn, dialect):
+        return True
+    try:
+        with conn.begin_nested() if dialect == "postgresql" else contextlib.nullcontext():
+            for statement in _triggers(conn, dialect):
+                conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+    except sa.exc.DBAPIError:
+        return False
+    return True
+
+
+def _installed(conn: Connection, dialect: str) -> bool:
+    import sqlalchemy as sa
+
+    if dialect == "sqlite":
+        query = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table AND name LIKE :name"
+        return bool(conn.execute(sa.text(query), {"table": VERSION_TABLE, "name": TRIGGER + "%"}).scalar())
+    if dialect == "postgresql":
+        query = "SELECT count(*) FROM pg_trigger WHERE tgname = :name AND tgrelid = to_regclass(:table)"
+        return bool(conn.execute(sa.text(query), {"name": TRIGGER, "table": VERSION_TABLE}).scalar())
+    query = (
+        "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE() "
+        "AND event_object_table = :table AND trigger_name LIKE :name"
+    )
+    return int(conn.execute(sa.text(query), {"table": VERSION_TABLE, "name": TRIGGER + "%"}).scalar() or 0) >= 3
+
+
+def _triggers(conn: Connection, dialect: str) -> list[str]:
+    """The statements that watch the version table on ``dialect``."""
+    columns = f"INSERT INTO {TABLE_NAME} (old_version, new_version, changed_at)"
+    values = {"insert": "NULL, NEW.version_num", "update": "OLD.version_num, NEW.version_num", "delete": "OLD.version_num, NULL"}
+    if dialect == "sqlite":
+        now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {TRIGGER}_{event} AFTER {event.upper()} ON {VERSION_TABLE} "
+            f"BEGIN {columns} VALUES ({v}, {now}); END"
+            for event, v in values.items()
+        ]
+    if dialect == "postgresql":
+        import sqlalchemy as sa
+
+        schema = str(conn.execute(sa.text("SELECT current_schema()")).scalar())
+        q = conn.dialect.identifier_preparer.quote
+        changes, fn = f"{q(schema)}.{TABLE_NAME}", f"{q(schema)}.{TRIGGER}_log"
+        now = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        body = " ".join(
+            f"{'IF' if i == 0 else 'ELSIF'} TG_OP = '{event.upper()}' THEN {columns.replace(TABLE_NAME, changes)} VALUES ({v}, {now});"
+            for i, (event, v) in enumerate(values.items())
+        )
+        return [
+            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} END IF; RETURN NULL; END $$",
+            f"DROP TRIGGER IF EXISTS {TRIGGER} ON {q(schema)}.{VERSION_TABLE}",
+            f"CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {q(schema)}.{VERSION_TABLE} FOR EACH ROW EXECUTE PROCEDURE {fn}()",
+        ]
+    now = "UTC_TIMESTAMP(6)"  # stored in a text column as 'YYYY-MM-DD HH:MM:SS.ffffff'
+    return [
+        f"CREATE TRIGGER {TRIGGER}_{event} AFTER {event.upper()} ON {VERSION_TABLE} FOR EACH ROW {columns} VALUES ({v}, {now})"
+        for event, v in values.items()
+        if not _has_trigger(conn, f"{TRIGGER}_{event}")
+    ]
+
+
+def _has_trigger(conn: Connection, name: str) -> bool:
+    import sqlalchemy as sa
+
+    query = "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND trigger_name = :name"
+    return bool(conn.execute(sa.text(query), {"name": name}).scalar())
+
+
+def changes(conn: Connection) -> list[Change]:
+    """The changes made outside migmagic since its last command, oldest first (none without the table)."""
+    import sqlalchemy as sa
+
+    if not sa.inspect(conn).has_table(TABLE_NAME):
+        return []
+    t = table()
+    rows = conn.execute(sa.select(t.c.id, t.c.old_version, t.c.new_version, t.c.changed_at).order_by(t.c.id))
+    return [Change(i, old, new, datetime.fromisoformat(str(at))) for i, old, new, at in rows]
+
+
+def forget(conn: Connection) -> None:
+    """Delete every change row: called with the ledger rows of migmagic's own steps, in their transaction."""
+    conn.execute(table().delete())
+
+
+def events(scripts: Scripts, heads: Sequence[str], found: Sequence[Change]) -> list[Event]:
+    """What ``found`` (oldest first) applied and unapplied, revision by revision, for a database now at ``heads``.
+
+    The version table before the first change is worked out backwards from
+    ``heads``; then each change is compared with the one before. Alembic merges
+    by deleting all but one of the merged heads and updating the last (and
+    unmerges by updating, then inserting the others): those rows count as one
+    change, so the branches they join are not taken as unapplied and applied again.
+    """
+    if not found:
+        return []
+    version = list(heads)
+    for c in reversed(found):
+        if c.new is not None and c.new in version:
+            version.remove(c.new)
+        if c.old is not None:
+            version.append(c.old)
+    out: list[Event] = []
+    order = {r: i for i, r in enumerate(reversed(scripts.ids()))}  # oldest first
+    applied = scripts.applied([h for h in version if h in scripts])
+    for group in _grouped(scripts, found):
+        for c in group:
+            if c.old is not None and c.old in version:
+                version.remove(c.old)
+            if c.new is not None:
+                version.append(c.new)
+        now = scripts.applied([h for h in version if h in scripts])
+        at = group[-1].at
+        out += [Event(r, "unapplied", at) for r in sorted(applied - now, key=order.__getitem__, reverse=True)]
+        out += [Event(r, "applied", at) for r in sorted(now - applied, key=order.__getitem__)]
+        applied = now
+    return out
+
+
+def _grouped(scripts: Scripts, found: Sequence[Change]) -> list[list[Change]]:
+    """``found`` in groups: a merge's deletes with the update that follows, an unmerge's update with its inserts."""
+    groups: list[list[Change]] = []
+    for c in found:
+        last = groups[-1] if groups else None
+        if last is not None and _joins(scripts, last, c):
+            last.append(c)
+        else:
+            groups.append([c])
+    return groups
+
+
+def _joins(scripts: Scripts, group: list[Change], c: Change) -> bool:
+    first = group[0]
+    if all(g.new is None for g in group) and c.old is not None and c.new is not None and c.new in scripts:  # merge: DELETE..., UPDATE
+        parents = scripts.info(c.new).down_revisions
+        return c.old in parents and all(g.old in parents for g in group)
+    if first.old is not None and first.new is not None and c.old is None and c.new is not None and first.old in scripts:  # unmerge
+        parents = scripts.info(first.old).down_revisions
+        return first.new in parents and c.new in parents and all(g.old is None for g in group[1:])
+    return False
+
+
+def ledger_rows(scripts: Scripts, seen: Sequence[Event]) -> list[dict[str, Any]]:
+    """The ledger rows that record ``seen``: directions ``outside`` and ``outside-down``, at the time of the change."""
+    from . import ledger
+
+    rows = []
+    for e in seen:
+        applied = e.direction == "applied"
+        note = f"{e.direction} outside migmagic: the version table changed at {e.at:%Y-%m-%d %H:%M:%S} UTC"
+        message = scripts.info(e.revision).message if e.revision in scripts else ""
+        row = ledger.row(
+            revision=e.revision, direction=ledger.OUTSIDE if applied else ledger.OUTSIDE_DOWN, message=message,
+            seconds=None, source=None, alembic_version=None, note=note,
+        )
+        rows.append({**row, "applied_at": e.at})
+    return rows
