@@ -199,19 +199,46 @@ def events(scripts: Scripts, heads: Sequence[str], found: Sequence[Change]) -> l
             version.append(c.old)
     out: list[Event] = []
     order = {r: i for i, r in enumerate(reversed(scripts.ids()))}  # oldest first
-    applied = scripts.applied([h for h in version if h in scripts])
+    applied: set[str] | None = None  # worked out only when a change is not one plain step
     for group in _grouped(scripts, found):
-        for c in group:
-            if c.old is not None and c.old in version:
-                version.remove(c.old)
-            if c.new is not None:
-                version.append(c.new)
-        now = scripts.applied([h for h in version if h in scripts])
         at = group[-1].at
-        out += [Event(r, "unapplied", at) for r in sorted(applied - now, key=order.__getitem__, reverse=True)]
-        out += [Event(r, "applied", at) for r in sorted(now - applied, key=order.__getitem__)]
-        applied = now
+        step = _one_step(scripts, group)
+        if step is not None:
+            out.append(Event(step[0], step[1], at))
+            if applied is not None:
+                (applied.add if step[1] == "applied" else applied.discard)(step[0])
+        else:
+            if applied is None:
+                applied = scripts.applied([h for h in version if h in scripts])
+            after = scripts.applied([h for h in _moved(version, group) if h in scripts])
+            out += [Event(r, "unapplied", at) for r in sorted(applied - after, key=order.__getitem__, reverse=True)]
+            out += [Event(r, "applied", at) for r in sorted(after - applied, key=order.__getitem__)]
+            applied = after
+        version = _moved(version, group)
     return out
+
+
+def _moved(version: list[str], group: Sequence[Change]) -> list[str]:
+    """The version table after ``group``."""
+    version = list(version)
+    for c in group:
+        if c.old is not None and c.old in version:
+            version.remove(c.old)
+        if c.new is not None:
+            version.append(c.new)
+    return version
+
+
+def _one_step(scripts: Scripts, group: Sequence[Change]) -> tuple[str, str] | None:
+    """``(revision, "applied" | "unapplied")`` when ``group`` is one plain step up or down a known revision; else None."""
+    if len(group) != 1:
+        return None
+    old, new = group[0].old, group[0].new
+    if new is not None and new in scripts and scripts.info(new).down_revisions == ((old,) if old is not None else ()):
+        return new, "applied"
+    if old is not None and old in scripts and scripts.info(old).down_revisions == ((new,) if new is not None else ()):
+        return old, "unapplied"
+    return None
 
 
 def _grouped(scripts: Scripts, found: Sequence[Change]) -> list[list[Change]]:
