@@ -25,7 +25,10 @@ other calls, nothing read from the database.
 loaded module was compiled from), the direction, the dialect, driver and server version, the Alembic and
 SQLAlchemy versions, migmagic's recording format and the context options that
 change rendering (``render_as_batch``, per-step transactions). Any difference
-is a miss, and a miss runs Alembic as always.
+is a miss, and a miss runs Alembic as always. Only a revision proven pure is
+recorded, so a recording found under its key is the proof: a fresh kernel
+replays without parsing the revisions again, and the proof is made only for a
+revision about to be recorded.
 
 *Recorded*: every statement the revision's function sent to the cursor, with
 its parameters, while it ran (the version table's and the ledger's statements
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
     from .adapter import Scripts, Step
 
 FORMAT = 1
-"""The recording format; part of the key."""
+"""The recording format and the purity proof's rules; part of the key (a change to either must raise it)."""
 
 OPERATIONS = frozenset(
     {
@@ -115,15 +118,14 @@ def pure(source: str, function: str, *, batch: bool) -> bool:
     fn = found[0]
     if fn.decorator_list or fn.args.args or fn.args.vararg or fn.args.kwarg or fn.args.kwonlyargs or fn.args.posonlyargs:
         return False
-    if sum(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n.name == function for n in ast.walk(tree)) != 1:
-        return False
-    if not _names_are_the_modules(tree):
+    if not _names_are_the_modules(tree, function):
         return False
     return _body(fn.body, set(), batch=batch, in_batch=None)
 
 
-def _names_are_the_modules(tree: ast.Module) -> bool:
-    """``op`` and ``sa`` are Alembic's ``op`` and SQLAlchemy, and the module runs nothing else when loaded.
+def _names_are_the_modules(tree: ast.Module, function: str) -> bool:
+    """``op`` and ``sa`` are Alembic's ``op`` and SQLAlchemy, the module runs nothing else when loaded, and
+    ``function`` is defined once (no nested or class definition of that name either).
 
     Module level may hold a docstring, imports, assignments of values (see
     :func:`_value`) and plain function definitions; nothing may rebind or
@@ -149,7 +151,10 @@ def _names_are_the_modules(tree: ast.Module) -> bool:
                 return False
         else:
             return False
-    for any_node in ast.walk(tree):
+    defined = 0
+    for any_node in ast.walk(tree):  # one walk: it is most of the proof's time
+        if isinstance(any_node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and any_node.name == function:
+            defined += 1
         if isinstance(any_node, ast.Name | ast.Attribute) and isinstance(any_node.ctx, ast.Store | ast.Del):
             base: ast.expr = any_node
             while isinstance(base, ast.Attribute):
@@ -160,7 +165,7 @@ def _names_are_the_modules(tree: ast.Module) -> bool:
             return False
         if isinstance(any_node, ast.arg) and any_node.arg in ("op", "sa"):
             return False
-    return op and sa
+    return op and sa and defined == 1
 
 
 def _body(statements: list[ast.stmt], bound: set[str], *, batch: bool, in_batch: str | None) -> bool:
@@ -288,7 +293,7 @@ class Replayer:
         self.preload(steps)
 
     def key(self, step: Step) -> dict[str, Any] | None:
-        """The key of ``step``'s recording (with its ``digest``), or None when its revision is not proven pure."""
+        """The key of ``step``'s recording (with its ``digest``), or None for a step that is not a revision's function."""
         if (step.revision, step.direction) not in self._keys:
             key = self._key(step)
             self._keys[(step.revision, step.direction)] = key if key is None else {**key, "digest": _digest(key)}
@@ -299,12 +304,14 @@ class Replayer:
             return None
         source = self.scripts.info(step.revision).source  # the text the loaded module was compiled from
         sha = hashlib.sha256(source.encode("utf-8")).hexdigest()
+        return {**self.context, "source_sha256": sha, "direction": step.direction}
+
+    def _proven(self, step: Step, sha: str) -> bool:
+        """Whether ``step``'s function is proven pure DDL (made once per source, function and batch rule)."""
         proof = (sha, step.direction, self.batch)
         if proof not in _proofs:
-            _proofs[proof] = pure(source, step.direction, batch=self.batch)
-        if not _proofs[proof]:
-            return None
-        return {**self.context, "source_sha256": sha, "direction": step.direction}
+            _proofs[proof] = pure(self.scripts.info(step.revision).source, step.direction, batch=self.batch)
+        return _proofs[proof]
 
     def function(self, step: Step, original: Callable[..., Any]) -> Callable[..., Any]:
         """What runs for ``step``: its recorded SQL, ``original`` while recording it, or ``original`` as it is."""
@@ -314,8 +321,10 @@ class Replayer:
         digest = key["digest"]
         key = {k: v for k, v in key.items() if k != "digest"}
         recorded = _load(digest, key)
-        if recorded is not None:
+        if recorded is not None:  # recorded only once proven pure: the proof holds for this exact source
             return self._replaying(recorded, original)
+        if not self._proven(step, key["source_sha256"]):
+            return original
         return self._recording(digest, key, original)
 
     def _replaying(self, statements: list[tuple[str, Any]], original: Callable[..., Any]) -> Callable[..., Any]:

@@ -234,6 +234,21 @@ def test_a_revision_edited_by_one_byte_is_not_replayed(workdir: Path, sqlite_url
     other.close()
 
 
+def test_a_fresh_process_replays_without_proving_again(workdir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    """A recording is made only of a revision proven pure: finding it is the proof (a fresh kernel parses nothing)."""
+    m = Migrator.init(sqlite_url)
+    m.revision("create parent", _body(PARENT[1], PARENT[2]))
+    m.revision("create child", _body(CHILD[1], CHILD[2]))
+    m.upgrade("head")
+    m.close()
+    replay.forget()
+    replay._proofs.clear()  # as in a new process: nothing proven, nothing in memory; the store on disk stays
+    other = Migrator(f"sqlite:///{tmp_path / 'other.db'}", m.folder)
+    assert _replayed(other.upgrade("head")) == 2
+    assert replay._proofs == {}
+    other.close()
+
+
 def test_a_recording_of_another_server_version_is_not_replayed(workdir: Path, sqlite_url: str, tmp_path: Path, replay_store: Path) -> None:
     m = Migrator.init(sqlite_url)
     m.revision("create parent", _body(PARENT[1], PARENT[2]))
