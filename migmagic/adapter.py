@@ -157,8 +157,9 @@ def _exec_module(path: Path, code: types.CodeType) -> types.ModuleType:
     return module
 
 
-def _compile(path: Path, source: str, rel: str) -> types.CodeType:
+def _compile(path: Path, source: str) -> types.CodeType:
     """The script's code, once it parses, defines ``upgrade()`` and no ``async def`` upgrade or downgrade."""
+    rel = short_path(path)  # for the errors: compiling is the rare case (a fresh kernel finds the code cached)
     try:
         tree = ast.parse(source, str(path))
     except SyntaxError as exc:
@@ -175,17 +176,21 @@ def _compile(path: Path, source: str, rel: str) -> types.CodeType:
     return compile(tree, str(path), "exec", dont_inherit=True)  # from the tree: the text is parsed once
 
 
-def _load_file(path: Path, signature: tuple[int, ...], compiled: CodeCache | None = None) -> _Loaded:
-    rel = short_path(path)
+def _read(path: Path) -> str:
     try:
         # As Python and Alembic read it: a UTF-8 BOM is allowed (and not part of the source or its checksum).
-        source = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ScriptDirectoryError(f"{rel} is not UTF-8 text.", path=str(path)) from None
+        raise ScriptDirectoryError(f"{short_path(path)} is not UTF-8 text.", path=str(path)) from None
+
+
+def _load_file(path: Path, signature: tuple[int, ...], compiled: CodeCache | None = None, source: str | None = None) -> _Loaded:
+    if source is None:
+        source = _read(path)
     key = compiled.key(source, path) if compiled is not None else ""
     code = compiled.get(key) if compiled is not None else None
     if code is None:
-        code = _compile(path, source, rel)  # a script that passed these checks is the only kind cached
+        code = _compile(path, source)  # a script that passed these checks is the only kind cached
         if compiled is not None:
             compiled.put(key, code)
     try:
@@ -194,13 +199,13 @@ def _load_file(path: Path, signature: tuple[int, ...], compiled: CodeCache | Non
         lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         at = f", line {lines[-1]}," if lines else ""
         raise ScriptDirectoryError(
-            f"{rel}{at} raised {type(exc).__name__} when loaded: {exc}.", hint="Nothing was run.", path=str(path)
+            f"{short_path(path)}{at} raised {type(exc).__name__} when loaded: {exc}.", hint="Nothing was run.", path=str(path)
         ) from None
     rev_id = getattr(module, "revision", None)
     if not isinstance(rev_id, str) or not rev_id:
-        raise ScriptDirectoryError(f"{rel} sets no revision id (revision = '...').", path=str(path))
+        raise ScriptDirectoryError(f"{short_path(path)} sets no revision id (revision = '...').", path=str(path))
     if not hasattr(module, "down_revision"):
-        raise ScriptDirectoryError(f"{rel} sets no down_revision.", path=str(path))
+        raise ScriptDirectoryError(f"{short_path(path)} sets no down_revision.", path=str(path))
     return _Loaded(signature, source, revisionfile.checksum(source), module, rev_id)
 
 
@@ -250,13 +255,18 @@ class ScriptCache:
         stale = [e for e in entries if (c := self._files.get(e[0])) is None or c.signature != tuple(e[1:])]
         # Many files to read (a fresh kernel): their compiled code may be in migmagic's cache.
         compiled = CodeCache() if len(stale) > 10 else None
+        sources: dict[str, str] = {}
+        if compiled is not None:  # read first, so the cached code of all of them comes in one query
+            sources = {e[0]: _read(versions / e[0]) for e in stale}
+            compiled.prefetch([compiled.key(text, versions / name) for name, text in sources.items()])
         try:
             for name, *stat in entries:
                 cached = self._files.get(name)
                 if cached is not None and cached.signature == tuple(stat):
                     files[name] = cached
                 else:
-                    files[name] = reread[versions / name] = _load_file(versions / name, tuple(stat), compiled)
+                    path = versions / name
+                    files[name] = reread[path] = _load_file(path, tuple(stat), compiled, sources.get(name))
         finally:
             if compiled is not None:
                 compiled.close()

@@ -38,6 +38,7 @@ class CodeCache:
         self._conn: sqlite3.Connection | None = None
         self._new: list[tuple[str, bytes]] = []
         self._opened = False
+        self._fetched: dict[str, bytes] | None = None  # what prefetch() read: get() asks nothing more
 
     @staticmethod
     def key(source: str, path: Path) -> str:
@@ -58,12 +59,30 @@ class CodeCache:
                 self._conn = conn
         return self._conn
 
-    def get(self, key: str) -> types.CodeType | None:
+    def prefetch(self, keys: list[str]) -> None:
+        """Read the code kept under ``keys`` in a few queries; :meth:`get` then looks only there."""
         conn = self._connection(create=False)
-        if conn is None:
-            return None
-        with contextlib.suppress(sqlite3.Error, ValueError, EOFError, TypeError):
-            row = conn.execute("SELECT code FROM code WHERE key = ?", (key,)).fetchone()
+        fetched: dict[str, bytes] = {}
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    fetched.update(conn.execute(f"SELECT key, code FROM code WHERE key IN ({marks})", chunk).fetchall())
+        self._fetched = fetched
+
+    def get(self, key: str) -> types.CodeType | None:
+        if self._fetched is not None:
+            row: tuple[bytes] | None = (self._fetched[key],) if key in self._fetched else None
+        else:
+            conn = self._connection(create=False)
+            if conn is None:
+                return None
+            try:
+                row = conn.execute("SELECT code FROM code WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error:
+                return None
+        with contextlib.suppress(ValueError, EOFError, TypeError):
             if row is not None:
                 code = marshal.loads(row[0])
                 if isinstance(code, types.CodeType):

@@ -25,9 +25,9 @@ def compiles(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     seen: list[Path] = []
     original = adapter._compile
 
-    def counting(path: Path, source: str, rel: str) -> Any:
+    def counting(path: Path, source: str) -> Any:
         seen.append(path)
-        return original(path, source, rel)
+        return original(path, source)
 
     monkeypatch.setattr(adapter, "_compile", counting)
     return seen
