@@ -99,14 +99,14 @@ def history_rows(scripts: Scripts, st: State, ids: list[str]) -> list[dict[str, 
     from .display import timestamp
 
     rows = []
+    outside = set(st.outside)
     for rev in ids:
         info = scripts.info(rev)
         entry = st.entries.get(rev)
         applied = st.is_applied(rev)
-        outside = rev in st.outside
         flags = (
             ("head", info.is_head), ("current", rev in st.heads), ("merge", info.is_merge),
-            ("branch point", info.is_branch_point), ("applied outside migmagic", outside),
+            ("branch point", info.is_branch_point), ("applied outside migmagic", rev in outside),
         )
         rows.append(
             {
