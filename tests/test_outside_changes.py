@@ -169,3 +169,23 @@ def test_a_failed_command_keeps_what_it_found(workdir: Path, sqlite_url: str) ->
         assert m.status().outside == [head]
     finally:
         m.close()
+
+
+def test_a_notebook_sees_what_the_alembic_command_did(ip_with_db: Any) -> None:
+    """What the notebook user sees: ``%migrate status`` and ``%migrate history`` after the shell's alembic."""
+    ip = ip_with_db
+    url = ip.ns["TEST_DB_URL"]
+    ip.ok(f'%%revision -m "create events table"\n{EVENTS}')
+    head = ip.ok(f'%%revision -m "add venue"\n{ADD_VENUE}').revision
+    ip.ok("%migrate upgrade head")
+    assert dict(ip.ok("%migrate status").fields)["applied outside migmagic"] == "none"
+
+    alembic("downgrade", "-1", url=url)
+    alembic("upgrade", "head", url=url)
+
+    status = ip.ok("%migrate status")
+    assert dict(status.fields)["applied outside migmagic"] == head
+    history = ip.ok("%migrate history")
+    row = history[history["revision"] == head].iloc[0]
+    assert "applied outside migmagic" in row["markers"]
+    assert "applied outside migmagic" in history.to_string()
