@@ -20,6 +20,7 @@ when a command first writes to them; their rows read as before.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -146,8 +147,6 @@ def row(
     note: str | None = None,
 ) -> dict[str, Any]:
     """One ledger row, stamped now (UTC), with the source's checksum; text any character set stores."""
-    import zlib
-
     message = message[:255]
     return dict(
         revision=revision,
@@ -159,11 +158,19 @@ def row(
         checksum=revisionfile.checksum(source) if source is not None else None,
         checksum_version=revisionfile.CHECKSUM_VERSION if source is not None else None,
         source=None,
-        source_zlib=zlib.compress(revisionfile.normalize(source).encode("utf-8"), 6) if source is not None else None,
+        source_zlib=_packed(source) if source is not None else None,
         note=note,
         migmagic_version=__version__,
         alembic_version=alembic_version,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _packed(source: str) -> bytes:
+    """The normalized source, compressed (once per source: a notebook applies the same revisions again and again)."""
+    import zlib
+
+    return zlib.compress(revisionfile.normalize(source).encode("utf-8"), 6)
 
 
 def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:

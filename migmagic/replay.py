@@ -290,6 +290,8 @@ class Replayer:
         self.replayed = 0
         self._new: dict[str, tuple[dict[str, Any], list[tuple[str, Any]]]] = {}
         self._keys: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._statements = _Statements(conn)  # one listener for the run, collecting while a step is recorded
+        self._looked: set[str] = set()  # digests preload() looked up in the store: not asked again
         self.preload(steps)
 
     def key(self, step: Step) -> dict[str, Any] | None:
@@ -320,7 +322,7 @@ class Replayer:
             return original
         digest = key["digest"]
         key = {k: v for k, v in key.items() if k != "digest"}
-        recorded = _load(digest, key)
+        recorded = _memory.get(digest) if digest in self._looked else _load(digest, key)
         if recorded is not None:  # recorded only once proven pure: the proof holds for this exact source
             return self._replaying(recorded, original)
         if not self._proven(step, key["source_sha256"]):
@@ -339,12 +341,14 @@ class Replayer:
         @functools.wraps(original)
         def recorded(**kw: Any) -> Any:
             warned: list[warnings.WarningMessage] = []
+            self._statements.start()
             try:
-                with capture(self.conn) as statements, warnings.catch_warnings(record=True) as caught:
+                with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     warned = caught  # filled as warnings come, kept if the revision raises
                     result = original(**kw)
             finally:
+                statements = self._statements.stop()
                 for w in warned:  # handed on to whoever listens (the adapter keeps them for the user)
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
             if not warned and _recordable(statements):
@@ -354,7 +358,8 @@ class Replayer:
         return recorded
 
     def save(self) -> None:
-        """Write the recordings made in this run, in one transaction (a store that cannot be written is left alone)."""
+        """Stop listening; write the recordings made in this run, in one transaction (a store that cannot be written is left alone)."""
+        self._statements.close()
         if not self._new:
             return
         for digest, (_key, statements) in self._new.items():
@@ -371,6 +376,7 @@ class Replayer:
             if key is not None:
                 keys[key["digest"]] = {k: v for k, v in key.items() if k != "digest"}
         _load_many(keys)
+        self._looked.update(keys)
 
 
 def _digest(key: dict[str, Any]) -> str:
@@ -445,41 +451,56 @@ def forget() -> None:
 # --------------------------------------------------------------------------- statements
 
 
-@contextlib.contextmanager
-def capture(conn: Connection) -> Iterator[list[tuple[str, Any]]]:
-    """The statements sent to the cursor of ``conn`` during the block, with their parameters.
+class _Statements:
+    """The statements sent to the cursor of ``conn`` between :meth:`start` and :meth:`stop`, with their parameters.
 
-    When a statement used ``executemany`` or parameters that are not plain JSON
-    values, the list ends holding a marker that makes it not recordable.
+    One ``before_cursor_execute`` listener serves every step of a run (added at
+    the first :meth:`start`, removed by :meth:`close`). When a statement used
+    ``executemany`` or parameters that are not plain JSON values, :meth:`stop`
+    returns a marker that makes the step not recordable.
     """
-    from sqlalchemy import event
 
-    statements: list[tuple[str, Any]] = []
-    spoiled = False
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._current: list[tuple[str, Any]] | None = None
+        self._spoiled = False
+        self._listening = False
 
-    def listen(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        nonlocal spoiled
+    def start(self) -> None:
+        if not self._listening:
+            from sqlalchemy import event
+
+            event.listen(self.conn, "before_cursor_execute", self._listen)
+            self._listening = True
+        self._current, self._spoiled = [], False
+
+    def stop(self) -> list[tuple[str, Any]]:
+        statements, self._current = self._current or [], None
+        return [("-- not recordable", None)] if self._spoiled else statements
+
+    def close(self) -> None:
+        if self._listening:
+            from sqlalchemy import event
+
+            event.remove(self.conn, "before_cursor_execute", self._listen)
+            self._listening = False
+
+    def _listen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if self._current is None:
+            return
         if executemany:
-            spoiled = True
+            self._spoiled = True
             return
         params = None if context is not None and getattr(context, "no_parameters", False) else parameters
         if isinstance(params, tuple):
             params = list(params)
-        try:
-            json.dumps(params)
-        except (TypeError, ValueError):
-            spoiled = True
-            return
-        statements.append((statement, params))
-
-    event.listen(conn, "before_cursor_execute", listen)
-    try:
-        yield statements
-    finally:
-        event.remove(conn, "before_cursor_execute", listen)
-        if spoiled:
-            statements.clear()
-            statements.append(("-- not recordable", None))
+        if params:  # () and None need no check
+            try:
+                json.dumps(params)
+            except (TypeError, ValueError):
+                self._spoiled = True
+                return
+        self._current.append((statement, params))
 
 
 def _recordable(statements: list[tuple[str, Any]]) -> bool:

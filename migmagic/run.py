@@ -340,6 +340,11 @@ ENDS_TRANSACTION = re.compile(r"(?:^|;)\s*(commit|end|abort|rollback(?!\s+to\b)|
 """A statement (or one of several joined by ``;``) that ends the transaction it runs in."""
 
 
+def ends_transaction(statement: str) -> re.Match[str] | None:
+    """:data:`ENDS_TRANSACTION` found in ``statement``: only its start is looked at when it holds no ``;`` (most do not)."""
+    return ENDS_TRANSACTION.search(statement) if ";" in statement else ENDS_TRANSACTION.match(statement)
+
+
 class _Guard:
     """While a plan runs where DDL rolls back: the command's transaction ends only where migmagic says.
 
@@ -376,8 +381,8 @@ class _Guard:
         return self.plan.steps[min(len(self.ex.current_done), len(self.plan.steps) - 1)]
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        found = ENDS_TRANSACTION.search(statement)
-        if found and not self.in_block:
+        found = None if self.in_block else ends_transaction(statement)
+        if found:
             raise TransactionEndRefused(
                 f"{' '.join(found.group(1).split()).upper()} would end migmagic's transaction, so it was not run. For statements "
                 "that cannot run in a transaction, use op.get_context().autocommit_block()."
