@@ -55,7 +55,7 @@ import hashlib
 import json
 import sqlite3
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -292,6 +292,7 @@ class Replayer:
         self._keys: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._statements = _Statements(conn)  # one listener for the run, collecting while a step is recorded
         self._looked: set[str] = set()  # digests preload() looked up in the store: not asked again
+        self._trusted: list[Callable[..., Any]] = []
         self.preload(steps)
 
     def key(self, step: Step) -> dict[str, Any] | None:
@@ -329,10 +330,14 @@ class Replayer:
             return original
         return self._recording(digest, key, original)
 
+    def trust(self, listener: Callable[..., Any]) -> None:
+        """``listener`` (a ``before_cursor_execute`` one, added with ``retval=True``) need not see replayed statements."""
+        self._trusted.append(listener)
+
     def _replaying(self, statements: list[tuple[str, Any]], original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def replayed(**_kw: Any) -> None:
-            execute(self.conn, statements)
+            execute(self.conn, statements, trusted=self._trusted)
             self.replayed += 1
 
         return replayed
@@ -507,16 +512,37 @@ def _recordable(statements: list[tuple[str, Any]]) -> bool:
     return all(not s.lstrip().upper().startswith(_READS) and not s.startswith("-- not recordable") for s, _ in statements)
 
 
-def execute(conn: Connection, statements: list[tuple[str, Any]]) -> None:
+def execute(conn: Connection, statements: list[tuple[str, Any]], *, trusted: Sequence[Callable[..., Any]] = ()) -> None:
     """Run recorded statements on ``conn``, inside its transaction, as SQLAlchemy sent them to the cursor.
 
-    Through ``exec_driver_sql``: nothing is compiled, and SQLAlchemy's cursor
-    events still see every statement (so whatever listens to the migration
-    connection, sees replayed statements as it sees Alembic's). A statement the
-    database refuses raises SQLAlchemy's error for it, with the statement.
+    Where nothing but ``trusted`` listeners watches the connection's cursor
+    (migmagic's transaction guard: a recording never ends the transaction), on
+    the driver's cursor directly, as SQLAlchemy would have called it. Otherwise
+    (a dry run's capture, MySQL/MariaDB's journal) through ``exec_driver_sql``,
+    so whatever listens sees every statement. Nothing is compiled either way. A
+    statement the database refuses raises SQLAlchemy's error for it, with the statement.
     """
-    for statement, params in statements:
-        if params:
-            conn.exec_driver_sql(statement, params if isinstance(params, dict) else tuple(params))
-        else:
-            conn.exec_driver_sql(statement)
+    events = conn.dispatch
+    if events.after_cursor_execute or any(fn not in trusted for fn in events.before_cursor_execute):
+        for statement, params in statements:
+            if params:
+                conn.exec_driver_sql(statement, params if isinstance(params, dict) else tuple(params))
+            else:
+                conn.exec_driver_sql(statement)
+        return
+    import sqlalchemy as sa
+
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for statement, params in statements:
+            args = None if params is None else params if isinstance(params, dict) else tuple(params)
+            try:
+                if args is None:  # SQLAlchemy sent it without parameters
+                    cursor.execute(statement)
+                else:
+                    cursor.execute(statement, args)
+            except dbapi.Error as exc:
+                raise sa.exc.DBAPIError.instance(statement, args, exc, dbapi.Error, dialect=conn.dialect) from exc
+    finally:
+        cursor.close()

@@ -219,6 +219,8 @@ class Execution:
             with collector.held():
                 if self.journal is None:
                     with _Guard(self, plan) as self._guard:
+                        if replayer is not None:  # a recording never ends the transaction (see migmagic.replay): nothing for the guard
+                            replayer.trust(self._guard._statement)
                         adapter.run_steps(
                             self.conn, plan.scripts, plan.steps, on_step=self._checked(finished, plan),
                             transaction_per_migration=False, purge=plan.purge, on_autocommit=self._guard.autocommit, replay=replayer,
@@ -367,7 +369,7 @@ class _Guard:
     def __enter__(self) -> _Guard:
         from sqlalchemy import event
 
-        event.listen(self.ex.conn, "before_cursor_execute", self._statement)
+        event.listen(self.ex.conn, "before_cursor_execute", self._statement, retval=True)  # unwrapped: replay knows it (see below)
         event.listen(self.ex.conn, "commit", self._commit)
         return self
 
@@ -380,13 +382,14 @@ class _Guard:
     def _running(self) -> Step:
         return self.plan.steps[min(len(self.ex.current_done), len(self.plan.steps) - 1)]
 
-    def _statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+    def _statement(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> tuple[str, Any]:
         found = None if self.in_block else ends_transaction(statement)
         if found:
             raise TransactionEndRefused(
                 f"{' '.join(found.group(1).split()).upper()} would end migmagic's transaction, so it was not run. For statements "
                 "that cannot run in a transaction, use op.get_context().autocommit_block()."
             )
+        return statement, parameters
 
     def _commit(self, conn: Any) -> None:
         if self.in_block:

@@ -249,6 +249,37 @@ def test_a_fresh_process_replays_without_proving_again(workdir: Path, sqlite_url
     other.close()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_replayed_statement_the_database_refuses_fails_truthfully(kind: str, workdir: Path, tmp_path: Path) -> None:
+    """Replayed on the driver's cursor: a refused statement is the same one-line failure, and nothing stays."""
+    first, second = fresh_database(kind, tmp_path / "a"), fresh_database(kind, tmp_path / "b")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    url, other_url = next(first), next(second)
+    try:
+        m = Migrator.init(url)
+        m.revision("create parent", _body(PARENT[1], PARENT[2]))
+        child = m.revision("create child", _body(CHILD[1], CHILD[2])).revision
+        m.upgrade("head")
+        m.close()
+        engine = sa.create_engine(other_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE child (id INTEGER PRIMARY KEY)"))
+        other = Migrator(other_url, m.folder)
+        with pytest.raises(MigrationFailed) as err:
+            other.upgrade("head")
+        text = str(err.value)
+        assert err.value.revision == child and "CREATE TABLE child" in text and "Nothing was applied" in text, text
+        assert "already exists" in text or "DuplicateTable" in text, text
+        assert sorted(t for t in sa.inspect(engine).get_table_names() if t not in BOOKKEEPING) == ["child"]
+        assert version(other_url) == set()
+        other.close()
+        engine.dispose()
+    finally:
+        for gen in (first, second):
+            next(gen, None)
+
+
 def test_a_recording_of_another_server_version_is_not_replayed(workdir: Path, sqlite_url: str, tmp_path: Path, replay_store: Path) -> None:
     m = Migrator.init(sqlite_url)
     m.revision("create parent", _body(PARENT[1], PARENT[2]))
