@@ -618,7 +618,7 @@ def run_steps(
         seen = len(warned)
         on_step(step)
 
-    with quiet() as warned, _bound_version_statements():
+    with quiet() as warned, _bound_version_statements(replay):
         if steps or purge:
             with EnvironmentContext(_config(scripts.folder), scripts.directory, fn=fn, purge=purge) as env:
                 env.configure(
@@ -665,6 +665,8 @@ class _BoundHeadMaintainer(HeadMaintainer):
     decision, unchanged.
     """
 
+    replay: Any = None  # set by _bound_version_statements for one run
+
     def _run(self, name: str, params: dict[str, str]) -> int:
         import sqlalchemy as sa
 
@@ -682,6 +684,8 @@ class _BoundHeadMaintainer(HeadMaintainer):
         args: Any = tuple(values[k] for k in c.positiontup) if c.positional and c.positiontup is not None else values
         conn = self.context.connection
         assert conn is not None
+        if self.replay is not None and self.replay.quiet():
+            return int(self.replay.send(c.string, args))
         # Through exec_driver_sql: nothing compiled again, and the connection's cursor events see it.
         return int(conn.exec_driver_sql(c.string, args).rowcount)
 
@@ -714,16 +718,23 @@ class _BoundHeadMaintainer(HeadMaintainer):
 
 
 @contextlib.contextmanager
-def _bound_version_statements() -> Iterator[None]:
-    """Alembic's runtime uses :class:`_BoundHeadMaintainer` while the block runs (put back after)."""
+def _bound_version_statements(replay: Any = None) -> Iterator[None]:
+    """Alembic's runtime uses :class:`_BoundHeadMaintainer` while the block runs (put back after).
+
+    With a ``replay`` (:class:`migmagic.replay.Replayer`) whose connection nothing
+    else watches, the version-table statements go to the driver's cursor, as the
+    replayed statements do.
+    """
     from alembic.runtime import migration
 
     original = migration.HeadMaintainer
     migration.HeadMaintainer = _BoundHeadMaintainer  # type: ignore[misc]
+    _BoundHeadMaintainer.replay = replay
     try:
         yield
     finally:
         migration.HeadMaintainer = original  # type: ignore[misc]
+        _BoundHeadMaintainer.replay = None
 
 
 def _with_function(step: Step, replay: Any) -> Any:

@@ -23,6 +23,7 @@ runs that waits for a lock held elsewhere (PostgreSQL ``lock_timeout``, MySQL
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 import zlib
@@ -136,9 +137,7 @@ class Database:
 
     @property
     def dialect_name(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(settings.engine_url(self.url)).get_backend_name()
+        return _backend(self.url)
 
     @property
     def transactional_ddl(self) -> bool:
@@ -478,3 +477,11 @@ class Database:
                 finally:
                     raw.execute(f"PRAGMA busy_timeout = {int(old)}")
         return None
+
+
+@functools.lru_cache(maxsize=64)
+def _backend(url: str) -> str:
+    """The backend's name in ``url`` (``sqlite``, ``postgresql``, ``mysql``): asked once per step, parsed once."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.engine_url(url)).get_backend_name()

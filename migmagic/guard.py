@@ -27,6 +27,7 @@ they see what the steps would see.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -122,14 +123,14 @@ def _may_destroy(plan: Plan) -> bool:
     A plan that does not (a fresh database brought to head by create_table and
     add_column, say) has nothing at stake: nothing is recorded or counted.
     """
-    for step in plan.steps:
-        if step.revision not in plan.scripts:
-            continue
-        source = plan.scripts.info(step.revision).source
-        function = re.search(rf"^(?:async\s+)?def {step.direction}\b.*?(?=^[^\s#]|\Z)", source, re.MULTILINE | re.DOTALL)
-        if function is None or _MAY_DESTROY.search(function.group(0)):
-            return True
-    return False
+    return any(step.revision in plan.scripts and _names_destruction(plan.scripts.info(step.revision).source, step.direction) for step in plan.steps)
+
+
+@functools.lru_cache(maxsize=4096)
+def _names_destruction(source: str, direction: str) -> bool:
+    """Whether the ``direction`` function of ``source`` names an operation that can destroy data (or is not found)."""
+    function = re.search(rf"^(?:async\s+)?def {direction}\b.*?(?=^[^\s#]|\Z)", source, re.MULTILINE | re.DOTALL)
+    return function is None or _MAY_DESTROY.search(function.group(0)) is not None
 
 
 def analyse(plan: Plan, conn: Connection) -> Analysis:

@@ -330,6 +330,14 @@ class Replayer:
             return original
         return self._recording(digest, key, original)
 
+    def send(self, statement: str, args: Any) -> int:
+        """``statement`` on the driver's cursor (see :func:`send`)."""
+        return send(self.conn, statement, args)
+
+    def quiet(self) -> bool:
+        """Whether statements may go to the driver's cursor directly (see :func:`quiet`): also the version table's, between steps."""
+        return quiet(self.conn, self._trusted)
+
     def trust(self, listener: Callable[..., Any]) -> None:
         """``listener`` (a ``before_cursor_execute`` one, added with ``retval=True``) need not see replayed statements."""
         self._trusted.append(listener)
@@ -517,32 +525,44 @@ def execute(conn: Connection, statements: list[tuple[str, Any]], *, trusted: Seq
 
     Where nothing but ``trusted`` listeners watches the connection's cursor
     (migmagic's transaction guard: a recording never ends the transaction), on
-    the driver's cursor directly, as SQLAlchemy would have called it. Otherwise
-    (a dry run's capture, MySQL/MariaDB's journal) through ``exec_driver_sql``,
-    so whatever listens sees every statement. Nothing is compiled either way. A
-    statement the database refuses raises SQLAlchemy's error for it, with the statement.
+    the driver's cursor directly (:func:`send`). Otherwise (a dry run's capture,
+    MySQL/MariaDB's journal) through ``exec_driver_sql``, so whatever listens
+    sees every statement. Nothing is compiled either way.
     """
-    events = conn.dispatch
-    if events.after_cursor_execute or any(fn not in trusted for fn in events.before_cursor_execute):
+    if not quiet(conn, trusted):
         for statement, params in statements:
             if params:
                 conn.exec_driver_sql(statement, params if isinstance(params, dict) else tuple(params))
             else:
                 conn.exec_driver_sql(statement)
         return
+    for statement, params in statements:
+        send(conn, statement, None if params is None else params if isinstance(params, dict) else tuple(params))
+
+
+def quiet(conn: Connection, trusted: Sequence[Callable[..., Any]]) -> bool:
+    """Whether nothing but ``trusted`` (``before_cursor_execute`` listeners added with ``retval=True``) watches ``conn``'s cursor."""
+    events = conn.dispatch
+    return not events.after_cursor_execute and all(fn in trusted for fn in events.before_cursor_execute)
+
+
+def send(conn: Connection, statement: str, args: Any) -> int:
+    """``statement`` on the driver's cursor of ``conn`` (in its transaction), as SQLAlchemy would send it; the row count.
+
+    ``args`` None: sent without parameters. A statement the database refuses
+    raises SQLAlchemy's error for it, with the statement and its parameters.
+    """
     import sqlalchemy as sa
 
     dbapi = conn.dialect.loaded_dbapi
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        for statement, params in statements:
-            args = None if params is None else params if isinstance(params, dict) else tuple(params)
-            try:
-                if args is None:  # SQLAlchemy sent it without parameters
-                    cursor.execute(statement)
-                else:
-                    cursor.execute(statement, args)
-            except dbapi.Error as exc:
-                raise sa.exc.DBAPIError.instance(statement, args, exc, dbapi.Error, dialect=conn.dialect) from exc
+        if args is None:
+            cursor.execute(statement)
+        else:
+            cursor.execute(statement, args)
+        return int(cursor.rowcount)
+    except dbapi.Error as exc:
+        raise sa.exc.DBAPIError.instance(statement, args, exc, dbapi.Error, dialect=conn.dialect) from exc
     finally:
         cursor.close()
