@@ -184,10 +184,13 @@ def _read(path: Path) -> str:
         raise ScriptDirectoryError(f"{short_path(path)} is not UTF-8 text.", path=str(path)) from None
 
 
-def _load_file(path: Path, signature: tuple[int, ...], compiled: CodeCache | None = None, source: str | None = None) -> _Loaded:
+def _load_file(
+    path: Path, signature: tuple[int, ...], compiled: CodeCache | None = None, source: str | None = None, key: str | None = None
+) -> _Loaded:
     if source is None:
         source = _read(path)
-    key = compiled.key(source, path) if compiled is not None else ""
+    if key is None:
+        key = compiled.key(source, path) if compiled is not None else ""
     code = compiled.get(key) if compiled is not None else None
     if code is None:
         code = _compile(path, source)  # a script that passed these checks is the only kind cached
@@ -255,18 +258,21 @@ class ScriptCache:
         stale = [e for e in entries if (c := self._files.get(e[0])) is None or c.signature != tuple(e[1:])]
         # Many files to read (a fresh kernel): their compiled code may be in migmagic's cache.
         compiled = CodeCache() if len(stale) > 10 else None
+        paths = {e[0]: versions / e[0] for e in entries}  # one Path per file: a thousand of them add up
         sources: dict[str, str] = {}
+        keys: dict[str, str] = {}
         if compiled is not None:  # read first, so the cached code of all of them comes in one query
-            sources = {e[0]: _read(versions / e[0]) for e in stale}
-            compiled.prefetch([compiled.key(text, versions / name) for name, text in sources.items()])
+            sources = {e[0]: _read(paths[e[0]]) for e in stale}
+            keys = {name: compiled.key(text, paths[name]) for name, text in sources.items()}
+            compiled.prefetch(list(keys.values()))
         try:
             for name, *stat in entries:
                 cached = self._files.get(name)
                 if cached is not None and cached.signature == tuple(stat):
                     files[name] = cached
                 else:
-                    path = versions / name
-                    files[name] = reread[path] = _load_file(path, tuple(stat), compiled, sources.get(name))
+                    path = paths[name]
+                    files[name] = reread[path] = _load_file(path, tuple(stat), compiled, sources.get(name), keys.get(name))
         finally:
             if compiled is not None:
                 compiled.close()
@@ -274,7 +280,7 @@ class ScriptCache:
         if self._scripts is not None and files.keys() == self._files.keys():
             scripts = self._scripts.refreshed(reread)
         if scripts is None:
-            scripts = Scripts(self.folder, {versions / n: f for n, f in files.items()})
+            scripts = Scripts(self.folder, {paths[n]: f for n, f in files.items()})
         # Only a graph that passed every check is remembered.
         self._files, self._signature, self._scripts = files, signature, scripts
         return scripts
