@@ -605,8 +605,12 @@ def run_steps(
     ``replay`` (a :class:`migmagic.replay.Replayer`) may give a step another
     function to run in place of the revision's ``upgrade()``/``downgrade()``
     (its recorded SQL); Alembic still runs the step: transaction, version
-    table, callbacks.
+    table, callbacks. When every step has a recording and the steps walk one
+    line of history (see :func:`_replay_line`), Alembic's runtime is not
+    entered at all.
     """
+    if replay is not None and not transaction_per_migration and not purge and _replay_line(connection, scripts, steps, on_step, replay):
+        return
     done = 0
     seen = 0
 
@@ -638,6 +642,88 @@ def run_steps(
                     _own_transaction(env.get_context(), connection, on_autocommit)
                 with env.begin_transaction():
                     env.run_migrations()
+
+
+def _replay_line(connection: Any, scripts: Scripts, steps: Sequence[Step], on_step: Callable[[Step], None], replay: Any) -> bool:
+    """Run ``steps`` from their recordings alone, with the version-table statements Alembic would send; False (nothing done) where that does not apply.
+
+    It applies when nothing but migmagic's transaction guard watches the
+    connection (``replay.quiet()``), every step has a recording, and each step
+    moves one line of history: an upgrade from its only parent at the single
+    head (or from an empty version table for a root), a downgrade from the
+    single head to its only parent (or to an empty table). For those, Alembic's
+    own bookkeeping is one ``UPDATE`` (``INSERT``, ``DELETE``) of the version
+    row; merges, branches and several heads are left to Alembic. The version
+    table is created as Alembic creates it. ``on_step`` is called after each
+    step's version row, as from Alembic's ``on_version_apply``.
+    """
+    if not steps or not replay.quiet():
+        return False
+    recorded = [replay.recorded(s) for s in steps]
+    if any(r is None for r in recorded):
+        return False
+    with quiet():
+        ctx = MigrationContext.configure(connection, opts={"render_as_batch": connection.dialect.name == "sqlite"})
+        heads = tuple(ctx.get_current_heads())
+    moves = []
+    for step in steps:
+        move = _line_move(scripts, heads, step)
+        if move is None:
+            return False
+        moves.append(move)
+        heads = move[2]
+    with quiet():
+        ctx._ensure_version_table()
+    compiled = _version_statements(ctx)
+    for step, statements, (name, params, _) in zip(steps, recorded, moves, strict=True):
+        replay.run(statements)
+        rowcount = replay.send(*_version_call(compiled[name], params))
+        if name != "insert" and connection.dialect.supports_sane_rowcount and rowcount != 1:
+            raise CommandError(f"Online migration expected to match one row when running {name} on '{ctx.version_table}'; {rowcount} found")
+        step.warnings = []
+        on_step(step)
+    return True
+
+
+def _line_move(scripts: Scripts, heads: tuple[str, ...], step: Step) -> tuple[str, dict[str, str], tuple[str, ...]] | None:
+    """The version-table statement of ``step`` from ``heads`` (name, parameters, heads after) on one line of history; else None."""
+    if step.direction not in ("upgrade", "downgrade") or step.revision not in scripts or len(heads) > 1:
+        return None
+    parents = scripts.info(step.revision).down_revisions
+    if len(parents) > 1:
+        return None
+    parent = parents[0] if parents else None
+    if step.direction == "upgrade":
+        if parent is None:
+            return ("insert", {"new": step.revision}, (step.revision,)) if not heads else None
+        return ("update", {"old": parent, "new": step.revision}, (step.revision,)) if heads == (parent,) else None
+    if heads != (step.revision,):
+        return None
+    if parent is None:
+        return "delete", {"old": step.revision}, ()
+    if scripts.info(parent).is_branch_point:  # Alembic's rules for what stays at a branch point: its own
+        return None
+    return "update", {"old": step.revision, "new": parent}, (parent,)
+
+
+def _version_statements(ctx: MigrationContext) -> dict[str, Any]:
+    """The version table's three statements, compiled once for ``ctx``'s dialect, the ids as parameters."""
+    import sqlalchemy as sa
+
+    t = ctx._version
+    statements = {
+        "insert": t.insert().values(version_num=sa.bindparam("new")),
+        "delete": t.delete().where(t.c.version_num == sa.bindparam("old")),
+        "update": t.update().where(t.c.version_num == sa.bindparam("old")).values(version_num=sa.bindparam("new")),
+    }
+    return {k: v.compile(dialect=ctx.dialect) for k, v in statements.items()}
+
+
+def _version_call(compiled: Any, params: dict[str, str]) -> tuple[str, Any]:
+    """``compiled``'s SQL and its parameters in the driver's style."""
+    values = compiled.construct_params(params)
+    args: Any = tuple(values[k] for k in compiled.positiontup) if compiled.positional and compiled.positiontup is not None else values
+    return compiled.string, args
 
 
 def _own_transaction(ctx: MigrationContext, connection: Any, on_autocommit: Callable[[bool], None] | None) -> None:
@@ -674,26 +760,16 @@ class _BoundHeadMaintainer(HeadMaintainer):
     replay: Any = None  # set by _bound_version_statements for one run
 
     def _run(self, name: str, params: dict[str, str]) -> int:
-        import sqlalchemy as sa
-
         compiled = getattr(self, "_migmagic_compiled", None)
         if compiled is None:
-            t = self.context._version
-            statements = {
-                "insert": t.insert().values(version_num=sa.bindparam("new")),
-                "delete": t.delete().where(t.c.version_num == sa.bindparam("old")),
-                "update": t.update().where(t.c.version_num == sa.bindparam("old")).values(version_num=sa.bindparam("new")),
-            }
-            compiled = self._migmagic_compiled = {k: v.compile(dialect=self.context.dialect) for k, v in statements.items()}
-        c = compiled[name]
-        values = c.construct_params(params)
-        args: Any = tuple(values[k] for k in c.positiontup) if c.positional and c.positiontup is not None else values
+            compiled = self._migmagic_compiled = _version_statements(self.context)
+        statement, args = _version_call(compiled[name], params)
         conn = self.context.connection
         assert conn is not None
         if self.replay is not None and self.replay.quiet():
-            return int(self.replay.send(c.string, args))
+            return int(self.replay.send(statement, args))
         # Through exec_driver_sql: nothing compiled again, and the connection's cursor events see it.
-        return int(conn.exec_driver_sql(c.string, args).rowcount)
+        return int(conn.exec_driver_sql(statement, args).rowcount)
 
     def _insert_version(self, version: str) -> None:
         if self.context.as_sql:

@@ -323,7 +323,7 @@ class Replayer:
             return original
         digest = key["digest"]
         key = {k: v for k, v in key.items() if k != "digest"}
-        recorded = _memory.get(digest) if digest in self._looked else _load(digest, key)
+        recorded = self.recorded(step)
         if recorded is not None:  # recorded only once proven pure: the proof holds for this exact source
             return self._replaying(recorded, original)
         if not self._proven(step, key["source_sha256"]):
@@ -342,11 +342,23 @@ class Replayer:
         """``listener`` (a ``before_cursor_execute`` one, added with ``retval=True``) need not see replayed statements."""
         self._trusted.append(listener)
 
+    def recorded(self, step: Step) -> list[tuple[str, Any]] | None:
+        """``step``'s recorded statements, or None when it has none."""
+        key = self.key(step)
+        if key is None:
+            return None
+        digest = key["digest"]
+        return _memory.get(digest) if digest in self._looked else _load(digest, {k: v for k, v in key.items() if k != "digest"})
+
+    def run(self, statements: list[tuple[str, Any]]) -> None:
+        """A step's recorded statements, run in place of its function."""
+        execute(self.conn, statements, trusted=self._trusted)
+        self.replayed += 1
+
     def _replaying(self, statements: list[tuple[str, Any]], original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
         def replayed(**_kw: Any) -> None:
-            execute(self.conn, statements, trusted=self._trusted)
-            self.replayed += 1
+            self.run(statements)
 
         return replayed
 
