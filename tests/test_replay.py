@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import fresh_database, version
+from conftest import fresh_database, tables, version
 
 from migmagic import Migrator, replay
 from migmagic.errors import MigrationFailed
@@ -217,6 +217,45 @@ def test_replay_builds_what_alembic_builds(migrator: Any, db_url: str, second_ur
         assert version(second_url) == {middle.id}
     finally:
         other.close()
+
+
+TABLE = '    op.create_table("{0}", sa.Column("id", sa.Integer, primary_key=True))'
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_branches_and_merges_replay_to_the_version_table_alembic_keeps(kind: str, workdir: Path, tmp_path: Path) -> None:
+    """A line of history replays without Alembic's runtime; a branch point and a merge go through Alembic: same rows."""
+    first, second = fresh_database(kind, tmp_path / "a"), fresh_database(kind, tmp_path / "b")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    url, other_url = next(first), next(second)
+    try:
+        m = Migrator.init(url)
+
+        def table(name: str, **where: str) -> str:
+            return m.revision(name, _body(TABLE.format(name), f'    op.drop_table("{name}")'), **where).revision
+
+        root = table("root")
+        a = table("a", head=root)
+        b = table("b", head=root)
+        merged = m.merge([a, b], "join branches").revision
+        tip = table("tip")
+        m.upgrade("heads")
+        m.downgrade("base")  # every step recorded, both ways
+        other = Migrator(other_url, m.folder)
+        plans = [("upgrade", root, {root}), ("upgrade", a, {a}), ("upgrade", "heads", {tip}), ("downgrade", "-1", {merged}), ("downgrade", "base", set())]
+        for command, target, expected in plans:
+            getattr(m, command)(target)
+            outcome = getattr(other, command)(target)
+            assert _replayed(outcome) == len(outcome.steps), outcome.summary
+            assert version(other_url) == version(url) == expected, (command, target)
+            assert tables(other_url) == tables(url), (command, target)
+        assert b in other.log()["revision"].tolist()
+        other.close()
+        m.close()
+    finally:
+        for gen in (first, second):
+            next(gen, None)
 
 
 def test_a_revision_edited_by_one_byte_is_not_replayed(workdir: Path, sqlite_url: str, tmp_path: Path) -> None:
