@@ -82,28 +82,22 @@ def ensure(conn: Connection) -> None:
     conn.execute(CreateTable(table(), if_not_exists=True))
 
 
-def install(conn: Connection) -> bool:
-    """Put the triggers on the version table if it exists and they are missing; False where that failed.
+def install(conn: Connection) -> None:
+    """Put the triggers on the version table if it exists and they are missing.
 
-    On PostgreSQL this runs in a savepoint, so a refusal leaves the command's
-    transaction usable; MySQL/MariaDB commit DDL themselves, so call it where
-    everything before has committed.
+    Where the database refuses them, nothing fails and nothing is left half
+    done on PostgreSQL (a savepoint keeps the command's transaction usable); the
+    next command tries again. MySQL/MariaDB commit DDL themselves, so call it
+    where everything before has committed.
     """
     import sqlalchemy as sa
 
     dialect = conn.dialect.name
-    insp = sa.inspect(conn)
-    if not insp.has_table(VERSION_TABLE):
-        return True
-    if _installed(conn, dialect):
-        return True
-    try:
-        with conn.begin_nested() if dialect == "postgresql" else contextlib.nullcontext():
-            for statement in _triggers(conn, dialect):
-                conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
-    except sa.exc.DBAPIError:
-        return False
-    return True
+    if not sa.inspect(conn).has_table(VERSION_TABLE) or _installed(conn, dialect):
+        return
+    with contextlib.suppress(sa.exc.DBAPIError), conn.begin_nested() if dialect == "postgresql" else contextlib.nullcontext():
+        for statement in _triggers(conn, dialect):
+            conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
 
 
 def _installed(conn: Connection, dialect: str) -> bool:
@@ -111,7 +105,7 @@ def _installed(conn: Connection, dialect: str) -> bool:
 
     if dialect == "sqlite":
         query = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table AND name LIKE :name"
-        return bool(conn.execute(sa.text(query), {"table": VERSION_TABLE, "name": TRIGGER + "%"}).scalar())
+        return int(conn.execute(sa.text(query), {"table": VERSION_TABLE, "name": TRIGGER + "%"}).scalar() or 0) >= 3
     if dialect == "postgresql":
         query = "SELECT count(*) FROM pg_trigger WHERE tgname = :name AND tgrelid = to_regclass(:table)"
         return bool(conn.execute(sa.text(query), {"name": TRIGGER, "table": VERSION_TABLE}).scalar())
