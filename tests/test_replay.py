@@ -163,6 +163,19 @@ def second_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> I
     yield from fresh_database("mariadb" if kind == "mysql" else kind, other)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two fresh databases of one kind: SQLite, PostgreSQL (where replayed statements go to the driver's cursor)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = fresh_database(request.param, tmp_path / "a"), fresh_database(request.param, tmp_path / "b")
+    try:
+        yield next(first), next(second)
+    finally:
+        for gen in (first, second):
+            next(gen, None)
+
+
 def _recorded(store: Path, direction: str) -> list[Any]:
     """The keys recorded for ``direction`` in the store."""
     if not (store / replay.STORE_NAME).exists():
@@ -222,40 +235,32 @@ def test_replay_builds_what_alembic_builds(migrator: Any, db_url: str, second_ur
 TABLE = '    op.create_table("{0}", sa.Column("id", sa.Integer, primary_key=True))'
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_branches_and_merges_replay_to_the_version_table_alembic_keeps(kind: str, workdir: Path, tmp_path: Path) -> None:
+def test_branches_and_merges_replay_to_the_version_table_alembic_keeps(two_urls: tuple[str, str], workdir: Path) -> None:
     """A line of history replays without Alembic's runtime; a branch point and a merge go through Alembic: same rows."""
-    first, second = fresh_database(kind, tmp_path / "a"), fresh_database(kind, tmp_path / "b")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    url, other_url = next(first), next(second)
-    try:
-        m = Migrator.init(url)
+    url, other_url = two_urls
+    m = Migrator.init(url)
 
-        def table(name: str, **where: str) -> str:
-            return m.revision(name, _body(TABLE.format(name), f'    op.drop_table("{name}")'), **where).revision
+    def table(name: str, **where: str) -> str:
+        return m.revision(name, _body(TABLE.format(name), f'    op.drop_table("{name}")'), **where).revision
 
-        root = table("root")
-        a = table("a", head=root)
-        b = table("b", head=root)
-        merged = m.merge([a, b], "join branches").revision
-        tip = table("tip")
-        m.upgrade("heads")
-        m.downgrade("base")  # every step recorded, both ways
-        other = Migrator(other_url, m.folder)
-        plans = [("upgrade", root, {root}), ("upgrade", a, {a}), ("upgrade", "heads", {tip}), ("downgrade", "-1", {merged}), ("downgrade", "base", set())]
-        for command, target, expected in plans:
-            getattr(m, command)(target)
-            outcome = getattr(other, command)(target)
-            assert _replayed(outcome) == len(outcome.steps), outcome.summary
-            assert version(other_url) == version(url) == expected, (command, target)
-            assert tables(other_url) == tables(url), (command, target)
-        assert b in other.log()["revision"].tolist()
-        other.close()
-        m.close()
-    finally:
-        for gen in (first, second):
-            next(gen, None)
+    root = table("root")
+    a = table("a", head=root)
+    b = table("b", head=root)
+    merged = m.merge([a, b], "join branches").revision
+    tip = table("tip")
+    m.upgrade("heads")
+    m.downgrade("base")  # every step recorded, both ways
+    other = Migrator(other_url, m.folder)
+    plans = [("upgrade", root, {root}), ("upgrade", a, {a}), ("upgrade", "heads", {tip}), ("downgrade", "-1", {merged}), ("downgrade", "base", set())]
+    for command, target, expected in plans:
+        getattr(m, command)(target)
+        outcome = getattr(other, command)(target)
+        assert _replayed(outcome) == len(outcome.steps), outcome.summary
+        assert version(other_url) == version(url) == expected, (command, target)
+        assert tables(other_url) == tables(url), (command, target)
+    assert b in other.log()["revision"].tolist()
+    other.close()
+    m.close()
 
 
 def test_a_revision_edited_by_one_byte_is_not_replayed(workdir: Path, sqlite_url: str, tmp_path: Path) -> None:
@@ -288,35 +293,27 @@ def test_a_fresh_process_replays_without_proving_again(workdir: Path, sqlite_url
     other.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_a_replayed_statement_the_database_refuses_fails_truthfully(kind: str, workdir: Path, tmp_path: Path) -> None:
+def test_a_replayed_statement_the_database_refuses_fails_truthfully(two_urls: tuple[str, str], workdir: Path) -> None:
     """Replayed on the driver's cursor: a refused statement is the same one-line failure, and nothing stays."""
-    first, second = fresh_database(kind, tmp_path / "a"), fresh_database(kind, tmp_path / "b")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    url, other_url = next(first), next(second)
-    try:
-        m = Migrator.init(url)
-        m.revision("create parent", _body(PARENT[1], PARENT[2]))
-        child = m.revision("create child", _body(CHILD[1], CHILD[2])).revision
-        m.upgrade("head")
-        m.close()
-        engine = sa.create_engine(other_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE child (id INTEGER PRIMARY KEY)"))
-        other = Migrator(other_url, m.folder)
-        with pytest.raises(MigrationFailed) as err:
-            other.upgrade("head")
-        text = str(err.value)
-        assert err.value.revision == child and "CREATE TABLE child" in text and "Nothing was applied" in text, text
-        assert "already exists" in text or "DuplicateTable" in text, text
-        assert sorted(t for t in sa.inspect(engine).get_table_names() if t not in BOOKKEEPING) == ["child"]
-        assert version(other_url) == set()
-        other.close()
-        engine.dispose()
-    finally:
-        for gen in (first, second):
-            next(gen, None)
+    url, other_url = two_urls
+    m = Migrator.init(url)
+    m.revision("create parent", _body(PARENT[1], PARENT[2]))
+    child = m.revision("create child", _body(CHILD[1], CHILD[2])).revision
+    m.upgrade("head")
+    m.close()
+    engine = sa.create_engine(other_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE child (id INTEGER PRIMARY KEY)"))
+    other = Migrator(other_url, m.folder)
+    with pytest.raises(MigrationFailed) as err:
+        other.upgrade("head")
+    text = str(err.value)
+    assert err.value.revision == child and "CREATE TABLE child" in text and "Nothing was applied" in text, text
+    assert "already exists" in text or "DuplicateTable" in text, text
+    assert sorted(t for t in sa.inspect(engine).get_table_names() if t not in BOOKKEEPING) == ["child"]
+    assert version(other_url) == set()
+    other.close()
+    engine.dispose()
 
 
 def test_a_recording_of_another_server_version_is_not_replayed(workdir: Path, sqlite_url: str, tmp_path: Path, replay_store: Path) -> None:
