@@ -42,8 +42,8 @@ class Sample:
 
     @property
     def spread(self) -> float:
-        """(max - min) / median: how noisy the runs were."""
-        return (max(self.runs) - min(self.runs)) / self.median if self.median else 0.0
+        """(max - min) / |median|: how noisy the runs were (a difference of two timings may have a negative median)."""
+        return (max(self.runs) - min(self.runs)) / abs(self.median) if self.median else 0.0
 
 
 def _cpu() -> float:
