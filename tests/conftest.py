@@ -217,6 +217,14 @@ def downgrade():
 '''
 
 
+def table_revision(name: str) -> str:
+    """A revision body that creates table ``name`` (one ``id`` column) and drops it on the way down."""
+    return (
+        f'def upgrade():\n    op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))\n\n\n'
+        f'def downgrade():\n    op.drop_table("{name}")\n'
+    )
+
+
 def tables(url: str) -> set[str]:
     """The tables the database holds (without Alembic's and migmagic's own)."""
     import sqlalchemy as sa

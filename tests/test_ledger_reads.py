@@ -5,25 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from conftest import EVENTS
+from conftest import EVENTS, table_revision
 
 from migmagic import ledger
 
-TAGS = '''def upgrade():
-    op.create_table("tags", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    op.drop_table("tags")
-'''
-
-NOTES = '''def upgrade():
-    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    op.drop_table("notes")
-'''
+TAGS = table_revision("tags")
+NOTES = table_revision("notes")
 
 
 def full_scan(conn: Any) -> dict[str, ledger.Entry]:

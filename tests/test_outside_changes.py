@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADD_VENUE, EVENTS
+from conftest import ADD_VENUE, EVENTS, table_revision
 
 ALEMBIC = str(Path(sys.executable).parent / "alembic")
 
@@ -114,15 +114,6 @@ def test_a_version_table_changed_by_hand_is_noticed(workdir: Path, sqlite_url: s
         m.close()
 
 
-MERGE_A = '''def upgrade():
-    op.create_table("a", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    op.drop_table("a")
-'''
-
-MERGE_B = MERGE_A.replace('"a"', '"b"')
 
 
 def test_a_merge_applied_by_the_alembic_command_reapplies_nothing_else(workdir: Path, sqlite_url: str) -> None:
@@ -133,8 +124,8 @@ def test_a_merge_applied_by_the_alembic_command_reapplies_nothing_else(workdir: 
     m = Migrator.init(sqlite_url)
     try:
         root = m.revision("root", EVENTS).revision
-        a = m.revision("branch a", MERGE_A, head=root).revision
-        b = m.revision("branch b", MERGE_B, head=root).revision
+        a = m.revision("branch a", table_revision("a"), head=root).revision
+        b = m.revision("branch b", table_revision("b"), head=root).revision
         m.upgrade("heads")
         merged = m.merge([a, b], "join branches").revision
         alembic("upgrade", "head", url=sqlite_url)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import fresh_database, tables, version
+from conftest import fresh_database, table_revision, tables, version
 
 from migmagic import Migrator, replay
 from migmagic.errors import MigrationFailed
@@ -232,16 +232,13 @@ def test_replay_builds_what_alembic_builds(migrator: Any, db_url: str, second_ur
         other.close()
 
 
-TABLE = '    op.create_table("{0}", sa.Column("id", sa.Integer, primary_key=True))'
-
-
 def test_branches_and_merges_replay_to_the_version_table_alembic_keeps(two_urls: tuple[str, str], workdir: Path) -> None:
     """A line of history replays without Alembic's runtime; a branch point and a merge go through Alembic: same rows."""
     url, other_url = two_urls
     m = Migrator.init(url)
 
     def table(name: str, **where: str) -> str:
-        return m.revision(name, _body(TABLE.format(name), f'    op.drop_table("{name}")'), **where).revision
+        return m.revision(name, table_revision(name), **where).revision
 
     root = table("root")
     a = table("a", head=root)

@@ -5,25 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ledger_rows, tables, version
+from conftest import ledger_rows, table_revision, tables, version
 
 from migmagic import Migrator
 from migmagic.errors import MigrationFailed, RevisionEndedTransaction
 
-FIRST = '''def upgrade():
-    op.create_table("first", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    op.drop_table("first")
-'''
-LAST = '''def upgrade():
-    op.create_table("last", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade():
-    op.drop_table("last")
-'''
+FIRST = table_revision("first")
+LAST = table_revision("last")
 
 
 def _middle(statement: str) -> str:
