@@ -125,13 +125,13 @@ def history_rows(scripts: Scripts, st: State, ids: list[str]) -> list[dict[str, 
 def outside_rows(scripts: Scripts, st: State) -> list[dict[str, Any]]:
     """``log``'s first rows: applied revisions the ledger has no row for (applied before anything watched), oldest first."""
     unknown = {r for r in st.outside if r not in st.entries}
-    return [{"revision": r, "direction": "applied outside migmagic", "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in unknown]
+    return [{"revision": r, "direction": ledger.WORDS[ledger.OUTSIDE], "message": scripts.info(r).message} for r in reversed(scripts.ids()) if r in unknown]
 
 
 def unrecorded_rows(scripts: Scripts, st: State) -> list[dict[str, Any]]:
     """``log``'s last rows: what the watch saw done outside migmagic since its last command, oldest first."""
     return [
-        {"revision": e.revision, "direction": f"{e.direction} outside migmagic", "message": scripts.info(e.revision).message, "applied_at": e.at}
+        {"revision": e.revision, "direction": e.words, "message": scripts.info(e.revision).message, "applied_at": e.at}
         for e in st.unrecorded
     ]
 

@@ -55,6 +55,20 @@ class Event:
     direction: str  # "applied" | "unapplied"
     at: datetime
 
+    @property
+    def ledger_direction(self) -> str:
+        """The ledger's word for it: ``outside`` or ``outside-down``."""
+        from . import ledger
+
+        return ledger.OUTSIDE if self.direction == "applied" else ledger.OUTSIDE_DOWN
+
+    @property
+    def words(self) -> str:
+        """As ``log`` shows it: ``applied outside migmagic`` or ``unapplied outside migmagic``."""
+        from . import ledger
+
+        return ledger.WORDS[self.ledger_direction]
+
 
 _table: Any = None
 
@@ -264,11 +278,10 @@ def ledger_rows(scripts: Scripts, seen: Sequence[Event]) -> list[dict[str, Any]]
 
     rows = []
     for e in seen:
-        applied = e.direction == "applied"
-        note = f"{e.direction} outside migmagic: the version table changed at {e.at:%Y-%m-%d %H:%M:%S} UTC"
+        note = f"{e.words}: the version table changed at {e.at:%Y-%m-%d %H:%M:%S} UTC"
         message = scripts.info(e.revision).message if e.revision in scripts else ""
         row = ledger.row(
-            revision=e.revision, direction=ledger.OUTSIDE if applied else ledger.OUTSIDE_DOWN, message=message,
+            revision=e.revision, direction=e.ledger_direction, message=message,
             seconds=None, source=None, alembic_version=None, note=note,
         )
         rows.append({**row, "applied_at": e.at})
