@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from snapshot import snapshot as snapshot_of
+
 FAULT_HELPER = '''import os
 import time
 
@@ -141,28 +143,8 @@ def write_revisions(m: Any) -> dict[str, str]:
 
 
 def snapshot(url: str) -> dict[str, Any]:
-    """Everything a schema comparison needs: tables, columns, keys, indexes, version, ledger, rows."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            insp = sa.inspect(conn)
-            out: dict[str, Any] = {}
-            for t in sorted(insp.get_table_names()):
-                out[t] = {
-                    "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(t)],
-                    "pk": insp.get_pk_constraint(t)["constrained_columns"],
-                    "fks": sorted((fk["name"] or "", tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in insp.get_foreign_keys(t)),
-                    "indexes": sorted((ix["name"] or "", tuple(ix["column_names"]), bool(ix["unique"])) for ix in insp.get_indexes(t)),
-                    "uniques": sorted((u["name"] or "", tuple(u["column_names"])) for u in insp.get_unique_constraints(t)),
-                    "rows": sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {t}")).fetchall()), key=repr)
-                    if t != "migmagic_ledger"
-                    else conn.execute(sa.text("SELECT COUNT(*) FROM migmagic_ledger")).scalar(),
-                }
-            return out
-    finally:
-        engine.dispose()
+    """Everything a schema comparison needs: tables, columns, keys, indexes, version, rows; the ledger as its row count."""
+    return snapshot_of(url, ledger_count=True)
 
 
 def wipe(url: str) -> None:
