@@ -158,8 +158,23 @@ def _table_class() -> type:
                     body.append(f"<tr>{cells}</tr>")
                 return f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
+        Table.__qualname__ = "Table"  # pickle finds it as migmagic.display.Table (the module's __getattr__)
         _TABLE_CLASS = Table
     return _TABLE_CLASS
+
+
+def __getattr__(name: str) -> type:
+    """``Table`` and ``History``, the DataFrame classes of every table shown, made on first use.
+
+    They subclass ``pandas.DataFrame``, so they are made when a table is first made (pandas is
+    not imported on ``%load_ext``); asked for by name here, as pickle does when it loads one,
+    they are made then. So a returned table pickles (``to_pickle``, ``%store``, joblib).
+    """
+    if name == "Table":
+        return _table_class()
+    if name == "History":
+        return _history_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _html_table(frame: Any) -> str:
@@ -598,6 +613,7 @@ def _history_class() -> type:
                     return str(self._table_html())
                 return _history_html(self._blanked(), layout, pd.get_option("display.max_rows"))
 
+        History.__qualname__ = "History"  # pickle finds it as migmagic.display.History
         _HISTORY_CLASS = History
     return _HISTORY_CLASS
 
