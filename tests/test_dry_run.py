@@ -6,8 +6,11 @@ all rows of every table, the version table and every column of the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -290,27 +293,54 @@ def downgrade():
 '''
 
 
+@contextlib.contextmanager
+def databases_created() -> Iterator[list[str]]:
+    """The names of the databases this process creates meanwhile (its ``CREATE DATABASE`` statements)."""
+    made: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        made.extend(re.findall(r"CREATE DATABASE\s+[`\"]?(\w+)", statement, re.IGNORECASE))
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        yield made
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+
+
 def test_mariadb_rehearses_on_a_sample_with_foreign_keys_kept(workdir: Any, mariadb_url: str) -> None:
     m = Migrator.init(mariadb_url)
     a = m.revision("linked", LINKED)
     m.revision("unlink", UNLINK)
     m.upgrade(a.revision)
     before = real(mariadb_url)
-    report = m.upgrade("head", dry_run=True, sample=10)
+    with databases_created() as scratch:
+        report = m.upgrade("head", dry_run=True, sample=10)
     assert not report.failed, report.failure  # the foreign key survived the copy: it could be dropped by name
     assert real(mariadb_url) == before
     counts = report.row_counts.set_index("table")
     assert counts.loc["parent", "before"] == 10 and counts.loc["child", "before"] == 10
     assert "sample" in report.how and any("sample" in c for c in report.caveats)
     assert ("foreign key removed", "fk_child_parent") in {(r.change, r.name) for r in report.schema_changes.itertuples()}
-    full = m.upgrade("head", dry_run=True, full=True)
+    with databases_created() as more:
+        full = m.upgrade("head", dry_run=True, full=True)
+    scratch += more
     fc = full.row_counts.set_index("table")
     assert (fc.loc["parent", "before"], fc.loc["parent", "after"]) == (50, 40)
     assert real(mariadb_url) == before
+    # The scratch databases these rehearsals made are gone (only those: others may be rehearsing on this server).
+    assert len(scratch) == 2
     engine = sa.create_engine(mariadb_url)
     try:
         with engine.connect() as conn:
-            left = [r[0] for r in conn.exec_driver_sql("SHOW DATABASES LIKE 'mm\\_rehearse\\_%%'")]
+            left = [
+                r[0] for r in conn.execute(
+                    sa.text("SELECT schema_name FROM information_schema.schemata WHERE schema_name IN :names").bindparams(
+                        sa.bindparam("names", expanding=True)
+                    ),
+                    {"names": scratch},
+                )
+            ]
     finally:
         engine.dispose()
     assert left == []
