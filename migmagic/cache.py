@@ -110,3 +110,17 @@ class CodeCache:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def lock_file(database_file: str | os.PathLike[str]) -> Path:
+    """Where the migration lock of a SQLite file lives: ``locks/<hash of its absolute path>.lock`` here.
+
+    Never beside the database, where a ``git add .`` would pick it up. Keyed by
+    the file's real path, so every spelling of it (relative, through a symlink)
+    takes the same lock. The folder is made if missing (mode 700).
+    """
+    real = os.path.realpath(os.fspath(database_file))
+    folder = cache_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    digest = hashlib.sha256(real.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return folder / f"{digest}.lock"

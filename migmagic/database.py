@@ -12,8 +12,9 @@ Transactions, per database:
 
 Locks, held for the whole command, across its transactions: PostgreSQL
 ``pg_try_advisory_lock`` (session-level: released at the end of the command, or
-when the backend dies), on SQLite an ``flock`` on ``DB-migmagic.lock`` beside the
-file (released at the end, or when the process dies) besides SQLite's own write
+when the backend dies), on SQLite an ``flock`` on a lock file in migmagic's cache
+directory keyed by the file's real path (:func:`migmagic.cache.lock_file`; released
+at the end, or when the process dies) besides SQLite's own write
 lock, MySQL ``GET_LOCK`` (released explicitly, or when the session ends). Each
 waits at most ``lock_timeout`` seconds, and so does every statement a revision
 runs that waits for a lock held elsewhere (PostgreSQL ``lock_timeout``, MySQL
@@ -277,7 +278,7 @@ class Database:
         caller commits per revision.
 
         The lock outlives those transactions: a PostgreSQL session-level
-        advisory lock, a lock file beside a SQLite database (as well as SQLite's
+        advisory lock, a lock file of a SQLite database in migmagic's cache directory (as well as SQLite's
         write lock), MySQL's ``GET_LOCK``. Statements that wait for a lock (the
         user's own open transaction in another cell, say) wait at most
         ``lock_timeout`` seconds too.
@@ -336,7 +337,7 @@ class Database:
 
     @contextlib.contextmanager
     def _sqlite_lock_file(self) -> Iterator[None]:
-        """An exclusive ``flock`` on ``DB-migmagic.lock`` beside a SQLite file, for the whole command.
+        """An exclusive ``flock`` on the SQLite file's lock file (:func:`migmagic.cache.lock_file`), for the whole command.
 
         SQLite's write lock ends with each transaction; this one does not, so a
         revision's ``autocommit_block`` (which commits) cannot let another kernel
@@ -353,9 +354,10 @@ class Database:
         if not path or path == ":memory:" or path.startswith("file:"):
             yield
             return
-        lock_path = f"{path}-migmagic.lock"
+        from .cache import lock_file
+
         try:
-            handle = open(lock_path, "a+b")  # noqa: SIM115 - closed below
+            handle = open(lock_file(path), "a+b")  # noqa: SIM115 - closed below
         except OSError:
             yield  # a read-only folder: SQLite's own write lock still guards the transaction
             return
@@ -382,7 +384,7 @@ class Database:
         except Exception:  # saying who is a courtesy: the error stands without it
             holder = None
         if holder is None and self.dialect_name == "sqlite":
-            holder = "another process (it holds the lock file beside the database)"
+            holder = "another process (it holds migmagic's lock file of this database)"
         who = f"{holder}; " if holder else ""
         return LockTimeout(
             f"{self.masked_url} is being migrated by someone else ({who}waited {self.lock_timeout:g} s).",

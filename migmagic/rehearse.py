@@ -286,6 +286,69 @@ def _inlined(statement: str, parameters: Sequence[str]) -> str:
     return re.sub(r"\?|%s", lambda _: next(values, "?"), statement)
 
 
+def _literal(value: Any, dialect: str) -> str | None:
+    """``value`` as a SQL literal of ``dialect``; None when it has no form here."""
+    import datetime
+    import decimal
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return ("TRUE" if value else "FALSE") if dialect == "postgresql" else ("1" if value else "0")
+    if isinstance(value, int | decimal.Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, datetime.date | datetime.time):
+        value = value.isoformat(sep=" ") if isinstance(value, datetime.datetime) else value.isoformat()
+    if isinstance(value, str):
+        if "\x00" in value:
+            return None
+        quoted = value.replace("'", "''")
+        if dialect in ("mysql", "mariadb"):  # a backslash escapes there (PostgreSQL and SQLite: standard strings)
+            quoted = quoted.replace("\\", "\\\\")
+        return f"'{quoted}'"
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value).hex()
+        return f"'\\x{data}'::bytea" if dialect == "postgresql" else f"X'{data}'"
+    return None
+
+
+_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%%|%\((?P<name>[^)]+)\)s|%s|\?|:(?P<colon>[A-Za-z_]\w*)")
+
+
+def _inline(statement: str, parameters: Any, style: str, dialect: str) -> str | None:
+    """``statement`` with the driver's placeholders (``paramstyle`` ``style``) replaced by literals; None if one has none."""
+    positional = iter(parameters) if isinstance(parameters, tuple | list) else iter(())
+    named = parameters if isinstance(parameters, Mapping) else {}
+    missing = object()
+    failed = False
+
+    def replace(m: re.Match[str]) -> str:
+        nonlocal failed
+        token = m.group(0)
+        if token[0] in "'\"":
+            return token
+        if token == "%%":
+            return "%" if style in ("format", "pyformat") else token
+        if token == "?" and style == "qmark" or token == "%s" and style in ("format", "pyformat"):
+            value = next(positional, missing)
+        elif m.group("name") is not None and style == "pyformat":
+            value = named.get(m.group("name"), missing)
+        elif m.group("colon") is not None and style == "named":
+            value = named.get(m.group("colon"), missing)
+        else:
+            return token
+        literal = None if value is missing else _literal(value, dialect)
+        if literal is None:
+            failed = True
+            return token
+        return literal
+
+    result = _PLACEHOLDER.sub(replace, statement)
+    return None if failed else result
+
+
 class Capture:
     """The statements a plan's steps send, each with its step, from the ``before_cursor_execute`` event.
 
@@ -328,7 +391,10 @@ class Capture:
         kind = statement_kind(statement)
         if kind == "version table" and isinstance(parameters, tuple | list) and all(isinstance(p, str) for p in parameters):
             statement, params = _inlined(statement, parameters), None  # revision ids: shown as the literal script would
-        self.statements.append({"step": self._index + 1, "revision": step.revision, "kind": kind, "statement": statement.strip(), "parameters": params})
+        self.statements.append({
+            "step": self._index + 1, "revision": step.revision, "kind": kind, "statement": statement.strip(), "parameters": params,
+            "values": (parameters, conn.dialect.paramstyle, conn.dialect.name, executemany) if params else None,  # for script()
+        })
 
     def _commit(self, conn: Any) -> None:
         if self._index is not None and self.plan is not None:
@@ -346,12 +412,33 @@ class Capture:
         return display.table(rows, ["step", "revision", "kind", "statement", "parameters"])
 
     def script(self) -> str:
-        """The revisions' statements and the version-table updates, as a script (parameters in a comment)."""
-        out = []
+        """The revisions' statements and the version-table updates, as a script that runs as it reads.
+
+        A parameterised statement gets its values written in as SQL literals (an
+        ``executemany`` becomes one statement per row). A value that has no
+        literal form here (a type migmagic does not know) is never left as a
+        placeholder the database would bind NULL to: the statement is commented
+        out and the script's first line says it is not a runnable script.
+        """
+        out: list[str] = []
+        unrunnable: list[str] = []
         for s in self.statements:
-            if s["kind"].split(" (")[0] in ("revision", "version table"):
-                params = f"-- parameters: {s['parameters']}\n" if s["parameters"] else ""
-                out.append(f"{params}{s['statement'].rstrip().rstrip(';')};\n\n")
+            if s["kind"].split(" (")[0] not in ("revision", "version table"):
+                continue
+            statement = s["statement"].rstrip().rstrip(";")
+            if s.get("values") is None:
+                out.append(f"{statement};\n\n")
+                continue
+            parameters, style, dialect, many = s["values"]
+            inlined = [_inline(statement, p, style, dialect) for p in (parameters if many else [parameters])]
+            if all(i is not None for i in inlined):
+                out.append("".join(f"{i};\n" for i in inlined if i is not None) + "\n")
+            else:
+                unrunnable.append(f"step {s['step']} ({s['revision']})")
+                commented = "\n".join(f"-- {line}" for line in statement.splitlines())
+                out.append(f"-- NOT RUN: its parameters have no SQL literal form: {s['parameters']}\n{commented};\n\n")
+        if unrunnable:
+            out.insert(0, f"-- Not a runnable script: statements of {', '.join(unrunnable)} hold values that cannot be written as SQL; they are commented out.\n\n")
         return "".join(out)
 
 

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -74,6 +75,41 @@ def folder_of(database_file: Path) -> Path:
     return database_file.with_name(database_file.name + SUFFIX)
 
 
+def _private(database_file: Path) -> int:
+    """The mode the restore files of ``database_file`` get: the file's own (as SQLite gives its journal and WAL)."""
+    try:
+        return database_file.stat().st_mode & 0o666
+    except OSError:
+        return 0o600
+
+
+def _make_folder(database_file: Path) -> Path:
+    """The restore folder, made no wider than the database file (its read bits, with search bits), kept out of version control."""
+    folder = folder_of(database_file)
+    mode = _private(database_file)
+    folder_mode = mode | ((mode & 0o444) >> 2) | 0o700
+    folder.mkdir(exist_ok=True, mode=folder_mode)
+    if folder.stat().st_mode & 0o777 & ~folder_mode:
+        folder.chmod(folder.stat().st_mode & folder_mode & 0o777)
+    for path in folder.iterdir():  # points taken while the file was more widely readable
+        with contextlib.suppress(OSError):
+            if path.is_file() and stat.S_IMODE(path.stat().st_mode) & ~mode:
+                path.chmod(stat.S_IMODE(path.stat().st_mode) & mode)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():
+        with contextlib.suppress(OSError):
+            _create(ignore, mode).write_text("# migmagic's restore points: never committed.\n*\n", encoding="utf-8")
+    return folder
+
+
+def _create(path: Path, mode: int) -> Path:
+    """``path`` created empty (or emptied) with ``mode`` before anything is written to it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.close(fd)
+    os.chmod(path, mode)  # the umask may have narrowed it, never widened: set exactly
+    return path
+
+
 def points_of(database_file: Path) -> list[Point]:
     """The restore points of ``database_file``, oldest first."""
     try:
@@ -83,8 +119,8 @@ def points_of(database_file: Path) -> list[Point]:
         return []
 
 
-def _write_index(folder: Path, points: list[Point]) -> None:
-    partial = folder / (INDEX + ".partial")
+def _write_index(folder: Path, points: list[Point], mode: int = 0o600) -> None:
+    partial = _create(folder / (INDEX + ".partial"), mode)
     partial.write_text(json.dumps({"points": [asdict(p) for p in points]}, indent=1), encoding="utf-8")
     os.replace(partial, folder / INDEX)
 
@@ -157,9 +193,9 @@ class Taker:
 def take(database_file: Path, before: str, revision: str, keep: int, *, notes: list[str] | None = None, wait: float = 30.0) -> Point | None:
     """Copy ``database_file`` as a new restore point and keep the last ``keep``; None (and a note) when skipped."""
     notes = notes if notes is not None else []
-    folder = folder_of(database_file)
     size = _size(database_file)
-    folder.mkdir(exist_ok=True)
+    folder = _make_folder(database_file)
+    mode = _private(database_file)
     free = shutil.disk_usage(folder).free
     if free < 2 * size:
         notes.append(
@@ -174,6 +210,7 @@ def take(database_file: Path, before: str, revision: str, keep: int, *, notes: l
     name = f"{number}-{now:%Y%m%dT%H%M%SZ}.db"
     partial = folder / (name + ".partial")
     try:
+        _create(partial, mode)
         with _sqlite(database_file, read_only=True) as source, _sqlite(partial) as copy:
             _copy(source, copy, wait)
         os.replace(partial, folder / name)
@@ -185,7 +222,7 @@ def take(database_file: Path, before: str, revision: str, keep: int, *, notes: l
     point = Point(number, name, now.strftime("%Y-%m-%d %H:%M:%S"), before, revision, (folder / name).stat().st_size)
     points.append(point)
     dropped, points = points[: max(len(points) - keep, 0)], points[max(len(points) - keep, 0):]
-    _write_index(folder, points)
+    _write_index(folder, points, mode)
     for old in dropped:
         (folder / old.file).unlink(missing_ok=True)
     return point
@@ -269,6 +306,7 @@ def put_back(db: Database, point: int | str | None = None) -> display.Restored:
     staging = folder_of(database_file) / f".restoring-{p.point}.db"
     staging.unlink(missing_ok=True)
     try:
+        _create(staging, _private(database_file))
         with _sqlite(chosen.path, read_only=True) as source, _sqlite(staging) as stage:
             _copy(source, stage, db.lock_timeout)
             _record(stage, ledger.row(

@@ -42,6 +42,12 @@ _URL_PASSWORD = re.compile(r"^(?P<head>[\w+.-]+://[^:/]*:)(?P<password>.*)(?P<ta
 # but its password must not show either. Only for masking: a well-formed URL is
 # read with the pattern above, and a SQLite URL (a path, no password) never is.
 _LOOSE_PASSWORD = re.compile(r"^(?!sqlite)(?P<head>[A-Za-z][\w+.-]*:/{0,3}[^:/]*:)(?P<password>.*)(?P<tail>@[^@]*)$", re.DOTALL)
+# Whatever the shape otherwise (the ':' after the scheme missing, a space in the
+# scheme, ':' typed as '@' between user and password): anything between the
+# first '//' and the last '@' past the user name is a secret. The user name ends
+# at its first ':' or '@'. Masks too much rather than too little; never a SQLite
+# URL (a path may hold '@' and ':').
+_SLASHES_PASSWORD = re.compile(r"^(?!\s*sqlite)(?P<head>[^/]*//[^:@/]*[:@])(?P<password>.*)(?P<tail>@[^@]*)$", re.DOTALL | re.IGNORECASE)
 # ...?password=... : the query keys the drivers read a secret from: psycopg
 # (libpq's ``password``, ``sslpassword``), PyMySQL (``password``, ``passwd``),
 # ODBC (``PWD``), and anything else named like a password, secret or token.
@@ -92,8 +98,11 @@ def _sqlalchemy_password(url: str, load: bool = False) -> str | None:
 
 
 def _userinfo_match(url: str) -> re.Match[str] | None:
-    m = _URL_PASSWORD.match(url) or _LOOSE_PASSWORD.match(url)
-    return m if m and m.group("password") else None
+    for pattern in (_URL_PASSWORD, _LOOSE_PASSWORD, _SLASHES_PASSWORD):
+        m = pattern.match(url)
+        if m and m.group("password"):
+            return m
+    return None
 
 
 def passwords_of(url: str, *, load_sqlalchemy: bool = False) -> list[str]:

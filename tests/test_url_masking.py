@@ -29,6 +29,11 @@ MALFORMED = [
     (f"postgresql://user@127.0.0.1:1/db?sslmode=require&sslpassword={PW}", "postgresql://user@127.0.0.1:1/db?sslmode=require&sslpassword=***"),
     (f"postgresql://user@127.0.0.1:1/db?PASSWORD={PW}&application_name=nb", "postgresql://user@127.0.0.1:1/db?PASSWORD=***&application_name=nb"),
     (f"postgresql://user:{PW}@127.0.0.1:1/db?sslpassword={PW}x", "postgresql://user:***@127.0.0.1:1/db?sslpassword=***"),
+    # Whatever the shape: anything between '//' and the last '@' past the user name (issue 21, item 12).
+    (f"postgresql+psycopg//admin:{PW}@127.0.0.1:1/db", "postgresql+psycopg//admin:***@127.0.0.1:1/db"),
+    (f"postgresql +psycopg://admin:{PW}@127.0.0.1:1/db", "postgresql +psycopg://admin:***@127.0.0.1:1/db"),
+    (f"postgresql+psycopg://admin@{PW}@127.0.0.1:1/db", "postgresql+psycopg://admin@***@127.0.0.1:1/db"),
+    (f"postgresql+psycopg://admin@{PW}@127.0.0.1/db", "postgresql+psycopg://admin@***@127.0.0.1/db"),
 ]
 
 
