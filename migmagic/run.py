@@ -29,7 +29,6 @@ version-table update and its ledger row together.
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -338,13 +337,11 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
         ex.stage = "commit"
 
 
-ENDS_TRANSACTION = re.compile(r"(?:^|;)\s*(commit|end|abort|rollback(?!\s+to\b)|prepare\s+transaction)\b(?!\s+prepared)", re.IGNORECASE)
-"""A statement (or one of several joined by ``;``) that ends the transaction it runs in."""
+def ends_transaction(statement: str) -> str | None:
+    """The command (``COMMIT``, ``END``, ...) by which ``statement`` ends the transaction it runs in: see :mod:`.sqltext`."""
+    from .sqltext import transaction_end
 
-
-def ends_transaction(statement: str) -> re.Match[str] | None:
-    """:data:`ENDS_TRANSACTION` found in ``statement``: only its start is looked at when it holds no ``;`` (most do not)."""
-    return ENDS_TRANSACTION.search(statement) if ";" in statement else ENDS_TRANSACTION.match(statement)
+    return transaction_end(statement)
 
 
 class _Guard:
@@ -386,7 +383,7 @@ class _Guard:
         found = None if self.in_block else ends_transaction(statement)
         if found:
             raise TransactionEndRefused(
-                f"{' '.join(found.group(1).split()).upper()} would end migmagic's transaction, so it was not run. For statements "
+                f"{found} would end migmagic's transaction, so it was not run. For statements "
                 "that cannot run in a transaction, use op.get_context().autocommit_block()."
             )
         return statement, parameters
