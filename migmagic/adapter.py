@@ -1298,3 +1298,48 @@ def compile_problem(body: str, dialect_name: str) -> str | None:
     except Exception:  # anything else (batch mode offline, say) is for the real run to say
         return None
     return None
+
+
+# =========================================================================== a revision's statements, by line
+#
+# ``%%revision`` and ``%migrate lint`` hand a revision's SQL to a linter
+# (:mod:`migmagic.lint`), each statement with the line of the revision that sent
+# it. Rendered as the compile check renders a cell (Alembic's offline context,
+# nothing reaches a database), for the same bodies, plus ``op.execute`` (its SQL
+# is what is linted) and ``op.get_context().autocommit_block()`` (offline it
+# emits COMMIT and BEGIN, as Alembic's ``--sql`` does).
+
+
+def offline_statements(source: str, filename: str, dialect_name: str, function: str = "upgrade") -> list[tuple[int | None, str]] | str:
+    """Each statement ``function()`` of revision ``source`` sends to ``dialect_name``, with its line in ``source``; or why it is not rendered."""
+    import sys
+
+    from alembic.operations import Operations
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):  # these two are safe offline: look at the rest as the compile check does
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "op" and node.attr in ("execute", "get_context"):
+            node.attr = "f"
+    why = _not_plain(ast.unparse(tree), function)
+    if why:
+        return why
+    out: list[tuple[int | None, str]] = []
+
+    class Lines(io.StringIO):
+        def write(self, text: str) -> int:
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_filename != filename:
+                frame = frame.f_back  # type: ignore[assignment]
+            out.append((frame.f_lineno if frame is not None else None, text.strip()))
+            return len(text)
+
+    try:
+        namespace: dict[str, Any] = {"__name__": "migmagic_offline_statements", "__file__": filename}
+        exec(compile(source, filename, "exec", dont_inherit=True), namespace)
+        with quiet(), contextlib.redirect_stdout(io.StringIO()):
+            ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": Lines(), "literal_binds": True})
+            with Operations.context(ctx):
+                namespace[function]()
+    except Exception as exc:
+        return f"it raised {type(exc).__name__} when rendered offline: {_tidy(exc)}"
+    return [(line, text) for line, text in out if text]

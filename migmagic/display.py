@@ -256,6 +256,7 @@ class RevisionWritten:
     path: str
     parents: tuple[str, ...]
     applied: Outcome | None = None
+    findings: Findings | None = None  # squawk's, at the cell (PostgreSQL)
 
     @property
     def summary(self) -> str:
@@ -268,10 +269,11 @@ class RevisionWritten:
         return verbs[self.action]
 
     def __repr__(self) -> str:
-        return self.summary + (f"\n{self.applied!r}" if self.applied else "")
+        return self.summary + (f"\n{self.applied!r}" if self.applied else "") + (f"\n{self.findings!r}" if self.findings else "")
 
     def _repr_html_(self) -> str:
-        return f"<p>{html.escape(self.summary)}</p>" + (self.applied._repr_html_() if self.applied else "")
+        shown = f"<p>{html.escape(self.summary)}</p>" + (self.applied._repr_html_() if self.applied else "")
+        return shown + (self.findings._repr_html_() if self.findings else "")
 
 
 @dataclass
@@ -787,3 +789,48 @@ class Restored:
 
     def _repr_html_(self) -> str:
         return f"<p>{html.escape(self.summary)}</p>"
+
+
+# =========================================================================== review at the cell (lint)
+
+
+@dataclass
+class Findings:
+    """squawk's findings for a ``%%revision`` cell, shown under the written revision (advice).
+
+    ``findings`` are :class:`migmagic.lint.Finding` values (rule, statement, line,
+    why, safer); ``cell`` is the safer revision as a ``%%revision`` cell, when a
+    finding has a standard fix; ``notes`` say what was not linted and why.
+    """
+
+    findings: list[Any]
+    cell: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        if not self.findings:
+            return ""
+        rules = ", ".join(dict.fromkeys(f.rule for f in self.findings))
+        return f"squawk: {len(self.findings)} finding(s) in its PostgreSQL SQL ({rules}); advice, the revision is written."
+
+    def table(self) -> pd.DataFrame:
+        rows = [{k: v for k, v in f.row().items() if k != "revision"} for f in self.findings]
+        frame = table(rows, ["rule", "statement", "line", "why", "safer way"], "No findings.")
+        frame["line"] = frame["line"].astype("Int64")
+        return frame
+
+    def __bool__(self) -> bool:
+        return bool(self.findings or self.notes)
+
+    def __repr__(self) -> str:
+        out = [self.summary, repr(self.table())] if self.findings else []
+        if self.cell:
+            out.append("The safer way, as a %%revision cell:\n" + self.cell)
+        return "\n".join(out + [f"note: {n}" for n in self.notes])
+
+    def _repr_html_(self) -> str:
+        out = [f"<p>{html.escape(self.summary)}</p>", _html_table(self.table())] if self.findings else []
+        if self.cell:
+            out.append(f"<p>The safer way, as a %%revision cell:</p><pre>{html.escape(self.cell)}</pre>")
+        return "\n".join(out + [f"<p><em>note: {html.escape(n)}</em></p>" for n in self.notes])

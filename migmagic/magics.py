@@ -129,6 +129,10 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
             (("--dry-run",), dict(metavar="TARGET", help="the schema after upgrading (or downgrading) to TARGET, rehearsed on a scratch copy: added green, removed red")),
         ],
     ),
+    "lint": (
+        "squawk's findings in revisions' PostgreSQL SQL as a table: rule, statement, line, why, the safer way.",
+        [(("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all)"))],
+    ),
     "resume": ("MySQL/MariaDB: finish a half-applied revision, skipping the statements that committed (checked against the file).", []),
     "repair": (
         "MySQL/MariaDB: record a half-applied revision as applied or not applied, once the database was put right by hand; nothing runs.",
@@ -205,6 +209,7 @@ _REVISION_CELL_ARGS: list[Arg] = [
     (("-m", "--message"), dict(help="the revision's message (names it within the folder)")),
     (("--apply",), dict(action="store_true", help="also upgrade the database to this revision")),
     (("--reapply",), dict(action="store_true", help="for an applied revision: downgrade with the old code, rewrite, upgrade with the new (all or nothing on SQLite and PostgreSQL)")),
+    (("--strict",), dict(action="store_true", help="PostgreSQL: refuse the write when squawk finds anything in its SQL (default: %%config Migrate.strict_lint)")),
     *_COMMON_REVISION_ARGS,
 ]
 
@@ -290,6 +295,7 @@ class Migrate(Magics):
     lock_timeout = Float(30.0, help="Seconds to wait for another migration of the same database.").tag(config=True)
     restore_points = Int(3, help="SQLite: restore points kept, taken before each command that changes the database (0: none).").tag(config=True)
     replay = Bool(True, help="Run pure-DDL revisions from the SQL recorded when Alembic first ran them.").tag(config=True)
+    strict_lint = Bool(False, help="PostgreSQL: a %%revision cell whose SQL squawk finds anything in is refused (as --strict).").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         # Set before the traits load: a configured value notifies _settings_changed.
@@ -469,6 +475,9 @@ class Migrate(Magics):
     def _cmd_diagram(self, a: argparse.Namespace) -> Any:
         return self.migrator.diagram(a.tables, dry_run=a.dry_run)
 
+    def _cmd_lint(self, a: argparse.Namespace) -> Any:
+        return self.migrator.lint(a.rev_range)
+
     def _cmd_resume(self, a: argparse.Namespace) -> Any:
         with _progress() as progress:
             return self.migrator.resume(progress=progress)
@@ -507,7 +516,7 @@ class Migrate(Magics):
         # Line numbers as the notebook shows them: the %%revision line is line 1 of the cell.
         check_body(cell, first_line=2, where="the cell")
         with _progress() if args.apply or args.reapply else contextlib.nullcontext() as progress:
-            return self.migrator.revision(
+            result = self.migrator.revision(
                 args.message,
                 cell,
                 head=args.head,
@@ -517,7 +526,10 @@ class Migrate(Magics):
                 apply=args.apply,
                 reapply=args.reapply,
                 progress=progress,
+                strict=args.strict or self.strict_lint,
             )
+            _offer_safer(self.shell, result)
+            return result
 
     # ---- tab completion
 
@@ -606,6 +618,16 @@ class Migrate(Magics):
         except Exception:
             return []
         return sorted(n for n in names if n not in BOOKKEEPING)
+
+
+def _offer_safer(shell: Any, result: Any) -> None:
+    """The safer revision squawk's findings have, placed in the next cell where the front end shows it."""
+    from . import frontend
+
+    findings = getattr(result, "findings", None)
+    if findings and findings.cell and frontend.will_place_next_cell(shell):
+        shell.set_next_input(findings.cell, replace=False)
+        findings.notes.append("The safer way is in the next cell: same message, so running it rewrites the revision.")
 
 
 _TARGET_COMMANDS = {"upgrade", "downgrade", "show", "stamp", "edit", "accept", "merge"}
