@@ -340,6 +340,8 @@ class Status:
     missing: list[str] = field(default_factory=list)
     half_applied: list[Any] = field(default_factory=list)
     """MySQL/MariaDB: steps that stopped half-way (:class:`migmagic.journal.HalfApplied`: revision, direction, statements)."""
+    notes: list[str] = field(default_factory=list)
+    """About the folder itself (an env.py from an older migmagic), one line each."""
 
     @property
     def problems(self) -> list[str]:
@@ -351,7 +353,7 @@ class Status:
         ]
         out += [f"Revision {r} is applied but its file is missing from {self.folder}." for r in self.missing]
         out += [f"Revision {r} was edited after it was applied: upgrade will refuse (%migrate accept {r})." for r in self.edited]
-        return out
+        return out + self.notes
 
     @property
     def fields(self) -> list[tuple[str, str]]:

@@ -122,6 +122,10 @@ class Migrator:
         """
         return self.files.ensure(self.db.url, metadata)
 
+    def update_env(self) -> str:
+        """Rewrite ``env.py`` from the current template if an older migmagic wrote it (unedited); says what was done."""
+        return self.files.update_env()
+
     def status(self) -> display.Status:
         """Database (masked), folder, current, heads, pending, edited, missing, lock."""
         scripts = self.scripts()
@@ -129,7 +133,7 @@ class Migrator:
         return display.Status(
             database=self.db.described_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
             applied=len(st.applied), pending=list(reversed(st.pending)), edited=st.edited, outside=st.outside,
-            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied,
+            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied, notes=self.files.env_notes(),
         )
 
     def current(self) -> display.Current:

@@ -9,10 +9,16 @@ and has no password; otherwise ``env.py`` reads it from ``DATABASE_URL``.
 The models (``--metadata myapp.models:Base``) go into ``alembic.ini`` as
 ``migmagic.metadata``; ``env.py`` imports them as ``target_metadata``, so
 ``alembic check`` and ``alembic revision --autogenerate`` compare with them.
+
+An ``env.py`` written by an older migmagic is recognised by its checksum
+(:data:`OLDER_ENV`): :func:`env_notes` says so in one line, and
+:func:`update_env` rewrites it from the current template when asked
+(``%migrate init --update-env``), never on its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from importlib import resources
 from pathlib import Path
@@ -21,6 +27,19 @@ from . import settings
 from .errors import ConfigurationError
 
 _WRITTEN_BY_MIGMAGIC = "# Written by migmagic"
+
+
+ENV_HEADER = '"""Alembic environment written by migmagic\'s %migrate init.'
+OLDER_ENV = {
+    # sha256 of env.py as earlier migmagic versions wrote it (git log -p -- migmagic/templates/env.py).
+    # None of them uses a connection handed in as config.attributes["connection"]: pytest-alembic,
+    # Flask-Migrate and scripts that hand one in get DATABASE_URL's (or the ini's) database migrated.
+    "d79b76e18a71bc9456e77d52cd3da32c37f6fb39b2a5492ae6884ddea45b8445": "da204f7",
+    "60012d6c6d25ac960bf823adbf39196fbab6c86e99650fd9b7d7cc52c7d09c05": "9c475ed",
+    "8e7f943a72bc3a33f56e924152ffa80eed9c4c787ffa6a8d6e9b137e9d382237": "fcfb41c",
+}
+UPDATE_ENV = "%migrate init --update-env"
+_IGNORES = "it ignores a connection handed to it (pytest-alembic's test database, Flask-Migrate's) and migrates DATABASE_URL's database instead"
 
 
 def _template(name: str) -> str:
@@ -102,3 +121,80 @@ def write(folder: Path, url: str, metadata: str | None = None) -> bool:
             path.write_text(text, encoding="utf-8")
             wrote = True
     return wrote
+
+
+def _checksum(text: str) -> str:
+    return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
+
+
+def env_kind(folder: Path) -> str:
+    """What ``folder/env.py`` is: ``current``, ``older`` (an earlier migmagic's, unedited),
+    ``edited`` (an earlier migmagic's, edited since), or ``other`` (not migmagic's, or missing)."""
+    env = folder / "env.py"
+    try:
+        text = env.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "other"
+    digest = _checksum(text)
+    if digest == _checksum(_template("env.py")):
+        return "current"
+    if digest in OLDER_ENV:
+        return "older"
+    if text.startswith(ENV_HEADER) and 'config.attributes.get("connection")' not in text:
+        return "edited"
+    return "other"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory where it is below it (as the user typed the folder)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def env_notes(folder: Path) -> list[str]:
+    """One line when ``folder/env.py`` comes from an older migmagic template (none otherwise)."""
+    kind = env_kind(folder)
+    env = _shown(folder / "env.py")
+    if kind == "older":
+        return [f"{env} was written by an older migmagic: {_IGNORES}. Run {UPDATE_ENV} to rewrite it."]
+    if kind == "edited":
+        return [
+            f"{env} was written by an older migmagic and edited since: {_IGNORES}. "
+            f'Make it use config.attributes["connection"] as migmagic\'s template does ({_template_path()}).'
+        ]
+    return []
+
+
+def _template_path() -> str:
+    return str(resources.files("migmagic").joinpath("templates", "env.py"))
+
+
+def update_env(folder: Path) -> str:
+    """Rewrite ``folder/env.py`` from the current template if an older migmagic wrote it, unedited.
+
+    Returns what was done, in one sentence. An env.py edited since, or not
+    migmagic's, is left alone: :class:`ConfigurationError` says what to do.
+    """
+    path = folder / "env.py"
+    env = _shown(path)
+    kind = env_kind(folder)
+    if kind == "current":
+        return f"{env} is already migmagic's current env.py: nothing to update."
+    if kind == "older":
+        tmp = path.with_name(f".{path.name}.migmagic-new")
+        tmp.write_text(_template("env.py"), encoding="utf-8")
+        tmp.replace(path)
+        return f"Rewrote {env} from migmagic's current template: it now uses a connection handed in (pytest-alembic's, Flask-Migrate's) before DATABASE_URL."
+    if kind == "edited":
+        raise ConfigurationError(
+            f"{env} was edited since migmagic wrote it, so --update-env leaves it alone.",
+            path=env,
+            hint=f'Make it use config.attributes["connection"] as migmagic\'s template does ({_template_path()}).',
+        )
+    raise ConfigurationError(
+        f"{env} was not written by migmagic, so --update-env leaves it alone.",
+        path=str(env),
+        hint="Update it by hand.",
+    )

@@ -76,6 +76,14 @@ class Folder:
         """Write the Alembic environment if missing; True when files were written."""
         return environment.write(self.path, url, metadata=metadata)
 
+    def env_notes(self) -> list[str]:
+        """One line when ``env.py`` comes from an older migmagic template (see :mod:`migmagic.environment`)."""
+        return environment.env_notes(self.path)
+
+    def update_env(self) -> str:
+        """Rewrite ``env.py`` from the current template if an older migmagic wrote it; what was done, in one sentence."""
+        return environment.update_env(self.path)
+
     # ------------------------------------------------------------------ new revisions
 
     def parents_for(self, scripts: Scripts, head: str | None) -> tuple[str, ...]:

@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
             (("url",), dict(nargs="?", help="database URL (default: %%config Migrate.url, DATABASE_URL, alembic.ini, sqlite:///migmagic.db)")),
             (("--dir",), dict(help="revision folder (default: migrations/)")),
             (("--metadata",), dict(metavar="MODULE:ATTR", help="your models, e.g. myapp.models:Base: the folder's env.py gives them to alembic check and revision --autogenerate")),
+            (("--update-env",), dict(action="store_true", help="rewrite the folder's env.py from migmagic's current template if an older migmagic wrote it")),
         ],
     ),
     "status": ("The database (password masked), folder, current, heads, pending, edited, lock.", []),
@@ -378,6 +379,8 @@ class Migrate(Magics):
     def _cmd_init(self, a: argparse.Namespace) -> Any:
         m = self._bind(a.url, a.dir)
         m.ensure_folder(metadata=a.metadata)
+        if a.update_env:
+            print(m.update_env())
         return m.status()
 
     def _cmd_status(self, a: argparse.Namespace) -> Any:

@@ -1,8 +1,15 @@
 """Alembic environment written by migmagic's %migrate init.
 
 The notebook does not run this file (migmagic drives Alembic in-process); the
-`alembic` command does. The URL comes from DATABASE_URL, else from
-sqlalchemy.url in alembic.ini.
+`alembic` command does, and so do tools that run Alembic in their own process
+(pytest-alembic, Flask-Migrate, scripts).
+
+The database, first found first used:
+1. a connection (or engine) handed in as config.attributes["connection"]
+   (Alembic's recipe for sharing a connection, used by pytest-alembic): it is
+   used as it is and no other connection is opened;
+2. the DATABASE_URL environment variable;
+3. sqlalchemy.url in alembic.ini.
 """
 
 import importlib
@@ -11,15 +18,21 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
+from sqlalchemy.engine import Connection, make_url
 
 config = context.config
 
-if config.config_file_name is not None:
-    fileConfig(config.config_file_name)
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
-if not url:
-    raise SystemExit("Set DATABASE_URL (or sqlalchemy.url in alembic.ini) to the database to migrate.")
+handed_in = config.attributes.get("connection")
+
+
+def _url():
+    url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("Set DATABASE_URL (or sqlalchemy.url in alembic.ini) to the database to migrate.")
+    return url
 
 
 def _models():
@@ -47,6 +60,7 @@ def include_name(name, type_, parent_names):
 
 
 def run_migrations_offline() -> None:
+    url = _url()
     context.configure(
         url=url,
         target_metadata=target_metadata,
@@ -58,19 +72,45 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
-def run_migrations_online() -> None:
-    connectable = engine_from_config(
-        {"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool
+def do_run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        include_name=include_name,
+        render_as_batch=connection.dialect.name == "sqlite",
     )
-    with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            include_name=include_name,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async(connectable) -> None:
+    """An async engine or connection (Alembic's async recipe): the migrations run through run_sync."""
+    if hasattr(connectable, "run_sync"):  # an AsyncConnection
+        await connectable.run_sync(do_run_migrations)
+        return
+    async with connectable.connect() as connection:
+        await connection.run_sync(do_run_migrations)
+
+
+def run_migrations_online() -> None:
+    connectable = handed_in
+    if connectable is None:
+        url = _url()
+        if make_url(url).get_dialect().is_async:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            connectable = create_async_engine(url, poolclass=pool.NullPool)
+        else:
+            connectable = engine_from_config({"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool)
+    if isinstance(connectable, Connection):
+        do_run_migrations(connectable)
+    elif hasattr(connectable, "sync_engine"):  # AsyncEngine / AsyncConnection
+        import asyncio
+
+        asyncio.run(_run_async(connectable))
+    else:  # an Engine, or anything whose connect() gives a connection
+        with connectable.connect() as connection:
+            do_run_migrations(connection)
 
 
 if context.is_offline_mode():
