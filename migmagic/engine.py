@@ -115,16 +115,12 @@ class Migrator:
         m.ensure_folder(metadata)
         return m
 
-    def ensure_folder(self, metadata: str | None = None) -> bool:
+    def ensure_folder(self, metadata: str | None = None, *, update_env: bool = False) -> bool:
         """Write the folder (``alembic.ini``, ``env.py``, ``script.py.mako``, ``versions/``) if missing.
 
-        An existing Alembic folder is used as it is. Returns True when files were written.
+        An existing Alembic folder is used as it is (``update_env``: an older migmagic's env.py is rewritten). True when files were written.
         """
-        return self.files.ensure(self.db.url, metadata)
-
-    def update_env(self) -> str:
-        """Rewrite ``env.py`` from the current template if an older migmagic wrote it (unedited); says what was done."""
-        return self.files.update_env()
+        return self.files.ensure(self.db.url, metadata, update_env=update_env)
 
     def status(self) -> display.Status:
         """Database (masked), folder, current, heads, pending, edited, missing, lock."""

@@ -171,22 +171,23 @@ def _template_path() -> str:
     return str(resources.files("migmagic").joinpath("templates", "env.py"))
 
 
-def update_env(folder: Path) -> str:
+def update_env(folder: Path) -> bool:
     """Rewrite ``folder/env.py`` from the current template if an older migmagic wrote it, unedited.
 
-    Returns what was done, in one sentence. An env.py edited since, or not
-    migmagic's, is left alone: :class:`ConfigurationError` says what to do.
+    True when it was rewritten; False when it already is the current one. An
+    env.py edited since, or not migmagic's, is left alone:
+    :class:`ConfigurationError` says what to do.
     """
     path = folder / "env.py"
     env = _shown(path)
     kind = env_kind(folder)
     if kind == "current":
-        return f"{env} is already migmagic's current env.py: nothing to update."
+        return False
     if kind == "older":
         tmp = path.with_name(f".{path.name}.migmagic-new")
         tmp.write_text(_template("env.py"), encoding="utf-8")
         tmp.replace(path)
-        return f"Rewrote {env} from migmagic's current template: it now uses a connection handed in (pytest-alembic's, Flask-Migrate's) before DATABASE_URL."
+        return True
     if kind == "edited":
         raise ConfigurationError(
             f"{env} was edited since migmagic wrote it, so --update-env leaves it alone.",

@@ -72,17 +72,14 @@ class Folder:
             out.append((leftover.with_name(leftover.name[1:].removesuffix(LEFTOVER_SUFFIX)), leftover.read_bytes()))
         return out
 
-    def ensure(self, url: str, metadata: str | None = None) -> bool:
-        """Write the Alembic environment if missing; True when files were written."""
-        return environment.write(self.path, url, metadata=metadata)
+    def ensure(self, url: str, metadata: str | None = None, *, update_env: bool = False) -> bool:
+        """Write the Alembic environment if missing (``update_env``: rewrite an older migmagic's env.py); True when files were written."""
+        wrote = environment.write(self.path, url, metadata=metadata)
+        return environment.update_env(self.path) or wrote if update_env else wrote
 
     def env_notes(self) -> list[str]:
         """One line when ``env.py`` comes from an older migmagic template (see :mod:`migmagic.environment`)."""
         return environment.env_notes(self.path)
-
-    def update_env(self) -> str:
-        """Rewrite ``env.py`` from the current template if an older migmagic wrote it; what was done, in one sentence."""
-        return environment.update_env(self.path)
 
     # ------------------------------------------------------------------ new revisions
 

@@ -378,9 +378,7 @@ class Migrate(Magics):
 
     def _cmd_init(self, a: argparse.Namespace) -> Any:
         m = self._bind(a.url, a.dir)
-        m.ensure_folder(metadata=a.metadata)
-        if a.update_env:
-            print(m.update_env())
+        m.ensure_folder(metadata=a.metadata, update_env=a.update_env)
         return m.status()
 
     def _cmd_status(self, a: argparse.Namespace) -> Any:

@@ -57,11 +57,10 @@ def test_an_older_env_py_is_noticed_and_updated_when_asked(old: Path, workdir: P
     assert "%migrate init --update-env" in repr(m.status())
     assert env.read_text() == old.read_text()  # noticed, never rewritten on its own
 
-    said = m.update_env()
-    assert said.startswith("Rewrote") and "migrations/env.py" in said
+    assert m.ensure_folder(update_env=True) is True
     assert environment.env_kind(m.folder) == "current"
     assert m.status().notes == []
-    assert "already" in m.update_env()
+    assert m.ensure_folder(update_env=True) is False
     m.close()
 
 
@@ -76,7 +75,7 @@ def test_an_older_env_py_edited_since_is_left_alone(workdir: Path, sqlite_url: s
     (note,) = m.status().notes
     assert "edited since" in note and 'config.attributes["connection"]' in note
     with pytest.raises(ConfigurationError, match="edited since migmagic wrote it"):
-        m.update_env()
+        m.ensure_folder(update_env=True)
     assert env.read_text() == edited
     m.close()
 
@@ -89,7 +88,7 @@ def test_an_env_py_of_the_projects_own_is_not_noticed(workdir: Path, sqlite_url:
     (m.folder / "env.py").write_text("from alembic import context\n")
     assert m.status().notes == []
     with pytest.raises(ConfigurationError, match="not written by migmagic"):
-        m.update_env()
+        m.ensure_folder(update_env=True)
     m.close()
 
 
@@ -101,5 +100,8 @@ def test_init_update_env_in_a_notebook(ip_empty: Shell, sqlite_url: str) -> None
     assert "%migrate init --update-env" in status.output or "%migrate init --update-env" in repr(status.result)
     run = ip_empty.run(f"%migrate init {sqlite_url} --update-env")
     assert not run.failed, run.output
-    assert "Rewrote migrations/env.py" in run.output
     assert "--update-env" not in repr(run.result)
+    assert Path("migrations/env.py").read_text() != OLD[0].read_text()
+    env.write_text(OLD[-1].read_text().replace("import os", "import os  # ours"))
+    run = ip_empty.run(f"%migrate init {sqlite_url} --update-env")
+    assert run.failed and "edited since migmagic wrote it" in run.output and "Traceback" not in run.output
