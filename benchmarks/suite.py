@@ -648,6 +648,39 @@ def status_history(cfg: Config, tmp: Path) -> list[Row]:
     ]
 
 
+# --------------------------------------------------------------------------- review at the cell
+
+_LINT_CELL = """def upgrade():
+    op.add_column("events", sa.Column("note", sa.Text))
+    op.create_index("ix_events_title", "events", ["title"])
+    op.create_foreign_key("fk_events_owner", "events", "owners", ["owner_id"], ["id"])
+    op.alter_column("events", "title", nullable=False)
+
+
+def downgrade():
+    op.drop_index("ix_events_title", "events")
+"""
+
+
+def lint_cell(cfg: Config, tmp: Path) -> list[Row]:
+    """What squawk's review adds to a ``%%revision`` cell on PostgreSQL: render offline, squawk, findings, the safer cell."""
+    import types
+
+    from migmagic import lint
+    from migmagic.folder import Folder
+
+    db = types.SimpleNamespace(dialect_name="postgresql", lock_timeout=30.0)  # the review opens no connection
+    review = (lambda: lint.at_cell(_LINT_CELL, db, tmp, message="events"), None)
+    compile_check = (lambda: Folder.check_compiles(_LINT_CELL, "postgresql"), None)
+    s = timing.side_by_side({"lint": review, "compile": compile_check}, cfg.read_repeats, warmup=1)
+    return [
+        Row(
+            "lint_cell", "`%%revision` on PostgreSQL: squawk's review of a four-operation cell (render offline, squawk, findings, safer cell), per revision",
+            s["lint"], f"the cell's compile check alone ({s['compile'].median * 1000:.1f} ms)", s["compile"], goal="≤ 50 ms", goal_ms=50.0,
+        )
+    ]
+
+
 MEASUREMENTS: dict[str, Measurement] = {
     "load_ext": load_ext,
     "upgrade_sqlite": upgrade_sqlite,
@@ -658,6 +691,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "status_history": status_history,
     "upgrade_kernel": upgrade_kernel,
     "current_kernel": current_kernel,
+    "lint_cell": lint_cell,
 }
 """Name (for ``--only``) -> measurement, in the order the report lists them."""
 

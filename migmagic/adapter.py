@@ -1310,17 +1310,20 @@ def compile_problem(body: str, dialect_name: str) -> str | None:
 # emits COMMIT and BEGIN, as Alembic's ``--sql`` does).
 
 
-def offline_statements(source: str, filename: str, dialect_name: str, function: str = "upgrade") -> list[tuple[int | None, str]] | str:
-    """Each statement ``function()`` of revision ``source`` sends to ``dialect_name``, with its line in ``source``; or why it is not rendered."""
+def offline_statements(
+    source: str, filename: str, dialect_name: str, function: str = "upgrade", *, plain_only: bool = True
+) -> list[tuple[int | None, str]] | str:
+    """Each statement ``function()`` of revision ``source`` sends to ``dialect_name``, with its line in ``source``; or why it is not rendered.
+
+    ``plain_only``: only a body the compile check would render (a cell not yet
+    written); without, any code, as Alembic's ``--sql`` runs it (a revision file).
+    """
     import sys
 
     from alembic.operations import Operations
 
-    tree = ast.parse(source)
-    for node in ast.walk(tree):  # these two are safe offline: look at the rest as the compile check does
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "op" and node.attr in ("execute", "get_context"):
-            node.attr = "f"
-    why = _not_plain(ast.unparse(tree), function)
+    # op.execute and op.get_context() are safe offline: the rest is looked at as the compile check does (lines kept).
+    why = _not_plain(re.sub(r"\bop\s*\.\s*(?:execute|get_context)\b", "op.f", source), function) if plain_only else None
     if why:
         return why
     out: list[tuple[int | None, str]] = []

@@ -259,8 +259,9 @@ def revisions(scripts: Scripts, rev_range: str | None, folder: Path, lock_timeou
 
     Each revision is rendered offline for PostgreSQL, whatever the session's
     database (squawk reads PostgreSQL only), oldest first; lines are the revision
-    files'. A revision whose ``upgrade()`` cannot be rendered offline (it reads the
-    database, say) is a row whose rule is ``not linted``, with the reason.
+    files'. Each ``upgrade()`` runs in Alembic's offline context, as ``--sql`` runs
+    it; one that cannot (it reads the database, say) is a row whose rule is
+    ``not linted``, with the reason.
     """
     from .adapter import offline_statements
 
@@ -277,7 +278,7 @@ def revisions(scripts: Scripts, rev_range: str | None, folder: Path, lock_timeou
     rows: list[dict[str, Any]] = []
     for rev in ids:
         info = scripts.info(rev)
-        statements = offline_statements(info.source, str(info.path), "postgresql")
+        statements = offline_statements(info.source, str(info.path), "postgresql", plain_only=False)
         if isinstance(statements, str):
             rows.append({"revision": rev, "rule": "not linted", "why": statements})
         elif statements:

@@ -52,6 +52,7 @@ EXPECTED_ROWS = [
     *(f"`Migrator.upgrade('head')` in the same kernel, N = {n}," for n in (3, 4, 6, 12)),
     *(f"reference: Alembic's engine alone in the kernel, N = {n}: per revision above the direct SQL" for n in (3, 4, 6, 12)),
     "first `%migrate current` in a fresh kernel (after `%load_ext`), N = 12",
+    "`%%revision` on PostgreSQL: squawk's review of a four-operation cell",
 ]
 MACHINE = ["CPU", "cores", "Python", "Alembic", "SQLAlchemy", "SQLite", "PostgreSQL"]
 
