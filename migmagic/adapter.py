@@ -1317,6 +1317,7 @@ def offline_statements(
 
     ``plain_only``: only a body the compile check would render (a cell not yet
     written); without, any code, as Alembic's ``--sql`` runs it (a revision file).
+    ``op`` and ``sa`` are there without imports, as in a ``%%revision`` cell.
     """
     import sys
 
@@ -1337,7 +1338,10 @@ def offline_statements(
             return len(text)
 
     try:
-        namespace: dict[str, Any] = {"__name__": "migmagic_offline_statements", "__file__": filename}
+        import sqlalchemy as sa
+        from alembic import op
+
+        namespace: dict[str, Any] = {"__name__": "migmagic_offline_statements", "__file__": filename, "op": op, "sa": sa}
         exec(compile(source, filename, "exec", dont_inherit=True), namespace)
         with quiet(), contextlib.redirect_stdout(io.StringIO()):
             ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": Lines(), "literal_binds": True})

@@ -79,7 +79,6 @@ SAFER: dict[str, str] = {
 """migmagic's safer way for the hazards it knows; other rules get squawk's own help."""
 
 COLUMNS = ["rule", "statement", "line", "why", "safer way"]
-_PREAMBLE = "from alembic import op\nimport sqlalchemy as sa\n\n"
 _CELL = "<%%revision cell>"
 _IGNORE = re.compile(r"#\s*(squawk-ignore(?:-file)?\s+[a-z0-9\-]+(?:\s*,\s*[a-z0-9\-]+)*)\s*$")
 
@@ -198,7 +197,7 @@ def _ignores(lines: list[str], line: int | None) -> list[str]:
             return found
 
 
-def _findings(raw: Iterable[dict[str, Any]], script: _Script, shift: int, revision: str | None = None) -> list[Finding]:
+def _findings(raw: Iterable[dict[str, Any]], script: _Script, revision: str | None = None) -> list[Finding]:
     out = []
     for item in raw:
         index = item.get("line", 0)
@@ -206,7 +205,7 @@ def _findings(raw: Iterable[dict[str, Any]], script: _Script, shift: int, revisi
         line, text = owner if owner else (None, script.sql.splitlines()[index] if 0 <= index < len(script.sql.splitlines()) else "")
         rule = item.get("rule_name") or "squawk"
         out.append(Finding(
-            rule=rule, statement=" ".join(text.split()), line=None if line is None else line - shift,
+            rule=rule, statement=" ".join(text.split()), line=line,
             why=item.get("message") or "", safer=SAFER.get(rule) or item.get("help") or "", revision=revision,
         ))
     return out
@@ -226,16 +225,16 @@ def at_cell(body: str, db: Any, folder: Path, *, message: str, strict: bool = Fa
         return None
     from .adapter import offline_statements
 
-    source = _PREAMBLE + body
+    source = "\n" + body  # line 1 stands for the %%revision line: lines are the cell's
     statements = offline_statements(source, _CELL, "postgresql")
     if isinstance(statements, str):
-        return display.Findings([], notes=[f"Not linted: {statements}; %migrate lint renders it as --sql would once it is written."])
+        return display.Findings([], notes=[f"Not linted at the cell: {statements}; %migrate lint renders it as --sql would, now that it is written."])
     if not statements:
         return None
     if not strict and not _installed():
         return display.Findings([], notes=["Not linted: squawk is not installed (pip install 'migmagic[lint]')."])
     script = _script(statements, source, db.lock_timeout)
-    found = _findings(_run_squawk({_CELL: script.sql}, folder), script, shift=_PREAMBLE.count("\n") - 1)
+    found = _findings(_run_squawk({_CELL: script.sql}, folder), script)
     if found and strict:
         rules = ", ".join(dict.fromkeys(f.rule for f in found))
         raise RevisionCellError(
@@ -287,7 +286,7 @@ def revisions(scripts: Scripts, rev_range: str | None, folder: Path, lock_timeou
     found = _run_squawk(files, folder) if files else []
     for rev in ids:
         if rev in scripts_by_id:
-            rows += [f.row() for f in _findings((i for i in found if i["file"] == rev), scripts_by_id[rev], 0, rev)]
+            rows += [f.row() for f in _findings((i for i in found if i["file"] == rev), scripts_by_id[rev], rev)]
     table = display.table(rows, ["revision", *COLUMNS], f"squawk found nothing in {len(ids)} revision(s).")
     table["line"] = table["line"].astype("Int64")
     return table

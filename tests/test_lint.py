@@ -153,6 +153,17 @@ def test_the_safer_revision_has_none_of_the_finding_and_runs_on_the_seeded_table
     engine.dispose()
 
 
+def test_a_cell_that_runs_more_than_op_calls_is_not_linted_at_the_cell_and_says_so(pg: Migrator) -> None:
+    body = cell("for name in ('title', 'owner_id'):", "    op.create_index(f'ix_events_{name}', 'events', [name])")
+    written = pg.revision("loop", body)
+    assert written.action == "wrote" and written.findings is not None and not written.findings.findings
+    assert written.findings.notes == [
+        "Not linted at the cell: it runs code besides op calls (line 3); %migrate lint renders it as --sql would, now that it is written."
+    ]
+    assert "note: Not linted at the cell" in repr(written)
+    assert list(pg.lint()["rule"]) == ["require-concurrent-index-creation"] * 2
+
+
 def test_hazards_without_a_standard_fix_offer_no_cell(pg: Migrator) -> None:
     written = pg.revision("rewrite", cell(HAZARDS["changing-column-type"]))
     assert written.findings is not None and written.findings.cell is None
