@@ -1,8 +1,8 @@
 """From models to migrations: ``revision --autogenerate``, ``check`` and ``diff``.
 
 The database is compared with the SQLAlchemy metadata of the notebook: the one
-``MetaData`` (or declarative base) in the user namespace, or the one named with
-``--metadata NAME``. Alembic's autogenerate does the comparing and rendering
+``MetaData`` (or declarative base, Flask-SQLAlchemy ``db``, SQLModel) in the user
+namespace, or the one named with ``--metadata`` (found by :mod:`migmagic.models`). Alembic's autogenerate does the comparing and rendering
 (through :mod:`migmagic.adapter`); this module decides what is compared and
 how the generated code names things:
 
@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import display, revisionfile, state
+from . import display, models, revisionfile, state
 from .errors import Fix, MetadataError, NotAtHead, PendingModelChanges
 from .folder import unchanged
 from .schema import BOOKKEEPING, type_text
@@ -47,139 +47,14 @@ DIFF_COLUMNS = ["what", "table", "column", "from", "to"]
 # --------------------------------------------------------------------------- finding the metadata
 
 
-def _as_metadata(value: Any) -> MetaData | None:
-    """The MetaData behind ``value``: a MetaData, a declarative base, a mapped class, a registry."""
-    import sqlalchemy as sa
-    from sqlalchemy.orm import registry
-
-    if isinstance(value, sa.MetaData):
-        return value
-    if isinstance(value, registry):
-        return value.metadata
-    if isinstance(value, type) and not value.__module__.startswith("sqlalchemy"):
-        md = getattr(value, "metadata", None)
-        if isinstance(md, sa.MetaData):
-            return md
-    return None
-
-
-def _is_mapped_class(value: Any) -> bool:
-    return isinstance(value, type) and ("__table__" in vars(value) or "__tablename__" in vars(value))
-
-
-def _describe(md: MetaData) -> str:
-    n = len(md.tables)
-    return f"{n} table{'s' if n != 1 else ''}"
-
-
-def find_metadata(namespace: Mapping[str, Any] | None, name: str | None = None) -> MetaData:
-    """The metadata to compare with: ``namespace[name]``, or the one in ``namespace``.
-
-    The one ``MetaData`` object, declarative base (classic ``declarative_base()``
-    or a ``DeclarativeBase`` subclass), registry or mapped class found; several
-    different ones, or none, is a :class:`MetadataError` naming the candidates.
-    """
-    namespace = namespace or {}
-    if name is not None:
-        if name not in namespace:
-            raise MetadataError(
-                f"--metadata {name}: there is no variable {name!r} in the notebook.",
-                hint=_choose_hint(namespace),
-            )
-        md = _as_metadata(namespace[name])
-        if md is None:
-            raise MetadataError(
-                f"--metadata {name}: {name} is a {type(namespace[name]).__name__}, not a MetaData or a declarative base.",
-                hint=_choose_hint(namespace),
-            )
-        return md
-    found = _candidates(namespace)
-    if len(found) == 1:
-        return next(iter(found.values()))[0]
-    if not found:
-        raise MetadataError(
-            "No SQLAlchemy models in the notebook: there is no MetaData or declarative base to compare the database with.",
-            hint="Define your models in a cell (class Base(DeclarativeBase): ... or metadata = sa.MetaData()), "
-            "or name one with --metadata NAME.",
-        )
-    listed = ", ".join(f"{names[0]} ({_describe(md)})" for md, names in found.values())
-    first = next(iter(found.values()))[1][0]
-    raise MetadataError(
-        f"{len(found)} different MetaData in the notebook: {listed}.",
-        hint=f"Choose one with --metadata NAME, e.g. --metadata {first}.",
-    )
-
-
-def _candidates(namespace: Mapping[str, Any]) -> dict[int, tuple[MetaData, list[str]]]:
-    """Distinct MetaData objects in ``namespace`` with the names that lead to them (bases first)."""
-    found: dict[int, tuple[MetaData, list[str]]] = {}
-    for key, value in list(namespace.items()):
-        if key.startswith("_") or key in ("In", "Out", "exit", "quit", "get_ipython"):
-            continue
-        md = _as_metadata(value)
-        if md is None:
-            continue
-        _, names = found.setdefault(id(md), (md, []))
-        # Name a MetaData or a base before the mapped classes that share it.
-        if _is_mapped_class(value):
-            names.append(key)
-        else:
-            names.insert(0, key)
-    return found
-
-
-def _choose_hint(namespace: Mapping[str, Any]) -> str:
-    found = _candidates(namespace)
-    if not found:
-        return "The notebook defines no MetaData or declarative base yet."
-    return "Candidates: " + ", ".join(f"{names[0]} ({_describe(md)})" for md, names in found.values()) + "."
-
-
 def resolve_metadata(metadata: Any, namespace: Mapping[str, Any] | None, folder: Folder | None = None) -> MetaData:
-    """``metadata`` as a MetaData: an object (MetaData, base), a name in ``namespace``, the models the
-    folder names (``%migrate init --metadata myapp.models:Base``), or found in ``namespace``."""
-    if metadata is None and folder is not None and (named := _named_models(folder)) is not None:
-        return named
-    if metadata is None or isinstance(metadata, str):
-        if namespace is None and metadata is None:
-            raise MetadataError(
-                "No metadata to compare with.",
-                hint="Pass metadata=Base.metadata (or Base), or namespace=globals() to find it.",
-            )
-        return find_metadata(namespace, metadata)
-    md = _as_metadata(metadata)
-    if md is None:
-        raise MetadataError(f"metadata= is a {type(metadata).__name__}, not a MetaData or a declarative base.")
-    return md
-
-
-def _named_models(folder: Folder) -> MetaData | None:
-    """The MetaData the folder's ``alembic.ini`` names in ``migmagic.metadata``, imported as its ``env.py`` does."""
-    import importlib
-    import os
-    import sys
-
+    """The models to compare with: ``metadata`` (an object, a notebook name, ``module:attribute``),
+    else the models the folder names (``%migrate init --metadata myapp.models:Base``), else the one
+    in ``namespace``; see :mod:`migmagic.models`."""
     from .settings import folder_metadata
 
-    spec = folder_metadata(folder.path)
-    if spec is None:
-        return None
-    module, _, attribute = spec.partition(":")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # the project's own modules, as in a notebook started there
-    try:
-        models: Any = importlib.import_module(module)
-        for name in attribute.split("."):
-            models = getattr(models, name)
-    except (ImportError, AttributeError) as exc:
-        raise MetadataError(
-            f"The models the folder names ({spec}, migmagic.metadata in alembic.ini) cannot be imported: {exc}.",
-            hint="Fix the module or the name, or pass metadata= explicitly.",
-        ) from None
-    md = _as_metadata(models)
-    if md is None:
-        raise MetadataError(f"{spec} (migmagic.metadata in alembic.ini) is a {type(models).__name__}, not a MetaData or a declarative base.")
-    return md
+    spec = folder_metadata(folder.path) if metadata is None and folder is not None else None
+    return models.resolve(metadata, namespace, spec)
 
 
 # --------------------------------------------------------------------------- what is compared
@@ -441,24 +316,74 @@ def revision(
 
 
 def _body(gen: Any) -> str:
+    """The revision body for what autogenerate rendered: the imports its code needs, then the two functions.
+
+    Alembic collects some imports itself (``from sqlalchemy.dialects import
+    postgresql``); the rest are read off the rendered code, since a type from
+    another package renders by its module's path without adding one
+    (``sqlmodel.sql.sqltypes.AutoString()``). A name no import can bring (a type
+    defined in the notebook) is refused: the revision would fail when it runs.
+    """
     functions = "\n".join(["def upgrade():", gen.upgrade, "", "", "def downgrade():", gen.downgrade, ""])
-    imports = [*gen.imports, *_missing_imports(functions)]
-    return "\n".join([*imports, "", functions]) if imports else functions
+    imports = list(dict.fromkeys([*gen.imports, *_missing_imports(functions), *_module_imports(functions)]))
+    body = "\n".join([*imports, "", functions]) if imports else functions
+    unbound = revisionfile.unbound_name(body)
+    if unbound is not None:
+        name, line = unbound
+        raise MetadataError(
+            f"The generated code uses {name} (line {line}: {body.splitlines()[line - 1].strip()[:80]}), which a revision file cannot import.",
+            hint="Define the type in a module of the project and import it in the notebook from there. Nothing was written.",
+        )
+    return body
 
 
 def _missing_imports(code: str) -> list[str]:
     """Imports for names Alembic's renderer leaves unqualified (``Text()`` inside a variant, say)."""
+    import sqlalchemy
+
+    known = [name for name in _free_names(code) if hasattr(sqlalchemy, name)]
+    return [f"from sqlalchemy import {', '.join(known)}"] if known else []
+
+
+def _free_names(code: str) -> list[str]:
     import ast
     import builtins
-
-    import sqlalchemy
 
     tree = ast.parse(code)
     bound = {"op", "sa"} | set(dir(builtins))
     bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    free = sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound)
-    known = [name for name in free if hasattr(sqlalchemy, name)]
-    return [f"from sqlalchemy import {', '.join(known)}"] if known else []
+    return sorted({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound)
+
+
+def _module_imports(code: str) -> list[str]:
+    """``import a.b.c`` for each dotted path ``a.b.c.Name`` the code names whose head ``a`` is a module it never imports.
+
+    The deepest module of the path is imported (``import sqlmodel.sql.sqltypes``
+    for ``sqlmodel.sql.sqltypes.AutoString()``), so the name resolves in a fresh
+    process whatever the package's ``__init__`` imports.
+    """
+    import ast
+    import sys
+
+    free = set(_free_names(code))
+    out: list[str] = []
+    for node in ast.walk(ast.parse(code)):
+        if not isinstance(node, ast.Attribute):
+            continue
+        path: list[str] = []
+        inner: ast.expr = node
+        while isinstance(inner, ast.Attribute):
+            path.insert(0, inner.attr)
+            inner = inner.value
+        if not isinstance(inner, ast.Name) or inner.id not in free:
+            continue
+        parts = [inner.id, *path]
+        modules = [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in sys.modules]
+        if modules and modules[0] == inner.id and inner.id != "__main__":
+            out.append(f"import {modules[-1]}")
+    # Only the deepest of nested paths: import a.b.c also binds a.
+    deepest = sorted(set(out), key=len, reverse=True)
+    return sorted(i for i in deepest if not any(o.startswith(i + ".") for o in deepest))
 
 
 def _compare(db: Database, scripts: Scripts | None, md: MetaData, include_unmanaged: bool) -> tuple[pd.DataFrame, list[str], int]:

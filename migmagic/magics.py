@@ -32,7 +32,7 @@ _COMMON_REVISION_ARGS: list[Arg] = [
     (("--rev-id",), dict(help="the revision id to use (default: derived from message and parent)")),
 ]
 _MODEL_ARGS: list[Arg] = [
-    (("--metadata",), dict(metavar="NAME", help="the MetaData or declarative base to compare with (default: the one in the notebook)")),
+    (("--metadata",), dict(metavar="NAME", help="the models to compare with: a name in the notebook (Base, db, db.Model) or module:attribute (app:db); default: the one in the notebook")),
     (("--include-unmanaged",), dict(action="store_true", help="also propose dropping tables the models do not know")),
 ]
 _DRY_RUN_ARGS: list[Arg] = [
@@ -92,7 +92,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
         "Upgrade, downgrade and upgrade again each revision on a throwaway database; the cell fails if a downgrade does not restore the schema.",
         [
             (("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all, base to head)")),
-            (("--metadata",), dict(metavar="NAME", help="the models to compare the schema at head with (default: the one in the notebook, if any)")),
+            (("--metadata",), dict(metavar="NAME", help="the models to compare the schema at head with: a name in the notebook (Base, db) or module:attribute (app:db); default: the one in the notebook, if any")),
         ],
     ),
     "merge": (

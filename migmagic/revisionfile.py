@@ -9,9 +9,11 @@ Alembic, no database.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import hashlib
 import re
+import symtable
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -146,6 +148,130 @@ def check_body(body: str, first_line: int = 1, where: str = "the body") -> None:
     problem = async_problem(tree)
     if problem:
         raise RevisionCellError(problem, hint="Nothing was written.")
+    unbound = unbound_name(body, tree)
+    if unbound is not None:
+        name, body_line = unbound
+        line = body_line + first_line - 1
+        user = next((f"{n.name}() uses" for n in tree.body if isinstance(n, ast.FunctionDef) and n.lineno <= body_line <= (n.end_lineno or n.lineno)), "uses")
+        raise RevisionCellError(
+            f"Line {line} of {where}: {user} {name}, which {where} never imports or defines.",
+            hint=f"Import or define {name} in {where} (op and sa need no import). Nothing was written.",
+            line=line,
+        )
+
+
+MODULE_NAMES = frozenset({"op", "sa", *_IDENTIFIERS, "__name__", "__file__", "__doc__", "__builtins__", "__spec__", "__loader__", "__package__", "__cached__", "__annotations__"})
+"""Names every revision script has: the imports and identifiers :func:`render` writes, and a module's own."""
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_SCOPE_NAMES = {ast.ListComp: "listcomp", ast.SetComp: "setcomp", ast.DictComp: "dictcomp", ast.GeneratorExp: "genexpr", ast.Lambda: "lambda"}
+
+
+def unbound_name(body: str, tree: ast.Module | None = None) -> tuple[str, int] | None:
+    """The first name a function of ``body`` reads that nothing binds, and its line (None: there is none).
+
+    A function's body runs only at upgrade or downgrade time, where such a name is
+    a ``NameError``. Bound are: the names Python binds in the function or around
+    it (assignments, imports, ``for``, ``with ... as``, ``except ... as``, the
+    walrus, comprehensions, nested ``def``/``class``/``lambda``, ``global``),
+    the script's module-level names (:data:`MODULE_NAMES` included) and the
+    builtins. Scopes are Python's own (:mod:`symtable`). A body with ``from x
+    import *`` cannot be checked: it passes.
+    """
+    tree = tree or ast.parse(body)
+    if any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in ast.walk(tree)):
+        return None
+    top = symtable.symtable(body, "<revision>", "exec")
+    tables: list[symtable.SymbolTable] = []
+    pending = list(top.get_children())
+    while pending:
+        table = pending.pop()
+        tables.append(table)
+        pending.extend(table.get_children())
+    known = set(MODULE_NAMES) | set(dir(builtins))
+    known |= {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    known |= {s.get_name() for t in tables for s in t.get_symbols() if s.is_declared_global() and (s.is_assigned() or s.is_imported() or s.is_namespace())}
+    future_annotations = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names) for n in tree.body)
+    found: list[tuple[int, str]] = []
+    for table in tables:
+        names = {s.get_name() for s in table.get_symbols() if s.is_global() and s.is_referenced()} - known
+        if not names:
+            continue
+        for node in _scope_nodes(tree, table):
+            found += [(n.lineno, n.id) for n in _own_loads(node, future_annotations) if n.id in names]
+    if not found:
+        return None
+    line, name = min(found)
+    return name, line
+
+
+def _scope_nodes(tree: ast.Module, table: symtable.SymbolTable) -> list[ast.AST]:
+    """The syntax nodes that make ``table``'s scope (several lambdas or comprehensions may share a line)."""
+    kind, name, line = table.get_type(), table.get_name(), table.get_lineno()
+    out: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, _SCOPES) or getattr(node, "lineno", None) != line:
+            continue
+        own = getattr(node, "name", None) or _SCOPE_NAMES.get(type(node))
+        if own == name and (kind == "class") == isinstance(node, ast.ClassDef):
+            out.append(node)
+    return out
+
+
+def _own_loads(scope: ast.AST, future_annotations: bool) -> list[ast.Name]:
+    """The names ``scope``'s own code reads (not nested scopes' bodies; not annotations Python never evaluates)."""
+    if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        roots: list[ast.AST] = list(scope.body)
+    elif isinstance(scope, ast.Lambda):
+        roots = [scope.body]
+    elif isinstance(scope, ast.ListComp | ast.SetComp | ast.GeneratorExp):
+        roots = [scope.elt, *_generators_inside(scope.generators)]
+    elif isinstance(scope, ast.DictComp):
+        roots = [scope.key, scope.value, *_generators_inside(scope.generators)]
+    else:
+        roots = []
+    in_function = not isinstance(scope, ast.ClassDef | ast.Module)
+    out: list[ast.Name] = []
+    while roots:
+        node = roots.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            out.append(node)
+        elif isinstance(node, ast.AnnAssign):
+            # A local variable's annotation is never evaluated; elsewhere only without the __future__ import.
+            roots += [node.target] + ([node.value] if node.value else [])
+            if not (in_function or future_annotations):
+                roots.append(node.annotation)
+        elif isinstance(node, _SCOPES):
+            roots += _enclosing_parts(node, future_annotations)
+        else:
+            roots += list(ast.iter_child_nodes(node))
+    return out
+
+
+def _generators_inside(generators: list[ast.comprehension]) -> list[ast.AST]:
+    """A comprehension's own parts: everything but the first iterable (read by the enclosing scope)."""
+    out: list[ast.AST] = []
+    for i, gen in enumerate(generators):
+        out += [gen.target, *gen.ifs] + ([gen.iter] if i else [])
+    return out
+
+
+def _enclosing_parts(node: ast.AST, future_annotations: bool) -> list[ast.AST]:
+    """What of a nested scope's node its enclosing scope evaluates: decorators, defaults, bases, the first iterable."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        args = node.args
+        parts: list[ast.AST] = [*args.defaults, *[d for d in args.kw_defaults if d is not None]]
+        if not isinstance(node, ast.Lambda):
+            parts += node.decorator_list
+            if not future_annotations:
+                every = [*args.posonlyargs, *args.args, *args.kwonlyargs, *[a for a in (args.vararg, args.kwarg) if a]]
+                parts += [a.annotation for a in every if a.annotation] + ([node.returns] if node.returns else [])
+        return parts
+    if isinstance(node, ast.ClassDef):
+        return [*node.decorator_list, *node.bases, *node.keywords]
+    if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+        return [node.generators[0].iter]
+    return []
 
 
 def async_problem(tree: ast.Module) -> str | None:

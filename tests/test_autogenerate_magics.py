@@ -184,7 +184,7 @@ def test_metadata_name_unknown_or_not_metadata(ip_with_db: Shell) -> None:
     assert "MetadataError: --metadata Bsae: there is no variable 'Bsae' in the notebook. Candidates: Base (1 table)." in unknown.output
     wrong = ip_with_db.run("%migrate revision --autogenerate -m x --metadata number")
     assert wrong.failed
-    assert "MetadataError: --metadata number: number is a int, not a MetaData or a declarative base." in wrong.output
+    assert "MetadataError: --metadata number: number is a int, not a MetaData, a declarative base, Flask-SQLAlchemy's db or SQLModel." in wrong.output
 
 
 def test_autogenerate_refuses_a_database_not_at_head(ip_with_db: Shell) -> None:

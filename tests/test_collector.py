@@ -20,11 +20,12 @@ def downgrade():
     op.drop_table("tags")
 '''
 
-SEES_THE_COLLECTOR = '''import gc
+SEES_THE_COLLECTOR = '''import builtins
+import gc
 
 
 def upgrade():
-    SEEN.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count(), enabled=gc.isenabled())
+    builtins.SEEN.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count(), enabled=gc.isenabled())
     op.create_table("tags", sa.Column("id", sa.Integer, primary_key=True))
 
 
