@@ -1,8 +1,9 @@
 """Finding the models: the SQLAlchemy ``MetaData`` behind what a user names or has in the notebook.
 
 One place says what counts as models, for ``revision --autogenerate``, ``check``,
-``diff`` and ``verify``, and for the ``env.py`` that ``%migrate init`` writes
-(it imports :func:`imported_metadata` where migmagic is importable):
+``diff`` and ``verify`` (the ``env.py`` that ``%migrate init`` writes runs where
+migmagic may not be installed, and spells the same rule for ``module:attribute``
+itself: the ``.metadata`` of what it imports):
 
 * a ``MetaData``, or anything that carries one in ``.metadata``: a declarative
   base (a ``DeclarativeBase`` subclass or ``declarative_base()``), a mapped
@@ -159,7 +160,7 @@ def imported(spec: str, label: str | None = None) -> Any:
 
 
 def imported_metadata(spec: str, label: str | None = None) -> MetaData:
-    """The MetaData behind ``spec`` (``module:attribute``): what ``env.py`` gives Alembic as ``target_metadata``."""
+    """The MetaData behind ``spec`` (``module:attribute``), as ``env.py`` gives it to Alembic as ``target_metadata``."""
     label = label or f"--metadata {spec}"
     value = imported(spec, label)
     md = metadata_of(value)

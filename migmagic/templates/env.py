@@ -39,17 +39,11 @@ def _models():
     """The MetaData named by migmagic.metadata in alembic.ini (module:attribute), or None.
 
     %migrate init --metadata myapp.models:Base writes that option; a declarative
-    base, Flask-SQLAlchemy's db or SQLModel stands for its .metadata.
+    base stands for its .metadata.
     """
     spec = config.get_main_option("migmagic.metadata")
     if not spec:
         return None
-    try:
-        from migmagic.models import imported_metadata
-    except ImportError:  # plain Alembic, without migmagic: the same rule, spelled here
-        pass
-    else:
-        return imported_metadata(spec)
     module, _, attribute = spec.partition(":")
     models = importlib.import_module(module)
     for name in attribute.split("."):
