@@ -100,7 +100,9 @@ class StatementReview:
         """One sentence: "ACCESS EXCLUSIVE on events (3,000 rows, 440 kB), rewrites the table: blocks reads and writes while it runs."."""
         parts = []
         for lock in self.locks:
-            parts.append(f"{lock}{self._size(lock.table)}")
+            said = [str(self.sizes[lock.table])] if lock.table in self.sizes else []
+            said += ["held since an earlier statement"] if lock.earlier else []
+            parts.append(f"{lock.mode} on {lock.table}" + (f" ({'; '.join(said)})" if said else ""))
         for table in self.copies:
             parts.append(f"copies {table}{self._size(table)} (batch mode: a new table, the rows copied, the old one dropped)")
         if self.algorithm:
