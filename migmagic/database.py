@@ -24,21 +24,17 @@ runs that waits for a lock held elsewhere (PostgreSQL ``lock_timeout``, MySQL
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
-import time
-import zlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from . import settings
+from . import kinds, settings
 from .errors import ConnectionFailed, LockTimeout
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-LOCK_NAME = "migmagic"
-_PG_LOCK_KEY = zlib.crc32(b"migmagic-migrate")  # one key per database: advisory locks are per database
+LOCK_NAME = kinds.LOCK_NAME
 
 
 _TABLE_IN_STATEMENT = re.compile(
@@ -55,16 +51,31 @@ def _table_of(statement: str) -> str | None:
 
 
 class Database:
-    """A database URL, its engine (made on first use) and its migration lock."""
+    """A database URL, its kind (:mod:`migmagic.kinds`), its engine (made on first use) and its migration lock."""
 
     def __init__(self, url: str, lock_timeout: float = 30.0, *, replay: bool = True) -> None:
-        self.url = url
+        self.url = url  # as typed: shown (masked) and written into alembic.ini
+        self.bound = settings.bound_url(url)  # what connects: a relative SQLite file made absolute once, here
         self.lock_timeout = lock_timeout
         self.replay = replay  # run pure-DDL revisions from recorded SQL (see migmagic.replay)
         self._engine: Engine | None = None
+        self._kind: kinds.Kind | None = None
 
     def __repr__(self) -> str:
         return f"Database({self.masked_url!r})"
+
+    @property
+    def kind(self) -> kinds.Kind:
+        """What this kind of database does its own way; an unsupported kind is a one-line error naming the supported ones."""
+        if self._kind is None:
+            try:
+                found = kinds.kind_of(self.url)
+            except ConnectionFailed:
+                raise
+            except Exception:
+                raise self._not_a_url() from None
+            self._kind = found(self)
+        return self._kind
 
     @property
     def masked_url(self) -> str:
@@ -84,46 +95,31 @@ class Database:
 
     def lock_wait(self, exc: BaseException, statement: str | None) -> str | None:
         """When ``exc`` is a statement giving up on a lock (``lock_timeout``): which table, and who holds it, in words."""
-        orig = getattr(exc, "orig", None)
-        sqlstate = getattr(orig, "sqlstate", None)  # PostgreSQL 55P03: lock_not_available
-        errno = orig.args[0] if orig is not None and getattr(orig, "args", None) else None  # MySQL 1205: lock wait timeout
-        sqlite_busy = self.dialect_name == "sqlite" and "database is locked" in str(orig or "")
-        if sqlstate != "55P03" and errno != 1205 and not sqlite_busy:
+        if not self.kind.gave_up_waiting(exc):
             return None
         table = _table_of(statement or "")
         holder = self._lock_holders(table) if table else None
         on = f" on table {table}" if table else ""
         return f"waited {self.lock_timeout:g} s for a lock{on}" + (f", held by {holder}" if holder else "")
 
+    def wait_refused(self, exc: BaseException, *, table: str | None, doing: str) -> LockTimeout:
+        """A rehearsal's statement that gave up waiting for a lock, in one line: what waited, on what, held by whom."""
+        holder = self._lock_holders(table) if table else None
+        on = f" for a lock on table {table}" if table else " for a lock"
+        by = f", held by {holder}" if holder else ""
+        return LockTimeout(
+            f"The dry run stopped while {doing}: it waited {self.lock_timeout:g} s{on}{by}. The real database was not changed.",
+            holder=holder, waited=self.lock_timeout,
+            hint="Finish or roll back the other transaction (in another cell, say), or raise %config Migrate.lock_timeout.",
+        )
+
     def _lock_holders(self, table: str) -> str | None:
         """Who holds a lock on ``table`` right now, where the database tells (a new connection)."""
-        from sqlalchemy import text
-
         try:
             with self.connect() as conn:
-                if self.dialect_name == "postgresql":
-                    rows = conn.execute(
-                        text(
-                            "SELECT DISTINCT a.pid, a.usename, a.application_name, a.state FROM pg_locks l "
-                            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.relation = to_regclass(:t) AND l.granted "
-                            "AND a.pid <> pg_backend_pid() ORDER BY a.pid"
-                        ),
-                        {"t": table},
-                    ).all()
-                    return ", ".join(f"PostgreSQL backend pid {pid} ({user}, {state or 'idle'}{', ' + app if app else ''})" for pid, user, app, state in rows) or None
-                if self.dialect_name in ("mysql", "mariadb"):
-                    rows = conn.execute(
-                        text(
-                            "SELECT p.ID, p.USER, p.HOST FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p "
-                            "ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> CONNECTION_ID() ORDER BY p.ID"
-                        )
-                    ).all()
-                    return ", ".join(f"MySQL connection {pid} ({user}@{host}, an open transaction)" for pid, user, host in rows) or None
-                if self.dialect_name == "sqlite":
-                    return "another connection (SQLite write lock)"
+                return self.kind.table_holders(conn, table)
         except Exception:
             return None
-        return None
 
     def in_transaction(self, conn: Connection) -> bool:
         """Whether the database itself still has a transaction open on ``conn`` (SQLAlchemy may think so wrongly).
@@ -131,18 +127,16 @@ class Database:
         Known on SQLite (a ``COMMIT`` sent through the driver ends it there); elsewhere
         taken to be True.
         """
-        raw = conn.connection.dbapi_connection
-        if self.dialect_name == "sqlite" and raw is not None:
-            return bool(raw.in_transaction)
-        return True
+        return self.kind.in_transaction(conn)
 
     @property
     def dialect_name(self) -> str:
-        return _backend(self.url)
+        """The kind's name: ``sqlite``, ``postgresql``, ``mysql`` or ``mariadb``."""
+        return self.kind.name
 
     @property
     def transactional_ddl(self) -> bool:
-        return self.dialect_name in ("sqlite", "postgresql")
+        return self.kind.transactional_ddl
 
     @property
     def engine(self) -> Engine:
@@ -150,46 +144,31 @@ class Database:
             self._engine = self._create_engine()
         return self._engine
 
+    def _not_a_url(self) -> ConnectionFailed:
+        return ConnectionFailed(
+            f"{self.masked_url!r} is not a database URL.",
+            url=self.masked_url,
+            hint="Use the form dialect+driver://user@host/database, e.g. sqlite:///migmagic.db.",
+        )
+
     def _create_engine(self) -> Engine:
-        from sqlalchemy import create_engine, event
+        from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
 
         try:
-            url = make_url(settings.engine_url(self.url))
+            url = make_url(settings.engine_url(self.bound))
         except Exception:
-            raise ConnectionFailed(
-                f"{self.masked_url!r} is not a database URL.",
-                url=self.masked_url,
-                hint="Use the form dialect+driver://user@host/database, e.g. sqlite:///migmagic.db.",
-            ) from None
-        kwargs: dict[str, Any] = {}
-        if url.get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": self.lock_timeout}
+            raise self._not_a_url() from None
+        kind = self.kind
         try:
-            engine = create_engine(url, **kwargs)
+            engine = create_engine(url, **kind.engine_options())
         except Exception as exc:
             raise ConnectionFailed(
                 f"Cannot use {self.masked_url}: {settings.scrub(str(exc), self.url)}",
                 url=self.masked_url,
                 hint="Is the driver installed? pip install 'migmagic[postgres]' or 'migmagic[mysql]'.",
             ) from None
-        if url.get_backend_name() == "sqlite":
-
-            @event.listens_for(engine, "connect")
-            def _no_pysqlite_transactions(dbapi_connection: Any, _record: Any) -> None:
-                dbapi_connection.isolation_level = None
-
-            @event.listens_for(engine, "begin")
-            def _begin(conn: Connection) -> None:
-                options = conn.get_execution_options()
-                if options.get("isolation_level") == "AUTOCOMMIT":
-                    return  # Alembic's autocommit_block: no transaction at all
-                raw = conn.connection.dbapi_connection
-                if raw is not None:
-                    raw.isolation_level = None  # restoring an isolation level turns pysqlite's own BEGINs back on
-                immediate = options.get("migmagic_write_lock", False)
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
+        kind.configure(engine)
         return engine
 
     def dispose(self) -> None:
@@ -274,116 +253,45 @@ class Database:
         On SQLite and PostgreSQL the connection is inside a transaction; when the
         block ends normally, whatever transaction is then in progress commits (a
         revision's ``autocommit_block`` commits the one before it and begins
-        another), and on an exception it rolls back. On MySQL it is not: the
-        caller commits per revision.
+        another), and on an exception it rolls back — for real, also when the
+        COMMIT itself failed (SQLAlchemy then forgets the transaction the
+        database still has: :meth:`migmagic.kinds.Kind.roll_back`). On MySQL it
+        is not: the caller commits per revision.
 
-        The lock outlives those transactions: a PostgreSQL session-level
-        advisory lock, a lock file of a SQLite database in migmagic's cache directory (as well as SQLite's
-        write lock), MySQL's ``GET_LOCK``. Statements that wait for a lock (the
-        user's own open transaction in another cell, say) wait at most
-        ``lock_timeout`` seconds too.
+        The lock outlives those transactions (:meth:`migmagic.kinds.Kind.held`):
+        a PostgreSQL session-level advisory lock, a lock file of a SQLite
+        database in migmagic's cache directory (as well as SQLite's write lock),
+        MySQL's ``GET_LOCK``. It is released when the block ends, whatever
+        happened; where it cannot be, the session is closed so that the server
+        releases it. Statements that wait for a lock (the user's own open
+        transaction in another cell, say) wait at most ``lock_timeout`` seconds too.
         """
-        name = self.dialect_name
-        with self.connect() as conn:
-            if name in ("mysql", "mariadb"):
-                self._mysql_lock(conn)
-                try:
-                    yield conn
-                    if conn.in_transaction():
-                        conn.commit()
-                finally:
-                    if conn.in_transaction():
-                        conn.rollback()
-                    self._mysql_unlock(conn)
-                return
-            with self._held(conn) as conn:
-                if name == "sqlite":
-                    try:
-                        conn.begin()
-                    except Exception as exc:
-                        if "locked" in str(exc):
-                            raise self._timeout() from None
-                        raise
-                else:
-                    conn.begin()
-                try:
-                    yield conn
-                    if conn.in_transaction():
-                        conn.commit()
-                except BaseException:
-                    if conn.in_transaction():
-                        conn.rollback()
-                    raise
-
-    @contextlib.contextmanager
-    def _held(self, conn: Connection) -> Iterator[Connection]:
-        """The migration lock of a SQLite or PostgreSQL database, held on ``conn`` across its transactions."""
-        if self.dialect_name == "sqlite":
-            conn = conn.execution_options(migmagic_write_lock=True)
-            # The engine may predate a change of lock_timeout: the wait is set per command.
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            raw.execute(f"PRAGMA busy_timeout = {int(self.lock_timeout * 1000)}")
-            with self._sqlite_lock_file():
-                yield conn
-        elif self.dialect_name == "postgresql":
-            self._pg_lock(conn)
+        kind = self.kind
+        with self.connect() as conn, kind.held(conn) as conn:
+            kind.begin(conn)
             try:
                 yield conn
-            finally:
-                self._pg_unlock(conn)
-        else:
-            yield conn
+                if conn.in_transaction():
+                    conn.commit()
+            except BaseException:
+                kind.roll_back(conn)
+                raise
 
-    @contextlib.contextmanager
-    def _sqlite_lock_file(self) -> Iterator[None]:
-        """An exclusive ``flock`` on the SQLite file's lock file (:func:`migmagic.cache.lock_file`), for the whole command.
-
-        SQLite's write lock ends with each transaction; this one does not, so a
-        revision's ``autocommit_block`` (which commits) cannot let another kernel
-        in half-way. The operating system releases it when the process dies.
-        """
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: SQLite's write lock only
-            yield
-            return
-        from sqlalchemy.engine import make_url
-
-        path = make_url(settings.engine_url(self.url)).database
-        if not path or path == ":memory:" or path.startswith("file:"):
-            yield
-            return
-        from .cache import lock_file
-
-        try:
-            handle = open(lock_file(path), "a+b")  # noqa: SIM115 - closed below
-        except OSError:
-            yield  # a read-only folder: SQLite's own write lock still guards the transaction
-            return
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise self._timeout() from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        finally:
-            handle.close()
-
-    def _timeout(self) -> LockTimeout:
+    def timeout(self, *, uncommitted_write: bool = False, doing: str | None = None) -> LockTimeout:
+        """The migration lock (or SQLite's write lock) was not free within ``lock_timeout``, in one line."""
+        if uncommitted_write:  # SQLite: migmagic's own lock was free, the file's write lock was not
+            while_ = f" while {doing}" if doing else ""
+            return LockTimeout(
+                f"{self.masked_url} has an uncommitted write on another connection (SQLite write lock): "
+                f"waited {self.lock_timeout:g} s{while_}. Nothing was changed.",
+                holder="another connection with an uncommitted write", waited=self.lock_timeout,
+                hint="Commit or roll back that connection's transaction (in another cell or program), or close it; then run the command again.",
+            )
         try:
             holder = self.lock_holder()
         except Exception:  # saying who is a courtesy: the error stands without it
             holder = None
-        if holder is None and self.dialect_name == "sqlite":
+        if holder is None and self.kind.name == "sqlite":
             holder = "another process (it holds migmagic's lock file of this database)"
         who = f"{holder}; " if holder else ""
         return LockTimeout(
@@ -393,97 +301,12 @@ class Database:
             hint="Try again when the other upgrade is done, or raise %config Migrate.lock_timeout.",
         )
 
-    def _pg_lock(self, conn: Connection) -> None:
-        """The session-level advisory lock (it outlives a COMMIT), and the statement lock timeout."""
-        from sqlalchemy import text
-
-        deadline = time.monotonic() + self.lock_timeout
-        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY}).scalar():
-            if time.monotonic() >= deadline:
-                conn.rollback()
-                raise self._timeout()
-            time.sleep(0.05)
-        conn.execute(text(f"SET lock_timeout = {max(1, int(self.lock_timeout * 1000))}"))
-        conn.commit()  # a session lock and a session setting: they outlive this transaction
-
-    def _pg_unlock(self, conn: Connection) -> None:
-        from sqlalchemy import text
-
-        with contextlib.suppress(Exception):
-            if conn.in_transaction():
-                conn.rollback()
-            conn.execute(text("RESET lock_timeout"))
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
-            conn.commit()
-
-    def _mysql_lock_name(self, conn: Connection) -> str:
-        from sqlalchemy import text
-
-        db = conn.execute(text("SELECT DATABASE()")).scalar() or ""
-        return f"{LOCK_NAME}:{db}"[:64]
-
-    def _mysql_lock(self, conn: Connection) -> None:
-        """``GET_LOCK`` for the command, and the statement lock timeouts (metadata and row locks)."""
-        from sqlalchemy import text
-
-        got = conn.execute(
-            text("SELECT GET_LOCK(:n, :t)"), {"n": self._mysql_lock_name(conn), "t": self.lock_timeout}
-        ).scalar()
-        wait = max(1, int(round(self.lock_timeout)))
-        conn.execute(text(f"SET SESSION lock_wait_timeout = {wait}, SESSION innodb_lock_wait_timeout = {wait}"))
-        conn.commit()
-        if got != 1:
-            raise self._timeout()
-
-    def _mysql_unlock(self, conn: Connection) -> None:
-        from sqlalchemy import text
-
-        with contextlib.suppress(Exception):
-            conn.execute(text("SET SESSION lock_wait_timeout = DEFAULT, SESSION innodb_lock_wait_timeout = DEFAULT"))
-            conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self._mysql_lock_name(conn)})
-            conn.commit()
-
     def lock_holder(self) -> str | None:
         """Who holds the migration lock right now, in words, or None."""
-        from sqlalchemy import text
-
-        name = self.dialect_name
         with self.connect() as conn:
-            if name == "postgresql":
-                row = conn.execute(
-                    text(
-                        "SELECT l.pid, a.application_name, a.client_addr FROM pg_locks l "
-                        "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-                        "WHERE l.locktype = 'advisory' AND l.objid = :k AND l.granted "
-                        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                    ),
-                    {"k": _PG_LOCK_KEY},
-                ).first()
-                conn.rollback()
-                return f"PostgreSQL backend pid {row[0]}" if row else None
-            if name in ("mysql", "mariadb"):
-                holder = conn.execute(text("SELECT IS_USED_LOCK(:n)"), {"n": self._mysql_lock_name(conn)}).scalar()
-                conn.rollback()
-                return f"MySQL connection {holder}" if holder else None
-            if name == "sqlite":
-                raw = conn.connection.dbapi_connection
-                assert raw is not None
-                old = raw.execute("PRAGMA busy_timeout").fetchone()[0]
-                raw.execute("PRAGMA busy_timeout = 0")
-                try:
-                    raw.execute("BEGIN IMMEDIATE")
-                    raw.execute("ROLLBACK")
-                    return None
-                except Exception:
-                    return "another connection (SQLite write lock)"
-                finally:
-                    raw.execute(f"PRAGMA busy_timeout = {int(old)}")
-        return None
+            return self.kind.lock_holder(conn)
 
+    def remove_stale_scratch(self) -> list[str]:
+        """Remove the scratch databases and copies of rehearsals killed mid-way (their process is gone)."""
+        return self.kind.remove_stale()
 
-@functools.lru_cache(maxsize=64)
-def _backend(url: str) -> str:
-    """The backend's name in ``url`` (``sqlite``, ``postgresql``, ``mysql``): asked once per step, parsed once."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.engine_url(url)).get_backend_name()

@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import display
+from . import display, kinds
 from .errors import DataLossRefused, Fix
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ class _Counter:
         elif what == "nulls":
             query = query.where(col.is_(None))
         elif what == "longer":
-            chars = sa.func.char_length if self.conn.dialect.name in ("mysql", "mariadb") else sa.func.length
+            chars = getattr(sa.func, kinds.for_dialect(self.conn.dialect.name).string_length)  # characters, not bytes
             query = query.where(chars(sa.cast(col, sa.Text())) > length)
         try:
             with self.conn.begin_nested():

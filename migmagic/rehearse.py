@@ -31,17 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
-import sqlite3
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import display, run, schema, settings, snapshot
+from . import display, run, schema, snapshot
 from .database import Database
 from .errors import (
     Fix,
@@ -53,10 +48,8 @@ from .errors import (
     UsageError,
     VerifyFailed,
 )
-from .schema import BOOKKEEPING
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
     from .adapter import Scripts, Step
 
@@ -87,179 +80,23 @@ class Target:
     rollback: bool = False  # PostgreSQL's default: the real database, rolled back
 
 
-def _url_for(db: Database, name: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.engine_url(db.url)).set(database=name).render_as_string(hide_password=False)
-
-
-def _scratch_name(kind: str) -> str:
-    return f"mm_{kind}_{uuid.uuid4().hex[:12]}"
-
-
-@contextlib.contextmanager
-def _admin(db: Database, database: str | None = None) -> Iterator[Connection]:
-    """An autocommit connection to ``db``'s server (to ``database`` on it, when given)."""
-    import sqlalchemy as sa
-
-    url = _url_for(db, database) if database is not None else settings.engine_url(db.url)
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            yield conn
-    finally:
-        engine.dispose()
-
-
-def _real_name(db: Database) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.engine_url(db.url)).database or ""
-
-
-def _create_refused(db: Database, exc: BaseException, what: str) -> RehearsalRefused:
-    reason = db.scrub(" ".join(str(getattr(exc, "orig", None) or exc).split()))[:300]
-    privilege = "CREATEDB" if db.dialect_name == "postgresql" else "CREATE"
-    if re.search(r"permission denied|access denied|denied to user", reason, re.I):
-        return RehearsalRefused(
-            f"Cannot create {what} on {db.masked_url}: the user lacks the {privilege} privilege ({reason}).",
-            privilege=privilege, hint=f"Grant {privilege} to the user, or rehearse on a server where it has it. Nothing ran.",
-        )
-    return RehearsalRefused(f"Cannot create {what} on {db.masked_url}: {reason}.", hint="Nothing ran.")
-
-
-@contextlib.contextmanager
-def _server_database(db: Database, kind: str, template: str | None = None) -> Iterator[Database]:
-    """A database created on ``db``'s server for one rehearsal (a clone of ``template``), dropped after."""
-    name = _scratch_name(kind)
-    dialect = db.dialect_name
-    q = (lambda n: f'"{n}"') if dialect == "postgresql" else (lambda n: f"`{n}`")
-    maintenance = "postgres" if dialect == "postgresql" else None  # never a session on the template
-    try:
-        with _admin(db, maintenance) as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {q(name)}" + (f" TEMPLATE {q(template)}" if template else ""))
-    except Exception as exc:
-        text = str(getattr(exc, "orig", None) or exc)
-        if template and "being accessed by other users" in text:
-            raise RehearsalRefused(
-                f"--copy clones {db.masked_url} with CREATE DATABASE ... TEMPLATE, which needs no other session connected to it, and there is one.",
-                hint="Close the other sessions (kernels, psql, pools), or leave out --copy to rehearse in a transaction that is rolled back. Nothing ran.",
-            ) from None
-        raise _create_refused(db, exc, "a clone" if template else "a throwaway database") from None
-    scratch = Database(_url_for(db, name), db.lock_timeout)
-    try:
-        yield scratch
-    finally:
-        scratch.dispose()
-        with _admin(db, maintenance) as conn:
-            force = " WITH (FORCE)" if dialect == "postgresql" and (conn.dialect.server_version_info or (0,)) >= (13,) else ""
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {q(name)}{force}")
-
-
-@contextlib.contextmanager
-def _sqlite_file(db: Database | None) -> Iterator[Database]:
-    """A temporary SQLite file: a backup-API copy of ``db``, or empty; deleted after."""
-    folder = Path(tempfile.mkdtemp(prefix="migmagic-rehearse-"))
-    path = folder / "scratch.db"
-    try:
-        if db is not None:
-            target = sqlite3.connect(path)
-            try:
-                with db.connect() as conn:
-                    raw = conn.connection.dbapi_connection
-                    assert raw is not None
-                    raw.backup(target)  # type: ignore[attr-defined]
-            finally:
-                target.close()
-        scratch = Database(f"sqlite:///{path}", db.lock_timeout if db else 30.0)
-        try:
-            yield scratch
-        finally:
-            scratch.dispose()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _copy_mysql(db: Database, scratch: Database, sample: int | None) -> list[str]:
-    """Copy every table's definition and (a sample of) its rows into ``scratch``; returns what was not copied."""
-    real, name = _real_name(db), _real_name(scratch)
-    left: list[str] = []
-    with _admin(db) as conn:
-        plain = conn.execution_options(no_parameters=True)  # DDL may hold '%': no parameter formatting
-        kinds = conn.exec_driver_sql(f"SHOW FULL TABLES FROM `{real}`").all()
-        tables = [r[0] for r in kinds if r[1] == "BASE TABLE"]
-        left += [f"view {r[0]}" for r in kinds if r[1] != "BASE TABLE"]
-        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-        try:
-            conn.exec_driver_sql(f"USE `{name}`")
-            for t in tables:
-                plain.exec_driver_sql(conn.exec_driver_sql(f"SHOW CREATE TABLE `{real}`.`{t}`").one()[1])
-            for t in tables:
-                cols = ", ".join(
-                    f"`{c}`"
-                    for (c,) in conn.exec_driver_sql(
-                        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
-                        "AND EXTRA NOT LIKE %s ORDER BY ORDINAL_POSITION",
-                        (real, t, "%GENERATED%"),
-                    )
-                )
-                limit = "" if sample is None or t in BOOKKEEPING else f" LIMIT {int(sample)}"
-                plain.exec_driver_sql(f"INSERT INTO `{name}`.`{t}` ({cols}) SELECT {cols} FROM `{real}`.`{t}`{limit}")
-            triggers = conn.exec_driver_sql(f"SHOW TRIGGERS FROM `{real}`").all()
-            left += [f"trigger {r[0]}" for r in triggers]
-        finally:
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
-    return left
-
-
 @contextlib.contextmanager
 def scratch_copy(db: Database, *, copy: bool = False, sample: int | None = SAMPLE) -> Iterator[Target]:
-    """Where a dry run of ``db`` runs (see the module's docstring); cleaned up after."""
-    dialect = db.dialect_name
-    if dialect == "sqlite":
-        with _sqlite_file(db) as scratch:
-            yield Target(scratch, f"Rehearsed on a backup copy of {db.masked_url} (deleted after); the real database was not touched.")
-    elif dialect == "postgresql" and not copy:
-        rehearsal = Database(db.url, db.lock_timeout)  # its own engine: the guards below stay on it
-        try:
-            yield Target(
-                rehearsal,
-                f"Rehearsed on {db.masked_url} itself, in one transaction that was rolled back: nothing was committed.",
-                [
-                    "While it ran, the locks the revisions took (ACCESS EXCLUSIVE for most DDL) were held on the real tables: other sessions touching them waited.",
-                    "Sequences the revisions advanced stay advanced (PostgreSQL never rolls them back).",
-                    "--copy rehearses on a clone instead (CREATE DATABASE ... TEMPLATE; no other session may be connected).",
-                ],
-                rollback=True,
-            )
-        finally:
-            rehearsal.dispose()
-    elif dialect == "postgresql":
-        db.dispose()  # our own idle connections would keep the template busy
-        with _server_database(db, "rehearse", template=_real_name(db)) as scratch:
-            yield Target(scratch, f"Rehearsed on a clone of {db.masked_url} (CREATE DATABASE ... TEMPLATE, dropped after); the real database was not touched.")
-    elif dialect in ("mysql", "mariadb"):
-        with _server_database(db, "rehearse") as scratch:
-            left = _copy_mysql(db, scratch, sample)
-            rows = "all rows of every table" if sample is None else f"at most {sample:,} rows per table (--sample N, --full for all)"
-            caveats = [f"It ran on a sample: {rows}, so row counts and timings are the sample's." if sample is not None else "Every row was copied (--full)."]
-            if left:
-                caveats.append("Not copied: " + ", ".join(left) + ".")
-            yield Target(scratch, f"Rehearsed on a scratch database with the schema of {db.masked_url} and {rows} (dropped after); the real database was not touched.", caveats)
-    else:
-        raise RehearsalRefused(f"Dry runs are not supported on {dialect}.")
+    """Where a dry run of ``db`` runs (see the module's docstring and :meth:`migmagic.kinds.Kind.scratch_copy`); cleaned up after.
+
+    Scratch databases and copies that a killed rehearsal left behind are removed first.
+    """
+    db.remove_stale_scratch()
+    with db.kind.scratch_copy(copy=copy, sample=sample) as scratch:
+        yield Target(scratch.db, scratch.how, scratch.caveats, scratch.rollback)
 
 
 @contextlib.contextmanager
 def throwaway(db: Database) -> Iterator[Database]:
-    """An empty database of ``db``'s kind, for ``verify``; deleted (dropped) after."""
-    if db.dialect_name == "sqlite":
-        with _sqlite_file(None) as scratch:
-            scratch.lock_timeout = db.lock_timeout
-            yield scratch
-    else:
-        with _server_database(db, "verify") as scratch:
-            yield scratch
+    """An empty database of ``db``'s kind, for ``verify``; deleted (dropped) after (:meth:`migmagic.kinds.Kind.throwaway`)."""
+    db.remove_stale_scratch()
+    with db.kind.throwaway() as scratch:
+        yield scratch
 
 
 # =========================================================================== capturing statements
@@ -393,7 +230,7 @@ class Capture:
             statement, params = _inlined(statement, parameters), None  # revision ids: shown as the literal script would
         self.statements.append({
             "step": self._index + 1, "revision": step.revision, "kind": kind, "statement": statement.strip(), "parameters": params,
-            "values": (parameters, conn.dialect.paramstyle, conn.dialect.name, executemany) if params else None,  # for script()
+            "values": (parameters, context.dialect.paramstyle, context.dialect.name, executemany) if params and context is not None else None,
         })
 
     def _commit(self, conn: Any) -> None:

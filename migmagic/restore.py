@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import display, ledger
+from . import display, kinds, ledger
 from .display import short_path
 from .errors import Fix, LockTimeout, RestoreUnavailable
 
@@ -180,7 +180,7 @@ class Taker:
         self.notes: list[str] = []
 
     def __call__(self, plan: Plan, conn: Connection) -> None:
-        if self.keep <= 0 or conn.dialect.name != "sqlite" or not (plan.steps or plan.purge):
+        if self.keep <= 0 or not kinds.for_dialect(conn.dialect.name).restore_points or not (plan.steps or plan.purge):
             return
         rows = conn.exec_driver_sql("PRAGMA database_list").fetchall()
         file = next((r[2] for r in rows if r[1] == "main"), "")
@@ -237,16 +237,14 @@ def _file_of(db: Database) -> Path:
 
     from .settings import engine_url
 
-    name = db.dialect_name
-    if name != "sqlite":
-        kind = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "mariadb": "MySQL/MariaDB"}.get(name, name)
+    if not db.kind.restore_points:
         raise RestoreUnavailable(
-            f"{kind} databases have no restore points: migmagic takes them on SQLite only.",
+            f"{db.kind.label} databases have no restore points: migmagic takes them on {', '.join(k.label for k in kinds.KINDS.values() if k.restore_points)} only.",
             database=db.masked_url,
             hint="Rehearse a change with {0}; the data-loss guard refuses an upgrade or downgrade that would destroy data.",
             fixes=[Fix("upgrade", ("head",), (("dry_run", True),))],
         )
-    database = make_url(engine_url(db.url)).database
+    database = make_url(engine_url(db.bound)).database
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         raise RestoreUnavailable(f"{db.masked_url} is an in-memory database: it has no restore points.", database=db.masked_url)
     return Path(database).resolve()

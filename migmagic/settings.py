@@ -202,6 +202,26 @@ def sync_url(url: str) -> str:
     return swap[1] + rest
 
 
+_SQLITE_RELATIVE = re.compile(r"^(?P<scheme>\s*sqlite(?:\+\w+)?:///)(?P<path>[^/?][^?]*)(?P<query>\?.*)?$", re.DOTALL | re.IGNORECASE)
+
+
+def bound_url(url: str, cwd: str | os.PathLike[str] | None = None) -> str:
+    """``url`` with a relative SQLite file made absolute (from ``cwd``, default the working directory), once, at binding.
+
+    A relative path would otherwise be read again from wherever the working
+    directory is when a connection opens (after ``%cd``): another, empty file.
+    Other URLs, in-memory and ``file:`` URI databases are returned as they are.
+    """
+    m = _SQLITE_RELATIVE.match(url)
+    if not m:
+        return url
+    path = m.group("path")
+    if path == ":memory:" or path.startswith("file:") or os.path.isabs(unquote(path)):
+        return url
+    absolute = os.path.abspath(os.path.join(cwd if cwd is not None else os.getcwd(), unquote(path)))
+    return f"{m.group('scheme')}{quote(absolute, safe='/:~')}{m.group('query') or ''}"
+
+
 def engine_url(url: str) -> str:
     """``url`` as migmagic connects with it: an async driver swapped for its sync
     counterpart (:data:`SYNC_DRIVERS`), the password percent-encoded as SQLAlchemy
