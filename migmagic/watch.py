@@ -1,11 +1,11 @@
 """The version table's watch: every change to ``alembic_version``, whoever made it, is written down.
 
-Triggers on ``alembic_version`` (``AFTER INSERT / UPDATE / DELETE``, on SQLite,
-PostgreSQL and MySQL/MariaDB alike) add a row to ``migmagic_version_changes``
-for each change: the version before, the version after, and when (UTC, the
-server's clock). So a revision the ``alembic`` command downgraded and upgraded
-again, or a version row typed by hand, is seen the next time migmagic reads the
-database, though the version table ends up as it was.
+Triggers on ``alembic_version`` (``AFTER INSERT / UPDATE / DELETE``, on SQLite
+and PostgreSQL) add a row to ``migmagic_version_changes`` for each change: the
+version before, the version after, and when (UTC, the server's clock). So a
+revision the ``alembic`` command downgraded and upgraded again, or a version row
+typed by hand, is seen the next time migmagic reads the database, though the
+version table ends up as it was.
 
 migmagic's own steps fire the triggers too; their rows are deleted with the
 ledger rows of those steps, in the same transaction (:func:`forget`). So what
@@ -15,8 +15,24 @@ ledger (:func:`events` says, revision by revision, what they applied and
 unapplied) before its first step; a command that only reads shows them.
 
 The triggers are created by the first command that migrates once the version
-table exists. Where they cannot be (a MySQL server with binary logging and no
-``SUPER`` privilege), nothing fails: outside changes are then not seen.
+table exists. Nothing they do can make a plain ``alembic`` command fail:
+
+* PostgreSQL: the trigger function is ``SECURITY DEFINER`` (it writes with the
+  privileges of the role that installed it, so a deploy role granted only the
+  app's tables and ``alembic_version`` runs ``alembic upgrade`` as before), and
+  any error inside it (the changes table dropped by hand, say) is caught: the
+  change is then not logged, the command goes on.
+* MySQL/MariaDB: no triggers. A trigger there always runs as its ``DEFINER``
+  and fails every write to the version table once that account is gone (or in a
+  dump restored on a server without it), after the revision's DDL committed: a
+  half-applied database. Triggers earlier versions installed are dropped by the
+  next command that migrates. Outside changes are seen there only as the
+  version table read against the ledger (:mod:`migmagic.state`): a revision
+  applied that the ledger never recorded; a downgrade and upgrade again by the
+  ``alembic`` command leaves no trace.
+* SQLite: a trigger cannot catch an error, so the changes table must not be
+  dropped alone: drop the three ``migmagic_watch_*`` triggers with it (see the docs).
+  Where the triggers cannot be created, nothing fails: outside changes are then not seen.
 """
 
 from __future__ import annotations
@@ -90,14 +106,20 @@ def table() -> Any:
 
 
 def ensure(conn: Connection) -> None:
-    """Create the changes table where it is missing (with the ledger's, before anything runs)."""
+    """Create the changes table where it is missing (with the ledger's, before anything runs; not on MySQL/MariaDB)."""
     from sqlalchemy.schema import CreateTable
 
-    conn.execute(CreateTable(table(), if_not_exists=True))
+    if watches(conn):
+        conn.execute(CreateTable(table(), if_not_exists=True))
+
+
+def watches(conn: Connection) -> bool:
+    """Whether the version table is watched by triggers on this database (not on MySQL/MariaDB)."""
+    return conn.dialect.name not in ("mysql", "mariadb")
 
 
 def install(conn: Connection) -> None:
-    """Put the triggers on the version table if it exists and they are missing.
+    """Put the triggers on the version table if it exists and they are missing (MySQL/MariaDB: drop old ones).
 
     Where the database refuses them, nothing fails and nothing is left half
     done on PostgreSQL (a savepoint keeps the command's transaction usable); the
@@ -107,11 +129,24 @@ def install(conn: Connection) -> None:
     import sqlalchemy as sa
 
     dialect = conn.dialect.name
+    if not watches(conn):
+        _drop_mysql_triggers(conn)
+        return
     if not sa.inspect(conn).has_table(VERSION_TABLE) or _installed(conn, dialect):
         return
     with contextlib.suppress(sa.exc.DBAPIError), conn.begin_nested() if dialect == "postgresql" else contextlib.nullcontext():
         for statement in _triggers(conn, dialect):
             conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+
+
+def _drop_mysql_triggers(conn: Connection) -> None:
+    """Drop the triggers earlier versions put on the version table (they break the ``alembic`` command once their DEFINER is gone)."""
+    import sqlalchemy as sa
+
+    query = "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND trigger_name LIKE :name"
+    for (name,) in conn.execute(sa.text(query), {"name": TRIGGER + "%"}).all():
+        with contextlib.suppress(sa.exc.DBAPIError):  # no TRIGGER privilege: the next command tries again
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
 
 
 def _installed(conn: Connection, dialect: str) -> bool:
@@ -120,14 +155,12 @@ def _installed(conn: Connection, dialect: str) -> bool:
     if dialect == "sqlite":
         query = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table AND name LIKE :name"
         return int(conn.execute(sa.text(query), {"table": VERSION_TABLE, "name": TRIGGER + "%"}).scalar() or 0) >= 3
-    if dialect == "postgresql":
-        query = "SELECT count(*) FROM pg_trigger WHERE tgname = :name AND tgrelid = to_regclass(:table)"
-        return bool(conn.execute(sa.text(query), {"name": TRIGGER, "table": VERSION_TABLE}).scalar())
+    # PostgreSQL: the trigger, and its function as this version writes it (SECURITY DEFINER, errors caught).
     query = (
-        "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE() "
-        "AND event_object_table = :table AND trigger_name LIKE :name"
+        "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+        "WHERE t.tgname = :name AND t.tgrelid = to_regclass(:table) AND p.prosecdef AND p.prosrc LIKE '%EXCEPTION%'"
     )
-    return int(conn.execute(sa.text(query), {"table": VERSION_TABLE, "name": TRIGGER + "%"}).scalar() or 0) >= 3
+    return bool(conn.execute(sa.text(query), {"name": TRIGGER, "table": VERSION_TABLE}).scalar())
 
 
 def _triggers(conn: Connection, dialect: str) -> list[str]:
@@ -152,31 +185,23 @@ def _triggers(conn: Connection, dialect: str) -> list[str]:
             f"{'IF' if i == 0 else 'ELSIF'} TG_OP = '{event.upper()}' THEN {columns.replace(TABLE_NAME, changes)} VALUES ({v}, {now});"
             for i, (event, v) in enumerate(values.items())
         )
+        # SECURITY DEFINER: writes as the role that installed it, whoever changes the version table;
+        # a fixed search_path, as PostgreSQL's docs ask of such functions. Any error is swallowed (in a
+        # subtransaction of its own): the watch never fails the command that changed the version table.
         return [
-            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} END IF; RETURN NULL; END $$",
+            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp "
+            f"AS $$ BEGIN BEGIN {body} END IF; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN NULL; END $$",
             f"DROP TRIGGER IF EXISTS {TRIGGER} ON {q(schema)}.{VERSION_TABLE}",
             f"CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {q(schema)}.{VERSION_TABLE} FOR EACH ROW EXECUTE PROCEDURE {fn}()",
         ]
-    now = "UTC_TIMESTAMP(6)"  # stored in a text column as 'YYYY-MM-DD HH:MM:SS.ffffff'
-    return [
-        f"CREATE TRIGGER {TRIGGER}_{event} AFTER {event.upper()} ON {VERSION_TABLE} FOR EACH ROW {columns} VALUES ({v}, {now})"
-        for event, v in values.items()
-        if not _has_trigger(conn, f"{TRIGGER}_{event}")
-    ]
-
-
-def _has_trigger(conn: Connection, name: str) -> bool:
-    import sqlalchemy as sa
-
-    query = "SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = DATABASE() AND trigger_name = :name"
-    return bool(conn.execute(sa.text(query), {"name": name}).scalar())
+    return []
 
 
 def changes(conn: Connection) -> list[Change]:
     """The changes made outside migmagic since its last command, oldest first (none without the table)."""
     import sqlalchemy as sa
 
-    if not sa.inspect(conn).has_table(TABLE_NAME):
+    if not _has_changes_table(conn):
         return []
     t = table()
     rows = conn.execute(sa.select(t.c.id, t.c.old_version, t.c.new_version, t.c.changed_at).order_by(t.c.id))
@@ -184,8 +209,18 @@ def changes(conn: Connection) -> list[Change]:
 
 
 def forget(conn: Connection) -> None:
-    """Delete every change row: called with the ledger rows of migmagic's own steps, in their transaction."""
-    conn.execute(table().delete())
+    """Delete every change row: called with the ledger rows of migmagic's own steps, in their transaction.
+
+    MySQL/MariaDB keep no changes table (a database an earlier version watched may still have one: it is emptied).
+    """
+    if watches(conn) or _has_changes_table(conn):
+        conn.execute(table().delete())
+
+
+def _has_changes_table(conn: Connection) -> bool:
+    import sqlalchemy as sa
+
+    return sa.inspect(conn).has_table(TABLE_NAME)
 
 
 def events(scripts: Scripts, heads: Sequence[str], found: Sequence[Change]) -> list[Event]:

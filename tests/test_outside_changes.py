@@ -4,6 +4,11 @@ The ``alembic`` command downgrading and upgrading the folder migmagic wrote, a
 ``UPDATE alembic_version`` typed by hand: ``status`` names the revisions applied
 outside migmagic, ``history`` gives them the time they were applied again, and
 ``log`` shows what happened; migmagic's own steps never count as outside.
+
+MySQL/MariaDB keep no triggers on the version table (a trigger there runs as
+its DEFINER and breaks the `alembic` command once that account is gone): there
+only a revision applied that the ledger never recorded is seen; a downgrade and
+upgrade again by the `alembic` command leaves no trace (tested as such).
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ def markers(m: Any, rev: str) -> str:
     return str(h.loc[h["revision"] == rev, "markers"].iloc[0])
 
 
+def watched(url: str) -> bool:
+    """Whether migmagic watches the version table with triggers there (not on MySQL/MariaDB)."""
+    return not url.startswith("mysql")
+
+
 def test_the_alembic_command_downgrading_and_upgrading_is_noticed(migrator: Any, db_url: str) -> None:
     m = migrator
     first = m.revision("create events table", EVENTS).revision
@@ -55,6 +65,9 @@ def test_the_alembic_command_downgrading_and_upgrading_is_noticed(migrator: Any,
 
     alembic("downgrade", "-1", url=db_url)
     alembic("upgrade", "head", url=db_url)
+    if not watched(db_url):  # the narrower promise: the version table is as migmagic left it, nothing is seen
+        assert m.status().outside == [] and applied_at(m, head) == before
+        return
 
     st = m.status()
     assert st.outside == [head]
@@ -76,6 +89,20 @@ def test_the_alembic_command_downgrading_and_upgrading_is_noticed(migrator: Any,
     m.upgrade("head")
     assert m.status().outside == []
     assert "applied outside migmagic" not in markers(m, head)
+
+
+def test_a_revision_the_ledger_never_recorded_is_outside(migrator: Any, db_url: str) -> None:
+    """Every kind, MySQL/MariaDB included: a revision the `alembic` command applied and migmagic never did."""
+    m = migrator
+    first = m.revision("create events table", EVENTS).revision
+    m.upgrade("head")
+    head = m.revision("add venue", ADD_VENUE).revision
+    alembic("upgrade", "head", url=db_url)
+    assert m.status().outside == [head]
+    assert "applied outside migmagic" in markers(m, head) and "applied outside migmagic" not in markers(m, first)
+    m.downgrade("-1")
+    m.upgrade("head")
+    assert m.status().outside == []
 
 
 def test_migmagic_own_steps_are_never_outside(migrator: Any) -> None:
@@ -173,6 +200,9 @@ def test_a_notebook_sees_what_the_alembic_command_did(ip_with_db: Any) -> None:
 
     alembic("downgrade", "-1", url=url)
     alembic("upgrade", "head", url=url)
+    if not watched(url):
+        assert dict(ip.ok("%migrate status").fields)["applied outside migmagic"] == "none"
+        return
 
     status = ip.ok("%migrate status")
     assert dict(status.fields)["applied outside migmagic"] == head
