@@ -139,15 +139,23 @@ def _run_squawk(files: dict[str, str], folder: Path) -> list[dict[str, Any]]:
             path = Path(tmp) / f"{len(paths)}.sql"
             path.write_text(sql, encoding="utf-8")
             paths[str(path)] = name
-        done = subprocess.run(
-            [str(squawk_binary()), "--reporter", "json", "--no-assume-in-transaction", *options, *paths],
-            capture_output=True, text=True, cwd=tmp, timeout=120,
-        )
-    try:
-        found = json.loads(done.stdout or "[]")
+        try:
+            done = subprocess.run(
+                [str(squawk_binary()), "--reporter", "json", "--no-assume-in-transaction", *options, *paths],
+                capture_output=True, text=True, cwd=tmp, timeout=120,
+            )
+        except subprocess.TimeoutExpired:
+            raise UsageError("squawk took more than 120 s and was stopped.", hint="Lint fewer revisions at once (a RANGE).") from None
+    try:  # exit code 1 also means "found something": only the output tells a failure apart
+        found = json.loads(done.stdout) if done.stdout.strip() or done.returncode == 0 else None
     except json.JSONDecodeError:
+        found = None
+    if not isinstance(found, list):
         why = (done.stderr or done.stdout).strip().splitlines()
-        raise UsageError(f"squawk failed: {why[0] if why else 'exit code ' + str(done.returncode)}.", hint=f"Check {config or 'the SQL'}.") from None
+        raise UsageError(
+            f"squawk failed: {why[0].rstrip('.') if why else 'exit code ' + str(done.returncode)}.",
+            hint=f"Fix {config}, or move it away." if config else "Nothing was linted.",
+        )
     for item in found:
         item["file"] = paths.get(item.get("file", ""), item.get("file"))
     return found
@@ -219,7 +227,9 @@ def at_cell(body: str, db: Any, folder: Path, *, message: str, strict: bool = Fa
 
     Lines are the cell's (the ``%%revision`` line is line 1). With ``strict``, any
     finding refuses the cell with :class:`~migmagic.errors.RevisionCellError`
-    (nothing written); without, they are advice shown under the written revision.
+    (nothing written), and so does a cell that could not be linted (code besides
+    ``op`` calls, squawk missing or failing); without, they are advice shown
+    under the written revision, and what was not linted is a note.
     """
     if db.dialect_name != "postgresql":
         return None
@@ -227,6 +237,11 @@ def at_cell(body: str, db: Any, folder: Path, *, message: str, strict: bool = Fa
 
     source = "\n" + body  # line 1 stands for the %%revision line: lines are the cell's
     statements = offline_statements(source, _CELL, "postgresql")
+    if isinstance(statements, str) and strict:
+        raise RevisionCellError(
+            f"The revision's SQL could not be linted at the cell ({statements}) and --strict is on: nothing was written.",
+            hint="Write upgrade() as plain op calls, or leave --strict out and review it with %migrate lint.",
+        )
     if isinstance(statements, str):
         return display.Findings([], notes=[f"Not linted at the cell: {statements}; %migrate lint renders it as --sql would, now that it is written."])
     if not statements:
@@ -234,7 +249,12 @@ def at_cell(body: str, db: Any, folder: Path, *, message: str, strict: bool = Fa
     if not strict and not _installed():
         return display.Findings([], notes=["Not linted: squawk is not installed (pip install 'migmagic[lint]')."])
     script = _script(statements, source, db.lock_timeout)
-    found = _findings(_run_squawk({_CELL: script.sql}, folder), script)
+    try:
+        found = _findings(_run_squawk({_CELL: script.sql}, folder), script)
+    except UsageError as exc:  # a broken .squawk.toml: advice cannot refuse, --strict can
+        if strict:
+            raise
+        return display.Findings([], notes=[f"Not linted: {exc}"])
     if found and strict:
         rules = ", ".join(dict.fromkeys(f.rule for f in found))
         raise RevisionCellError(

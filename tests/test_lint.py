@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from conftest import Shell
 
 from migmagic import Migrator
-from migmagic.errors import RevisionCellError
+from migmagic.errors import RevisionCellError, UsageError
 
 BASE = '''def upgrade():
     op.create_table("owners", sa.Column("id", sa.BigInteger, primary_key=True))
@@ -106,6 +106,21 @@ def test_a_squawk_toml_that_excludes_a_rule_is_respected(pg: Migrator, workdir: 
     assert again.findings is None
 
 
+def test_a_broken_squawk_toml_is_said_not_taken_for_no_finding(pg: Migrator, workdir: Path) -> None:
+    (workdir / ".squawk.toml").write_text("excluded_rules = [oops\n")
+    body = cell(HAZARDS["require-concurrent-index-creation"])
+    written = pg.revision("index", body)
+    assert written.action == "wrote" and written.findings is not None and not written.findings.findings
+    (note,) = written.findings.notes
+    assert note.startswith("Not linted: squawk failed: Configuration error: ") and str(workdir / ".squawk.toml") in note
+    before = _files()
+    with pytest.raises(UsageError, match="squawk failed"):  # --strict: not linted is not passed
+        pg.revision("index two", body, strict=True)
+    assert _files() == before
+    with pytest.raises(UsageError, match="squawk failed"):
+        pg.lint()
+
+
 def test_the_squawk_toml_above_the_revision_folder_is_found(tmp_path: Path) -> None:
     from migmagic.lint import config_file
 
@@ -162,6 +177,8 @@ def test_a_cell_that_runs_more_than_op_calls_is_not_linted_at_the_cell_and_says_
     ]
     assert "note: Not linted at the cell" in repr(written)
     assert list(pg.lint()["rule"]) == ["require-concurrent-index-creation"] * 2
+    with pytest.raises(RevisionCellError, match=r"could not be linted at the cell \(it runs code besides op calls \(line 3\)\) and --strict is on"):
+        pg.revision("loop two", body.replace("ix_events", "ix2_events"), strict=True)
 
 
 def test_hazards_without_a_standard_fix_offer_no_cell(pg: Migrator) -> None:
