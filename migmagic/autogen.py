@@ -330,8 +330,11 @@ def _body(gen: Any) -> str:
     unbound = revisionfile.unbound_name(body)
     if unbound is not None:
         name, line = unbound
+        named = re.search(rf"\b{re.escape(name)}(\.\w+)*", body.splitlines()[line - 1])
+        what = named.group(0) if named else name
+        where = "a type defined in the notebook" if name == "__main__" else "a name no import brings"
         raise MetadataError(
-            f"The generated code uses {name} (line {line}: {body.splitlines()[line - 1].strip()[:80]}), which a revision file cannot import.",
+            f"The generated code names {what}, {where}: a revision file cannot import it.",
             hint="Define the type in a module of the project and import it in the notebook from there. Nothing was written.",
         )
     return body

@@ -121,7 +121,7 @@ def find(namespace: Mapping[str, Any]) -> MetaData:
         return next(iter(found.values()))[0]
     if not found:
         raise MetadataError(
-            f"No SQLAlchemy models in the notebook: no {WHAT} to compare the database with.",
+            "No SQLAlchemy models in the notebook: nothing that carries a MetaData (a declarative base, Flask-SQLAlchemy's db, SQLModel table models) to compare the database with.",
             hint="Define or import your models in a cell (from app import db), or name them: --metadata NAME, or --metadata module:attribute (e.g. --metadata app:db).",
         )
     first = next(iter(found.values()))[1][0]
