@@ -62,9 +62,10 @@ def execute(notebook: Path, workdir: Path, env: dict[str, str] | None = None, ti
 
     data_dir = kernel_dir(workdir.parent / ".jupyter-data")
     nb = nbformat.read(notebook, as_version=4)
-    old = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "DATABASE_URL")}
+    old = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "DATABASE_URL", "MIGMAGIC_TUTORIAL_URL", *(env or {}))}
     os.environ["JUPYTER_PATH"] = str(data_dir)
     os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("MIGMAGIC_TUTORIAL_URL", None)
     if env:
         os.environ.update(env)
     try:

@@ -67,28 +67,73 @@ def test_getting_started_shows_the_walkthrough(tmp_path: Path) -> None:
     nb = execute(copy_to(GETTING_STARTED, work), work)
     out = "\n".join(texts(nb))
     assert re.search(r"Wrote revision [0-9a-f]{12} \('create events table'\) to getting-started/migrations/versions/", out)
-    assert re.search(r"Upgraded sqlite:///migmagic.db to [0-9a-f]{12}: 1 step", out)
-    _assert_walkthrough(nb, "sqlite:///migmagic.db")
-    assert (work / "migmagic.db").is_file()
+    assert re.search(r"Upgraded sqlite:///getting-started.db to [0-9a-f]{12}: 1 step", out)
+    _assert_walkthrough(nb, "sqlite:///getting-started.db")
+    assert (work / "getting-started.db").is_file()
+
+
+def _normalised(text: str) -> str:
+    """A cell's text without what honestly differs from run to run: times, durations, spacing."""
+    text = re.sub(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:?\d{2})?", "<time>", text)
+    text = re.sub(r"\b\d+\.\d+\b", "<number>", text)  # durations, the steps' seconds column
+    return " ".join(text.split())
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", ALL, ids=[p.stem for p in ALL])
+def test_notebook_shows_the_same_thing_when_run_again(notebook: Path, tmp_path: Path) -> None:
+    """Run All twice in one folder: every cell shows the same text the second time (times and
+    durations aside), because each tutorial starts by removing what its last run left."""
+    work = tmp_path / "twice"
+    nb_path = copy_to(notebook, work)
+    first = [_normalised(t) for t in texts(execute(nb_path, work))]
+    second = [_normalised(t) for t in texts(execute(nb_path, work))]
+    differ = [(i, a, b) for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
+    assert differ == [], "code cells showing something else on the second run: " + "; ".join(
+        f"cell {i}: {a[:200]!r} then {b[:200]!r}" for i, a, b in differ
+    )
+
+
+@pytest.mark.notebook
+def test_getting_started_leaves_the_database_in_database_url_alone(tmp_path: Path) -> None:
+    """DATABASE_URL often names the user's own application database: the README's first command
+    must not touch it. The tutorial runs on its own file and the named one stays byte for byte."""
+    import sqlite3
+
+    theirs = tmp_path / "app.db"
+    with sqlite3.connect(theirs) as conn:
+        conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, title TEXT)")
+        conn.executemany("INSERT INTO events (title) VALUES (?)", [("keep me",), ("me too",)])
+    conn.close()
+    before = theirs.read_bytes()
+    work = tmp_path / "gs"
+    nb = execute(copy_to(GETTING_STARTED, work), work, env={"DATABASE_URL": f"sqlite:///{theirs}"})
+    assert theirs.read_bytes() == before
+    with sqlite3.connect(theirs) as conn:
+        assert conn.execute("SELECT title FROM events ORDER BY id").fetchall() == [("keep me",), ("me too",)]
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["events"]
+    conn.close()
+    _assert_walkthrough(nb, "sqlite:///getting-started.db")
+    assert str(theirs) not in "\n".join(texts(nb))
 
 
 @pytest.mark.notebook
 @pytest.mark.servers
 @pytest.mark.parametrize("url_fixture", ["pg_url", "mariadb_url"], ids=["postgresql", "mariadb"])
-def test_getting_started_runs_on_the_database_in_database_url(
+def test_getting_started_runs_on_the_database_in_migmagic_tutorial_url(
     url_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """What the tutorial says holds: the same cells run on PostgreSQL and MariaDB, top to bottom, twice."""
     url = request.getfixturevalue(url_fixture)
     work = tmp_path / "gs"
     nb_path = copy_to(GETTING_STARTED, work)
-    first = execute(nb_path, work, env={"DATABASE_URL": url})
+    first = execute(nb_path, work, env={"MIGMAGIC_TUTORIAL_URL": url})
     _assert_walkthrough(first, url)
-    second = execute(nb_path, work, env={"DATABASE_URL": url})
+    second = execute(nb_path, work, env={"MIGMAGIC_TUTORIAL_URL": url})
     assert not any("Traceback" in t or "Error:" in t for t in texts(second, expected_errors=False))
     assert "PyData meetup" in texts(second)[-1]
     assert tables(url) == {"events"} and "venue" in columns(url, "events")
-    assert not (work / "migmagic.db").exists()
+    assert not (work / "getting-started.db").exists()
 
 
 @pytest.mark.notebook
