@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -296,7 +297,7 @@ class Current:
         return "\n".join(self._lines())
 
     def _repr_html_(self) -> str:
-        return "<br>".join(f"<code>{html.escape(line)}</code>" for line in self._lines())
+        return "<br>".join(f'<code style="{CODE_STYLE}">{html.escape(line)}</code>' for line in self._lines())
 
 
 @dataclass
@@ -402,15 +403,39 @@ class SQLScript:
         return highlight(self.sql, "sql")
 
 
+CODE_STYLE = (
+    "font-family:SFMono-Regular,Menlo,Consolas,'DejaVu Sans Mono','Liberation Mono',monospace;"
+    "white-space:pre;word-break:normal;overflow-wrap:normal;overflow-x:auto;line-height:1.3"
+)
+"""How code and SQL are set in every HTML form: monospace, lines kept as they are (a long line
+scrolls), whatever the front end's stylesheet does to ``<pre>`` (nbconvert's breaks words)."""
+TEXT_STYLE = "white-space:normal;word-break:normal;overflow-wrap:break-word"
+"""How sentences are set: broken at spaces between words, never inside one."""
+
+
+_INNER_CODE = "font-family:inherit;white-space:inherit;word-break:inherit;background:none;padding:0"
+
+
+def code_block(code: str) -> str:
+    """``code`` as a monospace block, escaped, not highlighted."""
+    return f'<pre style="{CODE_STYLE}"><code style="{_INNER_CODE}">{html.escape(code)}</code></pre>'
+
+
+def sentence(text: str, tag: str = "p", style: str = "") -> str:
+    """``text`` escaped in a ``<tag>`` that breaks lines between words only."""
+    return f'<{tag} style="{TEXT_STYLE};{style}">{html.escape(text)}</{tag}>'
+
+
 def highlight(code: str, language: str) -> str:
-    """``code`` as HTML with inline colours (Pygments), or escaped plain text."""
+    """``code`` as HTML with inline colours (Pygments) in a monospace ``<pre>``, or escaped plain text."""
     try:
         from pygments import highlight as _highlight
         from pygments.formatters import HtmlFormatter
         from pygments.lexers import get_lexer_by_name
     except ImportError:  # pragma: no cover - pygments comes with IPython
-        return f"<pre>{html.escape(code)}</pre>"
-    return _highlight(code, get_lexer_by_name(language), HtmlFormatter(noclasses=True, nobackground=True))
+        return code_block(code)
+    formatter = HtmlFormatter(noclasses=True, nobackground=True, prestyles=CODE_STYLE)
+    return _highlight(code, get_lexer_by_name(language), formatter)
 
 
 @dataclass
@@ -699,27 +724,112 @@ class Rehearsal:
             ("SQL that ran", self.statements),
         ]
 
+    @property
+    def command(self) -> tuple[str, str] | None:
+        """(``upgrade`` or ``downgrade``, the target), as the summary names them."""
+        m = re.match(r"Dry run of (upgrade|downgrade) to (\S+?):? ", self.summary)
+        return (m.group(1), m.group(2)) if m else None
+
+    @property
+    def headline(self) -> str:
+        """The one sentence to read first: what failed and where, or what the plan would do."""
+        if not self.failure:
+            return self.summary
+        what = self.failure.split(" Failed statement:", 1)[0].rstrip(".")
+        command = self.command
+        where = re.match(r"Revision (\S+ \(.*?\)) failed during \w+: (.*)", what, re.DOTALL)
+        if command and where:
+            return f"The {command[0]} to {command[1]} would fail at revision {where.group(1)}: {where.group(2)}."
+        return f"The {command[0]} to {command[1]} would fail: {what}." if command else f"The dry run failed: {what}."
+
+    @property
+    def at_stake(self) -> str | None:
+        """What the plan would destroy (the data-loss guard's findings), in one sentence, or None."""
+        if not self.findings:
+            return None
+        items = [str(f).split(": ", 1)[-1] for f in self.findings]
+        return ("Had it run, it would have destroyed: " if self.failed else "It would destroy: ") + "; ".join(items) + "."
+
+    @property
+    def way_forward(self) -> str:
+        """What to do next, in one sentence."""
+        command = self.command
+        line = f"%migrate {command[0]} {command[1]}" if command else None
+        if self.failed:
+            again = f", then rehearse again: {line} --dry-run" if line else ", then rehearse again"
+            return f"Fix the data or the revision that failed{again}."
+        if self.findings:
+            return f"If losing that is the point, run it with {line} --accept-data-loss." if line else "If losing that is the point, run it with --accept-data-loss."
+        return f"It went through: {line} runs it for real." if line else "It went through."
+
     def __repr__(self) -> str:
-        out = [self.summary, self.how]
-        if self.failure:
-            out.append(f"FAILED: {self.failure}")
+        out = [self.headline]
+        if self.at_stake:
+            out.append(self.at_stake)
+        out.append(self.way_forward)
+        out.append(self.how)
+        if self.failed_statement:
+            out += ["", "failed statement:", self.failed_statement]
         for title, frame in self._parts():
             out += _frame_text(title, frame)
         out += [f"warning: {w}" for w in self.warnings]
         out += [f"note: {c}" for c in self.caveats]
-        out += [f"data at stake: {f}" for f in self.findings]
         return "\n".join(out)
 
     def _repr_html_(self) -> str:
-        out = [f"<p>{html.escape(self.summary)}</p>", f"<p><em>{html.escape(self.how)}</em></p>"]
-        if self.failure:
-            out.append(f"<p><strong>FAILED: {html.escape(self.failure)}</strong></p>")
-        for title, frame in self._parts():
-            out += _frame_html(title, frame)
-        out += [f"<p>warning: {html.escape(w)}</p>" for w in self.warnings]
-        out += [f"<p><em>note: {html.escape(c)}</em></p>" for c in self.caveats]
-        out += [f"<p>data at stake: {html.escape(str(f))}</p>" for f in self.findings]
-        return "\n".join(out)
+        colour = "#b00020" if self.failed else ("#8a5300" if self.findings else "#1b5e20")
+        out = [sentence(self.headline, style=f"font-weight:bold;color:{colour}")]
+        if self.at_stake:
+            out.append(sentence(self.at_stake, style="font-weight:bold"))
+        out.append(sentence(self.way_forward))
+        out.append(sentence(self.how, style="font-style:italic"))
+        if self.failed_statement:
+            out.append(_details("The statement that failed", code_block(self.failed_statement), opened=True))
+        if self.findings:
+            rows = "".join(
+                f'<tr><td style="text-align:left">{html.escape(rev)}</td><td style="text-align:left">{html.escape(what)}</td></tr>'
+                for rev, _, what in (str(f).partition(": ") for f in self.findings)
+            )
+            out.append(_details("Data at stake", f"<table><thead><tr><th>revision</th><th>what would be lost</th></tr></thead><tbody>{rows}</tbody></table>", opened=True))
+        if self.row_counts is not None and len(self.row_counts):
+            out.append(_details("Rows per table", _html_table(self.row_counts), opened=len(self.row_counts) <= _SHORT))
+        if self.schema_changes is not None and len(self.schema_changes):
+            out.append(_details("Schema difference", _html_table(self.schema_changes), opened=len(self.schema_changes) <= _SHORT))
+        if self.statements is not None and len(self.statements):
+            out.append(_details(f"SQL that ran ({len(self.statements)} statements)", _statements_html(self.statements), opened=False))
+        if self.steps is not None and len(self.steps):
+            out.append(_details("Steps", _html_table(self.steps), opened=False))
+        notes = [f"warning: {w}" for w in self.warnings] + list(self.caveats)
+        if notes:
+            out.append("<ul>" + "".join(sentence(n, tag="li") for n in notes) + "</ul>")
+        return '<div class="migmagic-rehearsal">' + "\n".join(out) + "</div>"
+
+
+_SHORT = 8
+"""Tables of a report with more rows than this start collapsed."""
+
+
+def _details(title: str, body: str, *, opened: bool) -> str:
+    """A section a reader can fold (``<details>``: no JavaScript)."""
+    return f"<details{' open' if opened else ''}><summary><strong>{html.escape(title)}</strong></summary>{body}</details>"
+
+
+def _statements_html(frame: Any) -> str:
+    """The statements of a rehearsal as a table whose SQL is set as code."""
+    columns = [c for c in frame.columns if str(c) != "parameters" or any(isinstance(v, str) and v for v in frame[c])]
+    head = "".join(f"<th style='text-align:left'>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for _, row in frame.iterrows():
+        cells = []
+        for c in columns:
+            value = row[c]
+            text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+            if str(c) in ("statement", "parameters"):
+                cells.append(f"<td style='text-align:left'>{code_block(text)}</td>")
+            else:
+                cells.append(f"<td style='text-align:left;vertical-align:top;white-space:nowrap'>{html.escape(text)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table class='dataframe'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 @dataclass
@@ -834,5 +944,5 @@ class Findings:
     def _repr_html_(self) -> str:
         out = [f"<p>{html.escape(self.summary)}</p>", _html_table(self.table())] if self.findings else []
         if self.cell:
-            out.append(f"<p>The safer way, as a %%revision cell:</p><pre>{html.escape(self.cell)}</pre>")
+            out.append(f"<p>The safer way, as a %%revision cell:</p>{highlight(self.cell, 'python')}")
         return "\n".join(out + [f"<p><em>note: {html.escape(n)}</em></p>" for n in self.notes])

@@ -426,10 +426,13 @@ class RehearsalFailed(MigmagicError):
         self.report = report
         self.revision = revision
         self.statement = statement
+        self.shown = False
+        """True once the report was displayed on its own (as HTML where the front end can): then the error is one line."""
         super().__init__(message, hint=hint)
 
     def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self.notebook_text()}", repr(self.report)]
+        line = f"{type(self).__name__}: {self.notebook_text()}"
+        return [line] if self.shown else [line, repr(self.report)]
 
 
 class RehearsalRefused(MigmagicError):

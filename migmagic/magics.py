@@ -647,9 +647,14 @@ def _dry_run(a: argparse.Namespace) -> dict[str, Any]:
 def _rehearsed(result: Any) -> Any:
     """A dry run that failed fails the cell (so Run All and papermill stop), showing its report."""
     if getattr(result, "failed", False) and hasattr(result, "failure"):
+        from IPython.display import display
+
         from .rehearse import failed
 
-        raise failed(result)
+        display(result)  # the report a person reads (HTML in a notebook), then the one-line error
+        error = failed(result)
+        error.shown = True
+        raise error
     return result
 
 
