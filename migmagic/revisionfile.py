@@ -14,6 +14,7 @@ import functools
 import hashlib
 import re
 import symtable
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -160,7 +161,10 @@ def check_body(body: str, first_line: int = 1, where: str = "the body") -> None:
         )
 
 
-MODULE_NAMES = frozenset({"op", "sa", *_IDENTIFIERS, "__name__", "__file__", "__doc__", "__builtins__", "__spec__", "__loader__", "__package__", "__cached__", "__annotations__"})
+MODULE_NAMES = frozenset(
+    {"op", "sa", *_IDENTIFIERS, "__name__", "__file__", "__doc__", "__builtins__", "__spec__", "__loader__", "__package__", "__cached__", "__annotations__"}
+    | {"__module__", "__qualname__"}  # a class body's own
+)
 """Names every revision script has: the imports and identifiers :func:`render` writes, and a module's own."""
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
@@ -191,7 +195,10 @@ def unbound_name(body: str, tree: ast.Module | None = None) -> tuple[str, int] |
     known = set(MODULE_NAMES) | set(dir(builtins))
     known |= {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
     known |= {s.get_name() for t in tables for s in t.get_symbols() if s.is_declared_global() and (s.is_assigned() or s.is_imported() or s.is_namespace())}
-    future_annotations = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names) for n in tree.body)
+    # Annotations are evaluated lazily from Python 3.14 on, and never with the __future__ import.
+    future_annotations = sys.version_info >= (3, 14) or any(
+        isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names) for n in tree.body
+    )
     found: list[tuple[int, str]] = []
     for table in tables:
         names = {s.get_name() for s in table.get_symbols() if s.is_global() and s.is_referenced()} - known

@@ -85,6 +85,7 @@ BOUND = {
     "local annotations, never evaluated": "def upgrade():\n    conn: Connection = op.get_bind()\n    print(conn)\n",
     "postponed annotations": "from __future__ import annotations\n\n\ndef upgrade():\n    def f(c: Connection) -> Result:\n        return c\n",
     "match captures": "def upgrade():\n    match op.get_context().dialect.name:\n        case 'sqlite':\n            pass\n        case other:\n            print(other)\n",
+    "a class body's own names": "def upgrade():\n    class Row:\n        where = __module__ + __qualname__\n    print(Row.where)\n",
     "a conditional import": "try:\n    import sqlmodel\nexcept ImportError:\n    sqlmodel = None\n\n\ndef upgrade():\n    print(sqlmodel)\n",
     "a star import (not checkable: passes)": "from sqlalchemy import *\n\n\ndef upgrade():\n    op.add_column('t', Column('x', Integer))\n",
 }
