@@ -155,3 +155,22 @@ def test_verify_compares_head_with_app_db(ip_flask: Shell) -> None:
     checked = ip_flask.ok("%migrate verify --metadata app:db")
     rows = {row["check"]: row for row in checked.checks.to_dict("records")}
     assert rows["models match head"]["result"] == "ok", rows
+
+
+def test_init_metadata_app_db_names_the_models_for_the_notebook_and_the_alembic_command(ip_empty: Shell, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Flask app without Flask-Migrate: migmagic's folder names app:db once, for its commands and alembic's."""
+    (workdir / "app.py").write_text(APP)
+    (workdir / "instance").mkdir()
+    monkeypatch.syspath_prepend(str(workdir))
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    ip_empty.ok(f"%migrate init {URL} --metadata app:db")
+    written = ip_empty.ok('%migrate revision --autogenerate -m "users"')  # no --metadata: the folder names it
+    assert "op.create_table('user'" in written.cell
+    ip_empty.ok("%migrate upgrade head")
+    assert "No pending model changes" in repr(ip_empty.ok("%migrate check"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["DATABASE_URL"] = URL
+    alembic = str(Path(sys.executable).parent / "alembic")
+    run = subprocess.run([alembic, "-c", "migrations/alembic.ini", "check"], env=env, capture_output=True, text=True)
+    assert run.returncode == 0 and "No new upgrade operations detected" in run.stdout + run.stderr, run.stderr
+    sys.modules.pop("app", None)
