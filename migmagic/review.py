@@ -203,7 +203,7 @@ class Reviewer:
 # =========================================================================== PostgreSQL
 
 _PG_TABLES = """
-SELECT c.oid, c.relfilenode, c.oid::regclass::text, c.reltuples, pg_total_relation_size(c.oid)
+SELECT c.oid, c.relfilenode, c.oid::regclass::text, c.reltuples
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
@@ -213,6 +213,7 @@ _PG_TARGET = re.compile(
     rf"(?:\s+{_PG_NAME})?\s+ON(?:\s+ONLY)?|TRUNCATE(?:\s+TABLE)?|UPDATE(?:\s+ONLY)?|DELETE\s+FROM(?:\s+ONLY)?|INSERT\s+INTO)\s+({_PG_NAME}(?:\.{_PG_NAME})?)",
     re.I,
 )
+_PG_DROP = re.compile(rf"^\s*DROP\s+TABLE(?:\s+IF\s+EXISTS)?\s+({_PG_NAME}(?:\.{_PG_NAME})?(?:\s*,\s*{_PG_NAME}(?:\.{_PG_NAME})?)*)", re.I)
 _PG_LOCKS = "SELECT relation, mode FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted"
 
 
@@ -223,23 +224,28 @@ class PostgreSQLReviewer(Reviewer):
         super().__init__(connection)
         self._existing = {row[0] for row in self._rows(_PG_TABLES)}  # tables made later are the plan's own
         self._locks: set[tuple[int, str]] = set()
-        self._storage: dict[int, int] = {}
+        self._before: dict[int, Any] = {}
+        self._dropped: dict[int, Size] = {}  # sizes of the tables a DROP TABLE is about to remove
 
     def before(self, statement: str) -> None:
         if _SKIPPED.match(statement):
             return
         self._locks = {(row[0], row[1]) for row in self._rows(_PG_LOCKS)}
-        self._storage = {row[0]: row[1] for row in self._rows(_PG_TABLES)}
+        self._before = {row[0]: row for row in self._rows(_PG_TABLES)}
+        drop = _PG_DROP.match(statement)
+        names = [n.strip() for n in drop.group(1).split(",")] if drop else []
+        oids = [self._rows("SELECT to_regclass(%s)::oid", (n,))[0][0] for n in names]
+        self._dropped = {oid: self._size(self._before[oid]) for oid in oids if oid in self._before}
 
     def _review(self, statement: str) -> StatementReview | None:
-        tables = {row[0]: row for row in self._rows(_PG_TABLES)}
+        tables = {**self._before, **{row[0]: row for row in self._rows(_PG_TABLES)}}  # a dropped table keeps its name
         taken = {(oid, mode) for oid, mode in self._rows(_PG_LOCKS) if oid in tables and oid in self._existing} - self._locks
         strongest: dict[int, str] = {}
         for oid, mode in taken:
             name = _pg_mode(mode)
             if oid not in strongest or _STRENGTH.index(name) > _STRENGTH.index(strongest[oid]):
                 strongest[oid] = name
-        rewritten = [oid for oid, node in self._storage.items() if oid in tables and oid in self._existing and tables[oid][1] != node]
+        rewritten = [oid for oid, row in self._before.items() if oid in self._existing and oid not in self._dropped and tables[oid][1] != row[1]]
         earlier: set[int] = set()
         target = _PG_TARGET.match(statement)
         if target:  # its own table, locked by an earlier statement: nothing new in pg_locks, still held
@@ -255,11 +261,12 @@ class PostgreSQLReviewer(Reviewer):
             review.locks.append(Lock(strongest[oid], tables[oid][2], earlier=oid in earlier))
         review.rewrites = sorted(tables[oid][2] for oid in rewritten)
         for oid in {*strongest, *rewritten}:
-            review.sizes[tables[oid][2]] = self._size(tables[oid])
+            review.sizes[tables[oid][2]] = self._dropped[oid] if oid in self._dropped else self._size(tables[oid])
         return review
 
     def _size(self, row: Any) -> Size:
-        oid, _node, name, estimate, total = row
+        oid, _node, name, estimate = row
+        total = self._rows("SELECT pg_total_relation_size(%s)", (oid,))[0][0]  # for the tables reported only
         if estimate is None or estimate < EXACT_BELOW:  # -1: never analysed
             return Size(self._rows(f"SELECT count(*) FROM {name}")[0][0], total)
         return Size(int(estimate), total, exact=False)

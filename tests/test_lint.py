@@ -246,3 +246,15 @@ def test_findings_show_under_the_cell_and_strict_refuses(ip_pg: Shell) -> None:
     assert ip_pg.run(f'%%revision -m "index three"\n{cell(HAZARDS["require-concurrent-index-creation"])}').failed
     table = ip_pg.ok("%migrate lint")
     assert list(table["rule"]) == ["require-concurrent-index-creation"]
+
+
+def test_the_safer_revision_goes_to_the_next_cell_and_running_it_rewrites_the_revision(ip_pg: Shell, monkeypatch: pytest.MonkeyPatch) -> None:
+    cells: list[str] = []
+    monkeypatch.setattr("migmagic.frontend.will_place_next_cell", lambda shell: True)
+    monkeypatch.setattr(ip_pg.ip, "set_next_input", lambda text, replace=False: cells.append(text), raising=False)
+    written: Any = ip_pg.ok(f'%%revision -m "index"\n{cell(HAZARDS["require-concurrent-index-creation"])}')
+    assert len(cells) == 1 and cells[0].startswith('%%revision -m "index"\n') and "postgresql_concurrently=True" in cells[0]
+    assert "The safer way is in the next cell" in repr(written)
+    rewritten: Any = ip_pg.ok(cells[0])
+    assert rewritten.action == "rewrote" and rewritten.findings is None and len(cells) == 1
+    ip_pg.ok("%migrate upgrade head")

@@ -115,6 +115,12 @@ def test_pg_set_not_null_takes_access_exclusive_without_rewrite(watched: Any, pg
     assert got.locks == [review.Lock("ACCESS EXCLUSIVE", "events")] and got.rewrites == []
 
 
+def test_pg_a_dropped_table_is_named_with_the_rows_it_had(watched: Any, pg_url: str) -> None:
+    got = _one(watched(pg_url, lambda op: op.drop_table("events")), "DROP TABLE")
+    assert got.locks == [review.Lock("ACCESS EXCLUSIVE", "events")] and got.rewrites == []
+    assert got.sizes["events"].rows == ROWS
+
+
 def test_pg_a_new_table_and_reads_say_nothing(watched: Any, pg_url: str) -> None:
     def ops(op: Any) -> None:
         op.create_table("tags", sa.Column("id", sa.BigInteger, primary_key=True))
