@@ -101,9 +101,15 @@ class Finding:
 # =========================================================================== squawk
 
 
+_BINARY: list[Path] = []  # found once per process
+
+
 def squawk_binary() -> Path:
     """The ``squawk`` executable the ``squawk-cli`` package installed (found through the package, not PATH)."""
     from importlib import metadata
+
+    if _BINARY and _BINARY[0].exists():
+        return _BINARY[0]
 
     try:
         dist = metadata.distribution("squawk-cli")
@@ -116,6 +122,7 @@ def squawk_binary() -> Path:
         if file.name in ("squawk", "squawk.exe") and file.parent.name in ("bin", "Scripts"):
             path = Path(str(dist.locate_file(file))).resolve()
             if path.exists():
+                _BINARY[:] = [path]
                 return path
     raise UsageError("The squawk-cli package has no squawk executable.", hint="Reinstall it: pip install --force-reinstall squawk-cli.")
 
