@@ -133,6 +133,8 @@ def test_the_squawk_toml_above_the_revision_folder_is_found(tmp_path: Path) -> N
 def test_a_squawk_ignore_comment_above_the_call_is_respected(pg: Migrator) -> None:
     body = cell("# squawk-ignore require-concurrent-index-creation", HAZARDS["require-concurrent-index-creation"])
     assert pg.revision("ignored index", body).findings is None
+    whole = cell("# squawk-ignore-file require-concurrent-index-creation", "pass", HAZARDS["require-concurrent-index-creation"])
+    assert pg.revision("ignored in the cell", whole).findings is None
     sql_comment = cell('op.execute("-- squawk-ignore adding-not-nullable-field\\nALTER TABLE events ALTER COLUMN title SET NOT NULL")')
     assert pg.revision("ignored in sql", sql_comment).findings is None
 
