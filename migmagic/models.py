@@ -80,6 +80,11 @@ def _is_library_base(value: Any) -> bool:
     return isinstance(value, type) and value.__module__.split(".")[0] in _LIBRARY_BASES
 
 
+def _shares_a_library_base(value: Any) -> bool:
+    """``SQLModel`` itself, or a class built on it (a table model or not)."""
+    return isinstance(value, type) and any(_is_library_base(k) for k in value.__mro__)
+
+
 def describe(md: MetaData) -> str:
     n = len(md.tables)
     return f"{n} table{'s' if n != 1 else ''}"
@@ -87,20 +92,17 @@ def describe(md: MetaData) -> str:
 
 def candidates(namespace: Mapping[str, Any]) -> dict[int, tuple[MetaData, list[str]]]:
     """Distinct MetaData objects in ``namespace`` with the names that lead to them (models' owners first)."""
-    found: dict[int, tuple[MetaData, list[str]]] = {}
+    ranked: dict[int, tuple[MetaData, list[tuple[int, str]]]] = {}
     for key, value in list(namespace.items()):
         if key.startswith("_") or key in _NOT_MODELS:
             continue
         md = metadata_of(value)
-        if md is None or (_is_library_base(value) and not md.tables):
+        if md is None or (_shares_a_library_base(value) and not md.tables):
             continue
-        _, names = found.setdefault(id(md), (md, []))
-        # Name a MetaData, a base or a db before the mapped classes that share it.
-        if _is_mapped_class(value) or _is_library_base(value):
-            names.append(key)
-        else:
-            names.insert(0, key)
-    return found
+        # Name a MetaData, a base, a db or SQLModel before classes built on it, and those before mapped classes.
+        rank = 0 if _is_library_base(value) else 2 if _is_mapped_class(value) else 1 if _shares_a_library_base(value) else 0
+        ranked.setdefault(id(md), (md, []))[1].append((rank, key))
+    return {key: (md, [name for _, name in sorted(names, key=lambda n: n[0])]) for key, (md, names) in ranked.items()}
 
 
 def _listed(found: Mapping[int, tuple[MetaData, list[str]]]) -> str:

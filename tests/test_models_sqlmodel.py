@@ -90,7 +90,7 @@ def test_the_generated_folder_runs_under_the_alembic_command(ip_empty: Shell, tm
 
 def test_sqlmodel_imported_without_table_models_is_not_models(ip_with_db: Shell) -> None:
     """Importing SQLModel is not having models: a plain declarative Base beside it is the one found."""
-    ip_with_db.ok("from sqlmodel import SQLModel, Field")
+    ip_with_db.ok("from sqlmodel import SQLModel, Field\nclass HeroBase(SQLModel):\n    name: str")
     ip_with_db.ok(
         "import sqlalchemy as sa\nfrom sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column\n"
         "class Base(DeclarativeBase):\n    pass\n"
