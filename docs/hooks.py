@@ -48,7 +48,7 @@ print(json.dumps(out))
 
 def help_texts(lines: list[str]) -> dict[str, str]:
     """The output of each magic line (``%migrate -h``, ``%migrate upgrade -h``...), in a fresh interpreter."""
-    env = {**os.environ, "COLUMNS": "100"}  # argparse wraps to the terminal's width
+    env = {**os.environ, "COLUMNS": "80"}  # argparse wraps to the terminal's width
     done = subprocess.run(
         [sys.executable, "-c", _HELP_SCRIPT, json.dumps(lines)], capture_output=True, text=True, env=env, check=True
     )

@@ -790,7 +790,8 @@ class Rehearsal:
                 f'<tr><td style="text-align:left">{html.escape(rev)}</td><td style="text-align:left">{html.escape(what)}</td></tr>'
                 for rev, _, what in (str(f).partition(": ") for f in self.findings)
             )
-            out.append(_details("Data at stake", f"<table><thead><tr><th>revision</th><th>what would be lost</th></tr></thead><tbody>{rows}</tbody></table>", opened=True))
+            head = "<tr><th style='text-align:left'>revision</th><th style='text-align:left'>what would be lost</th></tr>"
+            out.append(_details("Data at stake", f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>", opened=True))
         if self.row_counts is not None and len(self.row_counts):
             out.append(_details("Rows per table", _html_table(self.row_counts), opened=len(self.row_counts) <= _SHORT))
         if self.schema_changes is not None and len(self.schema_changes):

@@ -431,8 +431,10 @@ class RehearsalFailed(MigmagicError):
         super().__init__(message, hint=hint)
 
     def _render_traceback_(self) -> list[str]:
-        line = f"{type(self).__name__}: {self.notebook_text()}"
-        return [line] if self.shown else [line, repr(self.report)]
+        if self.shown:  # the report above says what failed and why: the error only names it
+            where = f" at revision {self.revision}" if self.revision else ""
+            return [f"{type(self).__name__}: " + sentences(f"The dry run failed{where}; the report above says why", self.notebook_hint())]
+        return [f"{type(self).__name__}: {self.notebook_text()}", repr(self.report)]
 
 
 class RehearsalRefused(MigmagicError):

@@ -117,7 +117,8 @@ def test_a_failed_rehearsal_fails_the_cell_and_shows_the_report(ip_empty: Shell,
     before = real(sqlite_url)
     cell = ip_empty.run("%migrate upgrade head --dry-run")
     assert cell.failed and isinstance(cell.error, RehearsalFailed)
-    assert "The dry run failed: Revision" in cell.output and "no_such_table" in cell.output
+    assert "The upgrade to head would fail at revision" in cell.output and "no_such_table" in cell.output
+    assert f"RehearsalFailed: The dry run failed at revision {cell.error.revision}; the report above says why." in cell.output
     assert "steps:" in cell.output and "Traceback" not in cell.output
     assert cell.error.report.failed_revision and real(sqlite_url) == before
     ok = ip_empty.ok("%migrate upgrade +1 --dry-run")

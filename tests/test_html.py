@@ -148,7 +148,9 @@ def test_a_failed_dry_run_cell_shows_the_report_then_one_line(ip_empty: Shell, t
     cell = ip_empty.run("%migrate upgrade head --dry-run")
     assert cell.failed
     error_lines = [line for line in cell.output.splitlines() if line.startswith("RehearsalFailed:")]
-    assert len(error_lines) == 1
+    assert error_lines == [
+        f"RehearsalFailed: The dry run failed at revision {cell.error.revision}; the report above says why. The real database was not changed."
+    ]
     report_at = cell.output.index("The upgrade to head would fail at revision")
     assert report_at < cell.output.index("RehearsalFailed:")
     assert cell.output.count("The upgrade to head would fail at revision") == 1
