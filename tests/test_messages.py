@@ -1,0 +1,26 @@
+"""Messages say what is true for the command and the settings at hand (issue 23, item 11)."""
+
+from __future__ import annotations
+
+from conftest import EVENTS, Shell
+
+
+def test_a_graph_range_error_names_graphs_own_spelling(ip_empty: Shell, sqlite_url: str) -> None:
+    """`graph` takes its range as a plain argument and rejects -r: its error must not suggest -r."""
+    ip_empty.ok(f"%migrate init {sqlite_url}")
+    ip_empty.ok(f'%%revision -m "create events table"\n{EVENTS}')
+    run = ip_empty.run("%migrate graph head")
+    assert run.failed and "is not a range" in run.output
+    assert "-r" not in run.output and "base:head" in run.output
+    # What it names works.
+    assert not ip_empty.run("%migrate graph base:head").failed
+
+
+def test_restore_with_restore_points_off_says_they_are_off(ip_empty: Shell, sqlite_url: str) -> None:
+    ip_empty.ok("%config Migrate.restore_points = 0")
+    ip_empty.ok(f"%migrate init {sqlite_url}")
+    ip_empty.ok(f'%%revision -m "create events table" --apply\n{EVENTS}')
+    run = ip_empty.run("%migrate restore")
+    assert run.failed
+    assert "taken before each" not in run.output  # not true: none is taken
+    assert "restore_points = 0" in run.output and "%config Migrate.restore_points = 3" in run.output
