@@ -102,9 +102,9 @@ class Database:
         on = f" on table {table}" if table else ""
         return f"waited {self.lock_timeout:g} s for a lock{on}" + (f", held by {holder}" if holder else "")
 
-    def wait_refused(self, exc: BaseException, *, table: str | None, doing: str) -> LockTimeout:
-        """A rehearsal's statement that gave up waiting for a lock, in one line: what waited, on what, held by whom."""
-        holder = self._lock_holders(table) if table else None
+    def wait_refused(self, exc: BaseException, *, table: str | None, doing: str, exclude: int | None = None) -> LockTimeout:
+        """A rehearsal's statement that gave up waiting for a lock, in one line: what waited, on what, held by whom (not ``exclude``, the waiter)."""
+        holder = self._lock_holders(table, exclude) if table else None
         on = f" for a lock on table {table}" if table else " for a lock"
         by = f", held by {holder}" if holder else ""
         return LockTimeout(
@@ -113,11 +113,11 @@ class Database:
             hint="Finish or roll back the other transaction (in another cell, say), or raise %config Migrate.lock_timeout.",
         )
 
-    def _lock_holders(self, table: str) -> str | None:
+    def _lock_holders(self, table: str, exclude: int | None = None) -> str | None:
         """Who holds a lock on ``table`` right now, where the database tells (a new connection)."""
         try:
             with self.connect() as conn:
-                return self.kind.table_holders(conn, table)
+                return self.kind.table_holders(conn, table, exclude)
         except Exception:
             return None
 

@@ -298,8 +298,10 @@ class MigrationFailed(MigmagicError):
         fixes: Sequence[Fix] = (),
         scrub: Callable[[str], str] | None = None,
         frames: traceback.StackSummary | None = None,
+        lock_wait: str | None = None,
     ) -> None:
         self.revision = revision
+        self.lock_wait = lock_wait  # a statement gave up waiting for a lock: what waited, on what, held by whom
         self.original = original
         self.statement = statement
         self.completed = list(completed)
@@ -317,10 +319,12 @@ class MigrationFailed(MigmagicError):
         """This error again (same data and frames) with another way forward."""
         return MigrationFailed(
             self.message, revision=self.revision, original=self.original, statement=self.statement,
-            completed=self.completed, hint=hint, fixes=fixes, frames=self.frames, scrub=self._scrub,
+            completed=self.completed, hint=hint, fixes=fixes, frames=self.frames, scrub=self._scrub, lock_wait=self.lock_wait,
         )
 
     def _render_traceback_(self) -> list[str]:
+        if self.lock_wait:  # nothing in the revision's code to look at: what waited, on what, held by whom, what was kept, the way forward
+            return [self._scrub(f"{type(self).__name__}: {self.notebook_text()}")]
         tb = self.frames
         # Frames from the revision script onwards: that is the code the user wrote.
         start = next((i for i, f in enumerate(tb) if "/versions/" in f.filename.replace("\\", "/")), None)

@@ -189,8 +189,8 @@ class Kind:
         """Who holds the migration lock right now, in words, or None."""
         raise NotImplementedError
 
-    def table_holders(self, conn: Connection, table: str) -> str | None:
-        """Who holds a lock on ``table`` right now, where the database tells, in words."""
+    def table_holders(self, conn: Connection, table: str, exclude: int | None = None) -> str | None:
+        """Who holds a lock on ``table`` right now (not session ``exclude``), where the database tells, in words."""
         return None
 
     # ------------------------------------------------------------------ scratch databases
@@ -347,7 +347,7 @@ class SQLite(Kind):
         finally:
             raw.execute(f"PRAGMA busy_timeout = {int(old)}")
 
-    def table_holders(self, conn: Connection, table: str) -> str | None:
+    def table_holders(self, conn: Connection, table: str, exclude: int | None = None) -> str | None:
         return "another connection (SQLite write lock)"
 
     # ---- scratch files
@@ -565,16 +565,16 @@ class PostgreSQL(_Server):
         conn.rollback()
         return f"PostgreSQL backend pid {row[0]}" if row else None
 
-    def table_holders(self, conn: Connection, table: str) -> str | None:
+    def table_holders(self, conn: Connection, table: str, exclude: int | None = None) -> str | None:
         from sqlalchemy import text
 
         rows = conn.execute(
             text(
                 "SELECT DISTINCT a.pid, a.usename, a.application_name, a.state FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.relation = to_regclass(:t) AND l.granted "
-                "AND a.pid <> pg_backend_pid() ORDER BY a.pid"
+                "AND a.pid <> pg_backend_pid() AND a.pid <> :x ORDER BY a.pid"
             ),
-            {"t": table},
+            {"t": table, "x": exclude or 0},
         ).all()
         return ", ".join(f"PostgreSQL backend pid {pid} ({user}, {state or 'idle'}{', ' + app if app else ''})" for pid, user, app, state in rows) or None
 
@@ -695,14 +695,15 @@ class MySQL(_Server):
         conn.rollback()
         return f"{self.label} connection {holder}" if holder else None
 
-    def table_holders(self, conn: Connection, table: str) -> str | None:
+    def table_holders(self, conn: Connection, table: str, exclude: int | None = None) -> str | None:
         from sqlalchemy import text
 
         rows = conn.execute(
             text(
                 "SELECT p.ID, p.USER, p.HOST FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p "
-                "ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> CONNECTION_ID() ORDER BY p.ID"
-            )
+                "ON p.ID = t.trx_mysql_thread_id WHERE p.ID <> CONNECTION_ID() AND p.ID <> :x ORDER BY p.ID"
+            ),
+            {"x": exclude or 0},
         ).all()
         return ", ".join(f"{self.label} connection {pid} ({user}@{host}, an open transaction)" for pid, user, host in rows) or None
 
@@ -722,6 +723,7 @@ class MySQL(_Server):
             tables = [r[0] for r in kinds if r[1] == "BASE TABLE"]
             left += [f"view {r[0]}" for r in kinds if r[1] != "BASE TABLE"]
             conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+            own = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
             table = ""
             try:
                 conn.exec_driver_sql(f"USE `{name}`")
@@ -742,7 +744,7 @@ class MySQL(_Server):
                 left += [f"trigger {r[0]}" for r in triggers]
             except Exception as exc:
                 if self.gave_up_waiting(exc):
-                    raise self.db.wait_refused(exc, table=f"{real}.{table}", doing=f"copying table {table} for the dry run") from None
+                    raise self.db.wait_refused(exc, table=table, doing=f"copying table {table}", exclude=own) from None
                 raise
             finally:
                 with contextlib.suppress(Exception):

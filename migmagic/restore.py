@@ -18,8 +18,12 @@ point is copied to a staging file, the ledger row of the restore (direction
 is copied into the live file in one backup step. That step is one write
 transaction of SQLite: it takes the database's write lock (the migration lock
 on SQLite), waits for it at most ``lock_timeout``, and either replaces schema,
-rows, version table and ledger all at once or changes nothing. A restore does
-not take a restore point of its own.
+rows, version table and ledger all at once or changes nothing.
+
+A restore first checks that the point is of this database (:func:`_identity`:
+the file and the first row of its ledger; a database made again since is
+refused), counts the rows written after the point that it will drop, and takes
+a restore point of the database as it is, so that the restore can be undone.
 
 PostgreSQL and MySQL/MariaDB have no restore points: :func:`put_back` and
 :func:`listing` say so in one line and point to ``--dry-run`` and the data-loss
@@ -68,6 +72,25 @@ class Point:
     before: str  # the command, e.g. "upgrade head"
     revision: str  # where the database was: "abc1", "abc1, def2" or "base"
     size: int
+    identity: str = ""  # which database it is a point of (see _identity); "" for points of older versions
+
+
+@dataclass(repr=False)
+class Restored(display.Restored):
+    """``restore``, and what it cost: rows written after the point, and the point that undoes it."""
+
+    lost: list[str] = field(default_factory=list)
+    undo: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        text = super().summary
+        if self.lost:
+            text += " Written after the point and now gone: " + "; ".join(self.lost) + "."
+        if self.undo is not None:
+            text += f" Restore point {self.undo} holds the database as it was just before: %migrate restore {self.undo} undoes this."
+        return " ".join([text, *self.notes])
 
 
 def folder_of(database_file: Path) -> Path:
@@ -162,6 +185,70 @@ def _copy(source: sqlite3.Connection, target: sqlite3.Connection, wait: float) -
     source.backup(target, pages=-1, progress=progress, sleep=0.05)
 
 
+# --------------------------------------------------------------------------- which database, and its rows
+
+
+def _identity(conn: sqlite3.Connection, database_file: Path) -> str:
+    """Which database ``conn`` reads: the file (device, inode) and the first row of its migmagic ledger.
+
+    The ledger's first row (restores left out) is written once, by the
+    database's first command, and kept by every restore; a database made again
+    (the file deleted, the project started over) has another, or none.
+    """
+    try:
+        row = conn.execute(
+            f"SELECT id, revision, direction, applied_at FROM {ledger.TABLE_NAME} WHERE direction <> 'restore' ORDER BY id LIMIT 1"
+        ).fetchone()
+    except sqlite3.Error:
+        row = None
+    st = database_file.stat()
+    return f"{st.st_dev}:{st.st_ino}|" + ("|".join(map(str, row)) if row else "")
+
+
+def _belongs(point: str, live: str) -> bool:
+    """Whether a point with identity ``point`` was taken of the database whose identity is ``live``."""
+    if not point:
+        return True  # a point of an older version: nothing to check it with
+    point_file, _, point_ledger = point.partition("|")
+    live_file, _, live_ledger = live.partition("|")
+    if point_ledger and live_ledger:
+        return point_ledger == live_ledger
+    return point_file == live_file  # one of them before the database's first ledger row: the same file, at least
+
+
+def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rows per table (migmagic's and SQLite's own left out)."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    counts = {}
+    for name in names:
+        if name.startswith("migmagic_") or name == "alembic_version":
+            continue
+        quoted = name.replace('"', '""')
+        with contextlib.suppress(sqlite3.Error):
+            counts[name] = int(conn.execute(f'SELECT count(*) FROM "{quoted}"').fetchone()[0])
+    return counts
+
+
+def _lost(now: dict[str, int], then: dict[str, int]) -> list[str]:
+    """What restoring ``then`` over ``now`` loses, per table, in words (rows counted: changed values are not)."""
+    out = []
+    for table, n in sorted(now.items()):
+        if table not in then:
+            if n:
+                out.append(f"table {table} ({n:,} row{'s' if n != 1 else ''}; made after the point)")
+        elif n > then[table]:
+            more = n - then[table]
+            out.append(f"{more:,} row{'s' if more != 1 else ''} of {table}")
+    return out
+
+
+def _heads(conn: sqlite3.Connection) -> str:
+    try:
+        return ", ".join(r[0] for r in conn.execute("SELECT version_num FROM alembic_version")) or "base"
+    except sqlite3.Error:
+        return "base"
+
+
 # --------------------------------------------------------------------------- taking a point
 
 
@@ -213,13 +300,14 @@ def take(database_file: Path, before: str, revision: str, keep: int, *, notes: l
         _create(partial, mode)
         with _sqlite(database_file, read_only=True) as source, _sqlite(partial) as copy:
             _copy(source, copy, wait)
+            identity = _identity(source, database_file)
         os.replace(partial, folder / name)
     except (sqlite3.Error, OSError, _Busy) as exc:
         partial.unlink(missing_ok=True)
         reason = "the file stayed locked" if isinstance(exc, _Busy) else str(exc)
         notes.append(f"No restore point was taken before this {before}: {reason}.")
         return None
-    point = Point(number, name, now.strftime("%Y-%m-%d %H:%M:%S"), before, revision, (folder / name).stat().st_size)
+    point = Point(number, name, now.strftime("%Y-%m-%d %H:%M:%S"), before, revision, (folder / name).stat().st_size, identity)
     points.append(point)
     dropped, points = points[: max(len(points) - keep, 0)], points[max(len(points) - keep, 0):]
     _write_index(folder, points, mode)
@@ -293,14 +381,39 @@ def _choose(db: Database, database_file: Path, point: int | str | None) -> _Chos
     return _Chosen(chosen, path, numbers)
 
 
-def put_back(db: Database, point: int | str | None = None) -> display.Restored:
-    """Restore ``point`` (default: the latest) into the live file, and record it in the ledger."""
+def put_back(db: Database, point: int | str | None = None) -> Restored:
+    """Restore ``point`` (default: the latest) into the live file, and record it in the ledger.
+
+    Refused when the point is of another database (the file was made again since).
+    Before it, a restore point of the database as it is now is taken, so that a
+    restore can be undone; the result says which rows written after the point
+    are gone (rows counted per table: values changed in place are not).
+    """
     from .adapter import ALEMBIC_VERSION
 
     database_file = _file_of(db)
     chosen = _choose(db, database_file, point)
     p = chosen.point
     started = time.perf_counter()
+    if not database_file.exists():  # the file is gone: the point brings it back, nothing is lost
+        identity, lost, now_at = p.identity, [], ""
+    else:
+        try:
+            with _sqlite(database_file, read_only=True) as live, _sqlite(chosen.path, read_only=True) as then:
+                identity, now_counts, now_at = _identity(live, database_file), _counts(live), _heads(live)
+                lost = _lost(now_counts, _counts(then))
+        except sqlite3.Error as exc:
+            raise RestoreUnavailable(f"Cannot read {db.masked_url} or restore point {p.point}: {exc}. Nothing was restored.", database=db.masked_url) from None
+    if not _belongs(p.identity, identity):
+        raise RestoreUnavailable(
+            f"Restore point {p.point} of {db.masked_url} was taken of another database: the file has been made again since "
+            f"(its ledger does not begin as the point's does). Nothing was restored.",
+            database=db.masked_url, points=chosen.others,
+            hint=f"Those points belong to the old database: delete {short_path(folder_of(database_file))} if it is gone for good.",
+        )
+    notes: list[str] = []
+    existing = points_of(database_file)
+    undo = take(database_file, f"restore {p.point}", now_at, keep=len(existing) + 1, notes=notes, wait=db.lock_timeout) if now_at else None
     staging = folder_of(database_file) / f".restoring-{p.point}.db"
     staging.unlink(missing_ok=True)
     try:
@@ -313,16 +426,40 @@ def put_back(db: Database, point: int | str | None = None) -> display.Restored:
             ))
             with _sqlite(database_file, timeout=0.05) as live:
                 _copy(stage, live, db.lock_timeout)
-    except _Busy:
-        raise LockTimeout(
-            f"{db.masked_url} is being migrated or read by someone else (waited {db.lock_timeout:g} s): nothing was restored.",
-            waited=db.lock_timeout,
-            hint="Try again when the other connection is done, or raise the lock timeout.",
-        ) from None
+    except BaseException as exc:
+        if undo is not None:  # nothing was restored: nothing to undo
+            _forget(database_file, undo)
+        if isinstance(exc, _Busy):
+            raise _busy(db) from None
+        if isinstance(exc, sqlite3.Error | OSError):  # a full disk, a read-only folder: one backup step, so nothing changed
+            raise RestoreUnavailable(
+                f"Cannot restore point {p.point} into {db.masked_url}: {exc}. Nothing was restored.",
+                database=db.masked_url, hint="Free disk space (or make the folder writable) and run the restore again.",
+            ) from None
+        raise
     finally:
         staging.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
-    return display.Restored(db.masked_url, p.point, p.taken_at, p.before, p.revision, seconds)
+    return Restored(
+        db.masked_url, p.point, p.taken_at, p.before, p.revision, seconds,
+        lost=lost, undo=undo.point if undo else None, notes=[n.replace("No restore point was taken", "No restore point of the state before was taken") for n in notes],
+    )
+
+
+def _forget(database_file: Path, point: Point) -> None:
+    """Drop ``point`` from the index and the folder."""
+    folder = folder_of(database_file)
+    with contextlib.suppress(OSError):
+        _write_index(folder, [p for p in points_of(database_file) if p.point != point.point], _private(database_file))
+        (folder / point.file).unlink(missing_ok=True)
+
+
+def _busy(db: Database) -> LockTimeout:
+    return LockTimeout(
+        f"{db.masked_url} is being migrated or read by someone else (waited {db.lock_timeout:g} s): nothing was restored.",
+        waited=db.lock_timeout,
+        hint="Try again when the other connection is done, or raise the lock timeout.",
+    )
 
 
 def _record(conn: sqlite3.Connection, row: dict[str, Any]) -> None:

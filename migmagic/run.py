@@ -525,7 +525,7 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
         hint += " Finish or roll back the other transaction (in another cell, say), or raise the lock timeout."
     return MigrationFailed(
         what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done],
-        hint=hint + statement_hint(statement), fixes=fixes, scrub=db.scrub,
+        hint=hint + statement_hint(statement), fixes=fixes, scrub=db.scrub, lock_wait=waited,
     )
 
 
