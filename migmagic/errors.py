@@ -17,7 +17,10 @@ in Python terms (``downgrade('abc1-1')``) in the API, and in notebook terms
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
+import textwrap
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,8 +70,42 @@ def sentences(*parts: str | None) -> str:
     return " ".join(out)
 
 
+KERNEL_WIDTH = 96
+"""Where a long error line is broken, between words, in a Jupyter kernel."""
+
+
+def _in_a_kernel() -> bool:
+    """True in a Jupyter kernel's process (ipykernel running), without importing anything."""
+    app = sys.modules.get("ipykernel.kernelapp")
+    return bool(app is not None and app.IPKernelApp.initialized())
+
+
+def _fitted(render: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
+    """``render`` (a ``_render_traceback_``) whose first line, the error's sentence, is broken between words in a kernel.
+
+    Front ends set a traceback in a ``<pre>`` that breaks a long line anywhere, mid-word
+    (JupyterLab's and nbconvert's ``word-break: break-all``); broken here, it breaks at words.
+    The lines after the first (tables, a diff, revision code) are left as they are.
+    """
+
+    @functools.wraps(render)
+    def fitted(self: Any) -> list[str]:
+        lines = render(self)
+        if lines and _in_a_kernel() and len(lines[0]) > KERNEL_WIDTH and "\n" not in lines[0]:
+            lines = [textwrap.fill(lines[0], KERNEL_WIDTH, break_long_words=False, break_on_hyphens=False), *lines[1:]]
+        return lines
+
+    return fitted
+
+
 class MigmagicError(Exception):
     """A user error: one line that says what is wrong and what to do."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("_render_traceback_")
+        if own is not None:
+            cls._render_traceback_ = _fitted(own)  # type: ignore[method-assign]
 
     def __init__(self, message: str, *, hint: str | None = None, fixes: Sequence[Fix] = ()) -> None:
         self.message = message
@@ -101,6 +138,7 @@ class MigmagicError(Exception):
     def notebook_text(self) -> str:
         return sentences(self.message, self.notebook_hint())
 
+    @_fitted
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self.notebook_text()}"]
 

@@ -185,3 +185,27 @@ def test_reports_made_elsewhere_keep_their_form() -> None:
     report = Rehearsal(summary="Dry run of downgrade to base: 1 step would ...", how="Rehearsed in a transaction.", steps=None, schema_changes=None, row_counts=None, statements=None)
     paragraphs = [p["text"] for p in Elements(report._repr_html_()).tags("p")]
     assert paragraphs[:2] == ["Dry run of downgrade to base: 1 step would ...", "It went through: %migrate downgrade base runs it for real."]
+
+
+@pytest.mark.notebook
+def test_in_a_kernel_a_long_error_breaks_between_words(tidy: Migrator, workdir: Path) -> None:
+    """Front ends break a traceback's long line anywhere (word-break: break-all): the kernel breaks it at words first."""
+    import nbformat
+    from nbrun import execute
+
+    from migmagic.errors import KERNEL_WIDTH
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"%load_ext migmagic\n%migrate init {tidy.db.url}"),
+        nbformat.v4.new_code_cell("%migrate upgrade head", metadata={"tags": ["raises-exception"]}),
+    ]
+    path = workdir / "refused.ipynb"
+    nbformat.write(nb, path)
+    [error] = [o for o in execute(path, workdir).cells[1].outputs if o.output_type == "error"]
+    assert error.ename == "DataLossRefused"
+    lines = error.traceback[0].split("\n")  # the sentence; the table of what is at stake follows, as it was
+    assert len(lines) > 1 and all(len(line) <= KERNEL_WIDTH for line in lines)
+    words = " ".join(lines).split()
+    assert "--accept-data-loss." in words and "--dry-run," in words  # whole: no word was cut
+    assert " ".join(lines).startswith("DataLossRefused: The upgrade to head would destroy data: 3 values of readings.note")
