@@ -24,6 +24,7 @@ runs that waits for a lock held elsewhere (PostgreSQL ``lock_timeout``, MySQL
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -203,7 +204,7 @@ class Database:
         sqlstate = getattr(error, "sqlstate", None)
         lowered = text.lower()
         try:
-            url = make_url(settings.engine_url(self.url))
+            url = make_url(settings.engine_url(self.bound))
             where = f"{url.host or 'localhost'}" + (f":{url.port}" if url.port else "")
             database = url.database or ""
         except Exception:  # pragma: no cover - the engine was made from it
@@ -234,6 +235,16 @@ class Database:
                 hint="Check that the server runs and that the host and port in the URL are right.",
             )
         reason = settings.scrub(text, self.url)
+        if self.kind.name == "sqlite":  # a file, not a server: say which file, and what is wrong with its folder
+            folder = os.path.dirname(os.path.abspath(database or "."))
+            why = f"its folder {folder} does not exist" if not os.path.isdir(folder) else (
+                f"its folder {folder} cannot be written" if not os.access(folder, os.W_OK | os.X_OK) else ""
+            )
+            percent = " A '%' in a URL's path starts an escape: write it as %25 (and '?' as %3F)." if "%" in self.url.partition("?")[0] else ""
+            return failed(
+                f"{prefix} {reason[:300]}" + (f": {why}." if why else "."),
+                hint=f"It is a SQLite file: create its folder (or make it writable), or fix the path in the URL.{percent}",
+            )
         return failed(
             f"{prefix} {reason[:300]}",
             hint="Check that the server runs and the URL is right.",

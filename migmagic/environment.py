@@ -52,6 +52,9 @@ def _url_line(url: str) -> str:
     if not settings.parses(url):
         # A mistyped URL may hold a password our patterns do not see.
         return "# sqlalchemy.url is not written: the URL does not parse. Set DATABASE_URL."
+    if any(c in url for c in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
+        # An ini value ends at a line break: the rest would be read as another option, or break the file.
+        return "# sqlalchemy.url is not written: the URL holds a line break. Set DATABASE_URL."
     return f"sqlalchemy.url = {url}".replace("%", "%%")
 
 

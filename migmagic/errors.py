@@ -366,7 +366,9 @@ class MigrationFailed(MigmagicError):
         tb = self.frames
         # Frames from the revision script onwards: that is the code the user wrote.
         start = next((i for i, f in enumerate(tb) if "/versions/" in f.filename.replace("\\", "/")), None)
-        frames = tb[start:] if start is not None else tb[-1:]
+        if start is None:  # no revision code ran (a replayed step, migmagic's own statement): no traceback to show
+            return [self._scrub(f"{type(self).__name__}: {self.notebook_text()}")]
+        frames = tb[start:]
         # Stop at the first frame outside the user's code after the script frames.
         user = [f for f in frames if "site-packages" not in f.filename and "/migmagic/" not in f.filename]
         shown = traceback.format_list(user or frames)

@@ -1,0 +1,65 @@
+"""Rough messages of issue 21: each says what is true, in one line."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import sqlalchemy as sa
+from conftest import table_revision
+
+from migmagic import Migrator
+from migmagic.errors import ConnectionFailed, MigrationFailed
+
+
+def test_a_replayed_step_that_fails_shows_no_migmagic_module_as_revision_code(workdir: Path, sqlite_url: str) -> None:
+    m = Migrator.init(sqlite_url)
+    try:
+        m.revision("t", table_revision("t"))
+        m.upgrade("head")
+        m.downgrade("base")
+        m.upgrade("head")  # replayed from the recording of the first run
+        m.downgrade("base")
+        engine = sa.create_engine(sqlite_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x int)")
+        engine.dispose()
+        try:
+            m.upgrade("head")
+        except MigrationFailed as exc:
+            lines = exc._render_traceback_()
+        else:
+            raise AssertionError("the upgrade should fail: t exists")
+        assert not any("/migmagic/" in line for line in lines), lines
+        assert "(revision code)" not in "\n".join(lines)
+        assert "table t already exists" in lines[0] and "Nothing was applied" in lines[0]
+    finally:
+        m.close()
+
+
+def test_a_sqlite_file_that_cannot_be_opened_names_the_file_not_a_server(workdir: Path) -> None:
+    for path, percent in ((workdir / "no such" / "x.db", False), (workdir / "50%off" / "x.db", True)):
+        m = Migrator(f"sqlite:///{path}")
+        try:
+            m.status()
+        except ConnectionFailed as exc:
+            said = "\n".join(exc._render_traceback_())
+        else:
+            raise AssertionError("no folder: it cannot open")
+        finally:
+            m.close()
+        assert said.count("\n") == 0
+        assert "server" not in said and "does not exist" in said and "SQLite file" in said
+        assert ("%25" in said) is percent
+
+
+def test_a_line_break_in_a_sqlite_path_is_not_written_into_alembic_ini(workdir: Path) -> None:
+    folder = workdir / "a\nb"
+    folder.mkdir()
+    m = Migrator.init(f"sqlite:///{folder}/x.db")
+    m.close()
+    ini = workdir / "migrations" / "alembic.ini"
+    parser = configparser.ConfigParser()
+    parser.read(ini)  # still an ini file
+    assert "the URL holds a line break" in ini.read_text()
+    assert not parser.has_option("alembic", "sqlalchemy.url")
