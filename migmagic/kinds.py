@@ -365,9 +365,16 @@ class SQLite(Kind):
                         raw = conn.connection.dbapi_connection
                         assert raw is not None
                         self.bound_waits(conn)
-                        raw.backup(target)  # type: ignore[attr-defined]
-                except sqlite3.OperationalError as exc:
-                    if "locked" in str(exc):
+                        deadline = time.monotonic() + self.db.lock_timeout
+
+                        def progress(status: int, _remaining: int, _total: int) -> None:
+                            # The backup retries a locked file for ever: give up after lock_timeout.
+                            if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
+                                raise TimeoutError
+
+                        raw.backup(target, progress=progress, sleep=0.05)  # type: ignore[attr-defined]
+                except (sqlite3.OperationalError, TimeoutError) as exc:
+                    if isinstance(exc, TimeoutError) or "locked" in str(exc):
                         raise self.db.timeout(uncommitted_write=True, doing="copying it for the dry run") from None
                     raise
                 finally:

@@ -113,3 +113,23 @@ def test_a_lock_wait_failure_is_a_few_words_not_a_traceback(kind: str, workdir: 
         finally:
             engine.dispose()
             m.close()
+
+
+def test_sqlite_dry_run_copy_gives_up_after_lock_timeout(workdir: Path, sqlite_url: str) -> None:
+    m = Migrator.init(sqlite_url, lock_timeout=0.3)
+    try:
+        m.revision("create events", EVENTS)
+        m.upgrade("head")
+        m.revision("add venue", ADD_VENUE)
+        other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+        try:
+            other.execute("BEGIN EXCLUSIVE")  # another connection writing: no reader gets in
+            error = _in_a_thread(lambda: m.upgrade("head", dry_run=True))
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert isinstance(error, LockTimeout), repr(error)
+        said = _one_line(error)
+        assert "uncommitted write on another connection" in said and "copying it for the dry run" in said, said
+    finally:
+        m.close()
