@@ -16,6 +16,14 @@ a source that, compressed, would not fit in a packet (``max_allowed_packet``) is
 not stored: the row keeps its checksum and says so in ``note``. Ledger tables
 made by earlier versions (message and source as text) get the new columns added
 when a command first writes to them; their rows read as before.
+
+Where it lives (:func:`schema`): on PostgreSQL in a schema of migmagic's own,
+``migmagic`` (with the version table's watch, :mod:`migmagic.watch`), so a
+project's own autogenerate and ``alembic check`` (which look at the default
+schema only) never see it; a ledger an earlier version made in the current
+schema is moved there by the next command that migrates (``ALTER TABLE ... SET
+SCHEMA``, in that command's transaction) and read where it is until then.
+SQLite and MySQL/MariaDB: in the database itself.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 TABLE_NAME = "migmagic_ledger"
+SCHEMA = "migmagic"  # PostgreSQL: migmagic's tables live in a schema of their own
 INDEX_NAME = "ix_migmagic_ledger_revision"
 APPLYING = ("upgrade", "accept", "stamp", "repair")
 OUTSIDE, OUTSIDE_DOWN = "outside", "outside-down"  # applied, unapplied by something other than migmagic
@@ -39,13 +48,56 @@ COUNTED = (*APPLYING, OUTSIDE, "downgrade", OUTSIDE_DOWN)
 UNAPPLYING = ("downgrade", OUTSIDE_DOWN)
 WORDS = {OUTSIDE: "applied outside migmagic", OUTSIDE_DOWN: "unapplied outside migmagic"}  # as ``log`` shows them
 
-_table: Table | None = None
+_tables: dict[str | None, Table] = {}
+_PLACED = "migmagic_schema_placed"  # conn.info: the tables were found in SCHEMA (they never move back)
 
 
-def table() -> Table:
-    """The ledger's SQLAlchemy table (built on first use)."""
-    global _table
-    if _table is None:
+def schema(conn: Connection) -> str | None:
+    """The schema migmagic's tables are in on ``conn``'s database (None: the database's default).
+
+    PostgreSQL: :data:`SCHEMA`; a database whose ledger an earlier version made
+    in the current schema, not yet moved, reads it there (None).
+    """
+    if conn.dialect.name != "postgresql":
+        return None
+    if conn.info.get(_PLACED):
+        return SCHEMA
+    import sqlalchemy as sa
+
+    moved, legacy = conn.execute(
+        sa.text("SELECT to_regclass(:new) IS NOT NULL, to_regclass(:old) IS NOT NULL"),
+        {"new": f"{SCHEMA}.{TABLE_NAME}", "old": f"{_current(conn)}.{TABLE_NAME}"},
+    ).one()
+    if moved:
+        conn.info[_PLACED] = True
+        return SCHEMA
+    return None if legacy else SCHEMA
+
+
+def _current(conn: Connection) -> str:
+    import sqlalchemy as sa
+
+    return conn.dialect.identifier_preparer.quote(str(conn.execute(sa.text("SELECT current_schema()")).scalar()))
+
+
+def place(conn: Connection, name: str) -> None:
+    """PostgreSQL: create :data:`SCHEMA` and move table ``name`` there from the current schema if an earlier version made it there."""
+    if conn.dialect.name != "postgresql":
+        return
+    import sqlalchemy as sa
+
+    conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    old = f"{_current(conn)}.{name}"
+    moved, legacy = conn.execute(
+        sa.text("SELECT to_regclass(:new) IS NOT NULL, to_regclass(:old) IS NOT NULL"), {"new": f"{SCHEMA}.{name}", "old": old}
+    ).one()
+    if legacy and not moved:
+        conn.execute(sa.text(f"ALTER TABLE {old} SET SCHEMA {SCHEMA}"))
+
+
+def table(schema: str | None = None) -> Table:
+    """The ledger's SQLAlchemy table in ``schema`` (built on first use); see :func:`schema`."""
+    if schema not in _tables:
         import sqlalchemy as sa
         from sqlalchemy.dialects import mysql
 
@@ -64,10 +116,12 @@ def table() -> Table:
             sa.Column("migmagic_version", sa.String(32)),
             sa.Column("alembic_version", sa.String(32)),
             *_added(sa, mysql),
+            schema=schema,
         )
         # What latest() reads: the last row per revision, found in the index.
         sa.Index(INDEX_NAME, _table.c.revision, _table.c.id)
-    return _table
+        _tables[schema] = _table
+    return _tables[schema]
 
 
 def _added(sa: Any, mysql: Any) -> list[Any]:
@@ -92,38 +146,41 @@ def ensure(conn: Connection) -> None:
     """
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    t = table()
+    place(conn, TABLE_NAME)
+    conn.info.pop(_PLACED, None)
+    t = table(schema(conn))
     conn.execute(CreateTable(t, if_not_exists=True))
     (index,) = t.indexes
     dialect = conn.dialect
     if dialect.name == "mysql" and not getattr(dialect, "is_mariadb", False):
         import sqlalchemy as sa
 
-        if index.name not in {ix["name"] for ix in sa.inspect(conn).get_indexes(TABLE_NAME)}:
+        if index.name not in {ix["name"] for ix in sa.inspect(conn).get_indexes(TABLE_NAME, schema=t.schema)}:
             conn.execute(CreateIndex(index))
     else:
         conn.execute(CreateIndex(index, if_not_exists=True))
-    _add_columns(conn)
+    _add_columns(conn, t)
 
 
-def _add_columns(conn: Connection) -> None:
+def _add_columns(conn: Connection, t: Table) -> None:
     import sqlalchemy as sa
 
     key = (conn.engine.url.render_as_string(hide_password=True), str(conn.engine.url.database))
     if key in _complete:
         return
-    have = {c["name"] for c in sa.inspect(conn).get_columns(TABLE_NAME)}
-    for column in table().c:
+    have = {c["name"] for c in sa.inspect(conn).get_columns(TABLE_NAME, schema=t.schema)}
+    name = f"{t.schema}.{TABLE_NAME}" if t.schema else TABLE_NAME
+    for column in t.c:
         if column.name not in have:  # nullable, no default: instant on MariaDB, PostgreSQL and SQLite
             kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(sa.text(f"ALTER TABLE {TABLE_NAME} ADD COLUMN {column.name} {kind}"))
+            conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {column.name} {kind}"))
     _complete.add(key)
 
 
 def exists(conn: Connection) -> bool:
     import sqlalchemy as sa
 
-    return sa.inspect(conn).has_table(TABLE_NAME)
+    return sa.inspect(conn).has_table(TABLE_NAME, schema=schema(conn))
 
 
 @dataclass(frozen=True)
@@ -180,7 +237,7 @@ def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         if conn.dialect.name in ("mysql", "mariadb"):
             rows = [_fitted(conn, r) for r in rows]
-        conn.execute(_insert(), rows)
+        conn.execute(_insert(schema(conn)), rows)
 
 
 def _fitted(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
@@ -203,14 +260,13 @@ def _fitted(conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "source_zlib": None, "note": note[:255]}
 
 
-_insert_statement: Any = None
+_inserts: dict[str | None, Any] = {}
 
 
-def _insert() -> Any:
-    global _insert_statement
-    if _insert_statement is None:
-        _insert_statement = table().insert()
-    return _insert_statement
+def _insert(schema: str | None) -> Any:
+    if schema not in _inserts:
+        _inserts[schema] = table(schema).insert()
+    return _inserts[schema]
 
 
 def latest(conn: Connection) -> dict[str, Entry]:
@@ -228,41 +284,42 @@ def latest(conn: Connection) -> dict[str, Entry]:
     """
     if not exists(conn):
         return {}
-    found = list(conn.execute(_latest()))
+    where = schema(conn)
+    found = list(conn.execute(_latest(where)))
     others = [rev for rev, _, direction, _ in found if direction not in COUNTED]
     if others:
-        found = [r for r in found if r[2] in COUNTED] + list(conn.execute(_latest_counted(), {"revisions": others}))
+        found = [r for r in found if r[2] in COUNTED] + list(conn.execute(_latest_counted(where), {"revisions": others}))
     return {rev: Entry(rev, checksum, direction, applied_at) for rev, checksum, direction, applied_at in found if direction not in UNAPPLYING}
 
 
-_statements: dict[str, Any] = {}
+_statements: dict[tuple[str, str | None], Any] = {}
 
 
-def _latest() -> Any:
+def _latest(schema: str | None) -> Any:
     """The last row of each revision: ``... JOIN (SELECT MAX(id) ... GROUP BY revision)``, built once."""
-    if "latest" not in _statements:
+    if ("latest", schema) not in _statements:
         import sqlalchemy as sa
 
-        t = table()
+        t = table(schema)
         last = sa.select(sa.func.max(t.c.id).label("id")).group_by(t.c.revision).subquery("last")
-        _statements["latest"] = sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at).join_from(t, last, t.c.id == last.c.id)
-    return _statements["latest"]
+        _statements["latest", schema] = sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at).join_from(t, last, t.c.id == last.c.id)
+    return _statements["latest", schema]
 
 
-def _latest_counted() -> Any:
+def _latest_counted(schema: str | None) -> Any:
     """The last applying-or-downgrade row of each of the ``revisions`` given."""
-    if "counted" not in _statements:
+    if ("counted", schema) not in _statements:
         import sqlalchemy as sa
 
-        t = table()
+        t = table(schema)
         last = (
             sa.select(sa.func.max(t.c.id).label("id"))
             .where(t.c.revision.in_(sa.bindparam("revisions", expanding=True)), t.c.direction.in_(COUNTED))
             .group_by(t.c.revision)
             .subquery("last")
         )
-        _statements["counted"] = sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at).join_from(t, last, t.c.id == last.c.id)
-    return _statements["counted"]
+        _statements["counted", schema] = sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at).join_from(t, last, t.c.id == last.c.id)
+    return _statements["counted", schema]
 
 
 def applied_source(conn: Connection, revision: str) -> str | None:
@@ -271,7 +328,7 @@ def applied_source(conn: Connection, revision: str) -> str | None:
 
     import sqlalchemy as sa
 
-    t = table()
+    t = table(schema(conn))
     found = conn.execute(
         sa.select(t.c.source_zlib, t.c.source)
         .where(t.c.revision == revision, t.c.direction.in_(APPLYING))
@@ -290,8 +347,8 @@ def rows(conn: Connection) -> list[dict[str, Any]]:
 
     if not exists(conn):
         return []
-    t = table()
-    have = {c["name"] for c in sa.inspect(conn).get_columns(TABLE_NAME)}  # an older ledger lacks the added columns
+    t = table(schema(conn))
+    have = {c["name"] for c in sa.inspect(conn).get_columns(TABLE_NAME, schema=t.schema)}  # an older ledger lacks the added columns
     cols = [c for c in t.c if c.name not in ("source", "source_zlib") and c.name in have]
     out = []
     for r in conn.execute(sa.select(*cols).order_by(t.c.id)):

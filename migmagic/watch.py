@@ -86,31 +86,35 @@ class Event:
         return ledger.WORDS[self.ledger_direction]
 
 
-_table: Any = None
+_tables: dict[str | None, Any] = {}
 
 
-def table() -> Any:
-    global _table
-    if _table is None:
+def table(schema: str | None = None) -> Any:
+    """The changes table in ``schema`` (PostgreSQL: the ledger's, :func:`migmagic.ledger.schema`)."""
+    if schema not in _tables:
         import sqlalchemy as sa
 
-        _table = sa.Table(
+        _tables[schema] = sa.Table(
             TABLE_NAME,
             sa.MetaData(),
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
             sa.Column("old_version", sa.String(255)),
             sa.Column("new_version", sa.String(255)),
             sa.Column("changed_at", sa.String(32), nullable=False),  # as the server wrote it: read back with fromisoformat
+            schema=schema,
         )
-    return _table
+    return _tables[schema]
 
 
 def ensure(conn: Connection) -> None:
     """Create the changes table where it is missing (with the ledger's, before anything runs; not on MySQL/MariaDB)."""
     from sqlalchemy.schema import CreateTable
 
+    from . import ledger
+
     if watches(conn):
-        conn.execute(CreateTable(table(), if_not_exists=True))
+        ledger.place(conn, TABLE_NAME)
+        conn.execute(CreateTable(table(ledger.schema(conn)), if_not_exists=True))
 
 
 def watches(conn: Connection) -> bool:
@@ -155,12 +159,16 @@ def _installed(conn: Connection, dialect: str) -> bool:
     if dialect == "sqlite":
         query = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :table AND name LIKE :name"
         return int(conn.execute(sa.text(query), {"table": VERSION_TABLE, "name": TRIGGER + "%"}).scalar() or 0) >= 3
-    # PostgreSQL: the trigger, and its function as this version writes it (SECURITY DEFINER, errors caught).
+    # PostgreSQL: the trigger, and its function as this version writes it (beside the changes table,
+    # SECURITY DEFINER, errors caught).
+    from . import ledger
+
     query = (
-        "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
-        "WHERE t.tgname = :name AND t.tgrelid = to_regclass(:table) AND p.prosecdef AND p.prosrc LIKE '%EXCEPTION%'"
+        "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE t.tgname = :name AND t.tgrelid = to_regclass(:table) AND p.prosecdef AND p.prosrc LIKE '%EXCEPTION%' "
+        "AND n.nspname = coalesce(:schema, current_schema())"
     )
-    return bool(conn.execute(sa.text(query), {"name": TRIGGER, "table": VERSION_TABLE}).scalar())
+    return bool(conn.execute(sa.text(query), {"name": TRIGGER, "table": VERSION_TABLE, "schema": ledger.schema(conn)}).scalar())
 
 
 def _triggers(conn: Connection, dialect: str) -> list[str]:
@@ -177,9 +185,12 @@ def _triggers(conn: Connection, dialect: str) -> list[str]:
     if dialect == "postgresql":
         import sqlalchemy as sa
 
+        from . import ledger
+
         schema = str(conn.execute(sa.text("SELECT current_schema()")).scalar())
         q = conn.dialect.identifier_preparer.quote
-        changes, fn = f"{q(schema)}.{TABLE_NAME}", f"{q(schema)}.{TRIGGER}_log"
+        where = q(ledger.schema(conn) or schema)
+        changes, fn = f"{where}.{TABLE_NAME}", f"{where}.{TRIGGER}_log"
         now = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
         body = " ".join(
             f"{'IF' if i == 0 else 'ELSIF'} TG_OP = '{event.upper()}' THEN {columns.replace(TABLE_NAME, changes)} VALUES ({v}, {now});"
@@ -193,6 +204,7 @@ def _triggers(conn: Connection, dialect: str) -> list[str]:
             f"AS $$ BEGIN BEGIN {body} END IF; EXCEPTION WHEN OTHERS THEN NULL; END; RETURN NULL; END $$",
             f"DROP TRIGGER IF EXISTS {TRIGGER} ON {q(schema)}.{VERSION_TABLE}",
             f"CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {q(schema)}.{VERSION_TABLE} FOR EACH ROW EXECUTE PROCEDURE {fn}()",
+            *([f"DROP FUNCTION IF EXISTS {q(schema)}.{TRIGGER}_log()"] if where != q(schema) else []),  # an earlier version's
         ]
     return []
 
@@ -203,7 +215,7 @@ def changes(conn: Connection) -> list[Change]:
 
     if not _has_changes_table(conn):
         return []
-    t = table()
+    t = table(_schema(conn))
     rows = conn.execute(sa.select(t.c.id, t.c.old_version, t.c.new_version, t.c.changed_at).order_by(t.c.id))
     return [Change(i, old, new, datetime.fromisoformat(str(at))) for i, old, new, at in rows]
 
@@ -214,13 +226,19 @@ def forget(conn: Connection) -> None:
     MySQL/MariaDB keep no changes table (a database an earlier version watched may still have one: it is emptied).
     """
     if watches(conn) or _has_changes_table(conn):
-        conn.execute(table().delete())
+        conn.execute(table(_schema(conn)).delete())
+
+
+def _schema(conn: Connection) -> str | None:
+    from . import ledger
+
+    return ledger.schema(conn)
 
 
 def _has_changes_table(conn: Connection) -> bool:
     import sqlalchemy as sa
 
-    return sa.inspect(conn).has_table(TABLE_NAME)
+    return sa.inspect(conn).has_table(TABLE_NAME, schema=_schema(conn))
 
 
 def events(scripts: Scripts, heads: Sequence[str], found: Sequence[Change]) -> list[Event]:

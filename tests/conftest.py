@@ -239,12 +239,17 @@ def tables(url: str) -> set[str]:
     return names - set(BOOKKEEPING)
 
 
-def columns(url: str, table: str) -> list[str]:
+def own_schema(url: str) -> str | None:
+    """The schema migmagic's own tables are in (PostgreSQL: ``migmagic``; elsewhere the database's own, None)."""
+    return "migmagic" if url.startswith("postgresql") else None
+
+
+def columns(url: str, table: str, schema: str | None = None) -> list[str]:
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
     try:
-        return [c["name"] for c in sa.inspect(engine).get_columns(table)]
+        return [c["name"] for c in sa.inspect(engine).get_columns(table, schema=schema)]
     finally:
         engine.dispose()
 
@@ -256,9 +261,13 @@ def ledger_rows(url: str, *cols: str) -> list[tuple[Any, ...]]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("migmagic_ledger"):
+            from migmagic import ledger
+
+            where = ledger.schema(conn)  # PostgreSQL: migmagic's own schema
+            if not sa.inspect(conn).has_table("migmagic_ledger", schema=where):
                 return []
-            return [tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM migmagic_ledger ORDER BY id"))]
+            name = f"{where}.migmagic_ledger" if where else "migmagic_ledger"
+            return [tuple(r) for r in conn.execute(sa.text(f"SELECT {', '.join(cols)} FROM {name} ORDER BY id"))]
     finally:
         engine.dispose()
 

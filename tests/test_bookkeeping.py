@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import _admin, _unavailable, columns, ledger_rows, tables, version
+from conftest import _admin, _unavailable, columns, ledger_rows, own_schema, tables, version
 
 from migmagic import Migrator, revisionfile
 from migmagic.errors import MigrationFailed
@@ -181,7 +181,7 @@ def test_a_ledger_table_from_an_earlier_version_keeps_working(migrator: Any, db_
     b = migrator.revision("add a column", "def upgrade():\n    op.add_column('events', sa.Column('note', sa.String(20)))\n")
     migrator.upgrade("head")
     assert "note" in columns(db_url, "events")
-    assert {"message_utf8", "source_zlib", "note"} <= set(columns(db_url, "migmagic_ledger"))
+    assert {"message_utf8", "source_zlib", "note"} <= set(columns(db_url, "migmagic_ledger", own_schema(db_url)))  # PostgreSQL: moved
     assert list(migrator.log()["revision"]) == [a.revision, b.revision]
     # An edit of the revision recorded by the old version still shows its difference.
     path = migrator.scripts().info(a.revision).path
@@ -194,7 +194,7 @@ def test_a_ledger_table_from_an_earlier_version_keeps_working(migrator: Any, db_
 REFUSE_LEDGER = {
     "postgresql": [
         "CREATE FUNCTION refuse_ledger() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'ledger refused'; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_ledger BEFORE INSERT ON migmagic_ledger FOR EACH ROW EXECUTE FUNCTION refuse_ledger()",
+        "CREATE TRIGGER refuse_ledger BEFORE INSERT ON migmagic.migmagic_ledger FOR EACH ROW EXECUTE FUNCTION refuse_ledger()",
     ],
     "mysql": [
         "CREATE TRIGGER refuse_ledger BEFORE INSERT ON migmagic_ledger FOR EACH ROW "
@@ -230,7 +230,7 @@ def test_a_ledger_insert_the_database_refuses_is_named_as_migmagics(workdir: Any
         assert f"Revision {rev}" not in err.message and err.revision == rev
         assert "not the revision's fault" in str(err)
         with engine.begin() as conn:
-            conn.execute(sa.text("DROP TRIGGER refuse_ledger" + (" ON migmagic_ledger" if kind == "postgresql" else "")))
+            conn.execute(sa.text("DROP TRIGGER refuse_ledger" + (" ON migmagic.migmagic_ledger" if kind == "postgresql" else "")))
         engine.dispose()
         if kind == "postgresql":
             assert "Nothing was applied: the database is still at " + keep in str(err)

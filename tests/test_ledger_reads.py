@@ -17,7 +17,7 @@ def full_scan(conn: Any) -> dict[str, ledger.Entry]:
     """The algorithm ``latest()`` had: every row, oldest first, a downgrade forgetting the revision."""
     if not ledger.exists(conn):
         return {}
-    t = ledger.table()
+    t = ledger.table(ledger.schema(conn))
     rows = conn.execute(
         sa.select(t.c.revision, t.c.checksum, t.c.direction, t.c.applied_at)
         .where(t.c.direction.in_((*ledger.APPLYING, "downgrade")))
@@ -64,7 +64,7 @@ def test_latest_equals_the_full_scan_after_many_cycles(migrator: Any) -> None:
     new, old = _both(migrator)
     assert new == old and new[a].direction == "accept" and "0000dead" not in new
     with migrator.db.reading() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(ledger.table())).scalar() >= 45
+        assert conn.execute(sa.select(sa.func.count()).select_from(ledger.table(ledger.schema(conn)))).scalar() >= 45
 
 
 def test_a_ledger_table_made_without_the_index_gets_it(migrator: Any, db_url: str) -> None:
@@ -74,12 +74,13 @@ def test_a_ledger_table_made_without_the_index_gets_it(migrator: Any, db_url: st
     engine = sa.create_engine(db_url)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text(f"DROP INDEX {ledger.INDEX_NAME}" + (" ON migmagic_ledger" if conn.dialect.name in ("mysql", "mariadb") else "")))
-        assert ledger.INDEX_NAME not in {ix["name"] for ix in sa.inspect(engine).get_indexes("migmagic_ledger")}
+            where = ledger.schema(conn)
+            conn.execute(sa.text(f"DROP INDEX {where + '.' if where else ''}{ledger.INDEX_NAME}" + (" ON migmagic_ledger" if conn.dialect.name in ("mysql", "mariadb") else "")))
+        assert ledger.INDEX_NAME not in {ix["name"] for ix in sa.inspect(engine).get_indexes("migmagic_ledger", schema=where)}
         assert migrator.status().applied == 1  # reads work without it
         migrator.upgrade("head")
-        assert ledger.INDEX_NAME in {ix["name"] for ix in sa.inspect(engine).get_indexes("migmagic_ledger")}
+        assert ledger.INDEX_NAME in {ix["name"] for ix in sa.inspect(engine).get_indexes("migmagic_ledger", schema=where)}
         migrator.downgrade("base")  # and a command on a ledger that has it changes nothing
-        assert [ix["column_names"] for ix in sa.inspect(engine).get_indexes("migmagic_ledger") if ix["name"] == ledger.INDEX_NAME] == [["revision", "id"]]
+        assert [ix["column_names"] for ix in sa.inspect(engine).get_indexes("migmagic_ledger", schema=where) if ix["name"] == ledger.INDEX_NAME] == [["revision", "id"]]
     finally:
         engine.dispose()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVENTS, Shell, tables, version
+from conftest import EVENTS, Shell, own_schema, tables, version
 from faults import FAULTY, write_revisions
 
 import migmagic.magics
@@ -32,11 +32,13 @@ PER_ROUND = 2
 def _ledger_counts(url: str) -> dict[str, int]:
     import sqlalchemy as sa
 
+    where = f"{own_schema(url)}." if own_schema(url) else ""
+
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.text("SELECT revision, COUNT(*) FROM migmagic_ledger WHERE direction = 'upgrade' GROUP BY revision")
+                sa.text(f"SELECT revision, COUNT(*) FROM {where}migmagic_ledger WHERE direction = 'upgrade' GROUP BY revision")
             )
             return {r: n for r, n in rows}
     finally:

@@ -104,7 +104,7 @@ def test_the_changes_table_dropped_by_hand(kind: str, workdir: Path, tmp_path: P
     """migmagic_version_changes dropped by hand: `alembic upgrade head` still applies fully, and migmagic goes on."""
     from conftest import fresh_database
 
-    from migmagic import Migrator, watch
+    from migmagic import Migrator, ledger, watch
 
     for url in fresh_database(kind, tmp_path):
         m = Migrator.init(url)
@@ -112,7 +112,10 @@ def test_the_changes_table_dropped_by_hand(kind: str, workdir: Path, tmp_path: P
         m.upgrade("head")
         engine = admin(url)
         with engine.connect() as conn:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {watch.TABLE_NAME}")
+            where = f"{ledger.SCHEMA}." if kind == "postgresql" else ""
+            if kind == "mariadb":  # migmagic keeps none there now: the one an earlier version made
+                conn.exec_driver_sql(OLD_CHANGES_TABLE)
+            conn.exec_driver_sql(f"DROP TABLE {where}{watch.TABLE_NAME}")
         engine.dispose()
         head = m.revision("create rooms table", table_revision("rooms")).revision
 
