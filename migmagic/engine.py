@@ -118,7 +118,7 @@ class Migrator:
     def ensure_folder(self, metadata: str | None = None, *, update_env: bool = False) -> bool:
         """Write the folder (``alembic.ini``, ``env.py``, ``script.py.mako``, ``versions/``) if missing.
 
-        An existing Alembic folder is used as it is (``update_env``: an older migmagic's env.py is rewritten). True when files were written.
+        An existing Alembic folder is used as it is (``update_env``: an older migmagic's env.py rewritten, a project's own told to leave out migmagic's tables). True when files were written.
         """
         return self.files.ensure(self.db.url, metadata, update_env=update_env)
 
@@ -129,7 +129,7 @@ class Migrator:
         return display.Status(
             database=self.db.described_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
             applied=len(st.applied), pending=list(reversed(st.pending)), edited=st.edited, outside=st.outside,
-            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied, notes=self.files.env_notes(),
+            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied, notes=self.files.env_notes(self.db.dialect_name),
         )
 
     def current(self) -> display.Current:

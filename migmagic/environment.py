@@ -156,10 +156,52 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def env_notes(folder: Path) -> list[str]:
-    """One line when ``folder/env.py`` comes from an older migmagic template (none otherwise)."""
+FILTER_BEGIN = "# --- Added by migmagic (%migrate init --update-env)"
+FILTER = f'''
+{FILTER_BEGIN}, with your consent: this project's autogenerate and
+# `alembic check` leave migmagic's bookkeeping tables (migmagic_*) alone. Delete these lines to undo.
+def _migmagic_leaves_out(configure):
+    if getattr(configure, "leaves_out_migmagic", False):
+        return configure
+
+    def configure_without_migmagic(*args, **kwargs):
+        theirs = kwargs.get("include_name")
+
+        def include_name(name, type_, parent_names):
+            if type_ == "table" and (name or "").startswith("migmagic_"):
+                return False
+            return theirs is None or theirs(name, type_, parent_names)
+
+        kwargs["include_name"] = include_name
+        return configure(*args, **kwargs)
+
+    configure_without_migmagic.leaves_out_migmagic = True
+    return configure_without_migmagic
+
+
+context.configure = _migmagic_leaves_out(context.configure)
+# --- End of migmagic's lines.
+'''
+_CONTEXT_IMPORT = re.compile(r"^from alembic import context[ \t]*$", re.MULTILINE)
+
+
+def _leaves_out_migmagic(text: str) -> bool:
+    """Whether a project's env.py already keeps migmagic's tables from its autogenerate (our lines, or its own mention of them)."""
+    return "migmagic_" in text
+
+
+def env_notes(folder: Path, dialect: str | None = None) -> list[str]:
+    """One line when ``folder/env.py`` comes from an older migmagic template, or (``dialect`` other than
+    PostgreSQL, where migmagic's tables sit beside the project's) is a project's own that would show
+    migmagic's tables to its autogenerate; none otherwise."""
     kind = env_kind(folder)
     env = _shown(folder / "env.py")
+    if kind == "other" and dialect not in (None, "postgresql") and (folder / "env.py").is_file():
+        if not _leaves_out_migmagic((folder / "env.py").read_text(encoding="utf-8")):
+            return [
+                f"{env} is the project's own: its autogenerate and alembic check would propose dropping migmagic's tables (migmagic_*). "
+                f"{UPDATE_ENV} adds {FILTER.count(chr(10)) - 1} lines to it that leave them out."
+            ]
     if kind == "older":
         return [f"{env} was written by an older migmagic: {_IGNORES}. Run {UPDATE_ENV} to rewrite it."]
     if kind == "edited":
@@ -175,11 +217,11 @@ def _template_path() -> str:
 
 
 def update_env(folder: Path) -> bool:
-    """Rewrite ``folder/env.py`` from the current template if an older migmagic wrote it, unedited.
+    """Rewrite ``folder/env.py`` from the current template if an older migmagic wrote it, unedited;
+    in a project's own env.py, add :data:`FILTER` (after ``from alembic import context``).
 
-    True when it was rewritten; False when it already is the current one. An
-    env.py edited since, or not migmagic's, is left alone:
-    :class:`ConfigurationError` says what to do.
+    True when it was changed; False when there was nothing to do. An env.py of
+    migmagic's edited since is left alone: :class:`ConfigurationError` says what to do.
     """
     path = folder / "env.py"
     env = _shown(path)
@@ -197,8 +239,19 @@ def update_env(folder: Path) -> bool:
             path=env,
             hint=f'Make it use config.attributes["connection"] as migmagic\'s template does ({_template_path()}).',
         )
-    raise ConfigurationError(
-        f"{env} was not written by migmagic, so --update-env leaves it alone.",
-        path=str(env),
-        hint="Update it by hand.",
-    )
+    if not path.is_file():
+        raise ConfigurationError(f"{env} does not exist.", path=env, hint="Run %migrate init without --update-env to write it.")
+    text = path.read_text(encoding="utf-8")
+    if _leaves_out_migmagic(text):
+        return False
+    found = _CONTEXT_IMPORT.search(text)
+    if found is None:
+        raise ConfigurationError(
+            f"{env} has no line `from alembic import context`, so --update-env cannot add its lines to it.",
+            path=env,
+            hint=f"Pass include_name that leaves out tables named migmagic_* to context.configure in {env}.",
+        )
+    tmp = path.with_name(f".{path.name}.migmagic-new")
+    tmp.write_text(text[: found.end()] + "\n" + FILTER + text[found.end() :], encoding="utf-8")
+    tmp.replace(path)
+    return True

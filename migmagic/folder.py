@@ -73,13 +73,13 @@ class Folder:
         return out
 
     def ensure(self, url: str, metadata: str | None = None, *, update_env: bool = False) -> bool:
-        """Write the Alembic environment if missing (``update_env``: rewrite an older migmagic's env.py); True when files were written."""
+        """Write the Alembic environment if missing (``update_env``: see :func:`migmagic.environment.update_env`); True when files were written."""
         wrote = environment.write(self.path, url, metadata=metadata)
         return environment.update_env(self.path) or wrote if update_env else wrote
 
-    def env_notes(self) -> list[str]:
-        """One line when ``env.py`` comes from an older migmagic template (see :mod:`migmagic.environment`)."""
-        return environment.env_notes(self.path)
+    def env_notes(self, dialect: str | None = None) -> list[str]:
+        """One line when ``env.py`` comes from an older migmagic template, or would show migmagic's tables to the project's autogenerate."""
+        return environment.env_notes(self.path, dialect)
 
     # ------------------------------------------------------------------ new revisions
 

@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, list[Arg]]] = {
             (("url",), dict(nargs="?", help="database URL (default: %%config Migrate.url, DATABASE_URL, alembic.ini, sqlite:///migmagic.db)")),
             (("--dir",), dict(help="revision folder (default: migrations/)")),
             (("--metadata",), dict(metavar="MODULE:ATTR", help="your models, e.g. myapp.models:Base: the folder's env.py gives them to alembic check and revision --autogenerate")),
-            (("--update-env",), dict(action="store_true", help="rewrite the folder's env.py from migmagic's current template if an older migmagic wrote it")),
+            (("--update-env",), dict(action="store_true", help="update env.py: rewrite an older migmagic's from the current template; in a project's own, add lines that keep migmagic's tables out of its autogenerate")),
         ],
     ),
     "status": ("The database (password masked), folder, current, heads, pending, edited, lock.", []),

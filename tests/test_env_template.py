@@ -80,14 +80,24 @@ def test_an_older_env_py_edited_since_is_left_alone(workdir: Path, sqlite_url: s
     m.close()
 
 
-def test_an_env_py_of_the_projects_own_is_not_noticed(workdir: Path, sqlite_url: str) -> None:
-    from migmagic import Migrator
+def test_a_projects_own_env_py_gets_migmagic_s_lines_only_when_asked(workdir: Path, sqlite_url: str) -> None:
+    """SQLite: the project's env.py would show migmagic's tables to its autogenerate; --update-env adds marked lines."""
+    from migmagic import Migrator, environment
     from migmagic.errors import ConfigurationError
 
     m = Migrator.init(sqlite_url)
-    (m.folder / "env.py").write_text("from alembic import context\n")
+    env = m.folder / "env.py"
+    env.write_text("from alembic import context\n\ncontext.configure(url='sqlite://')\n")
+    (note,) = m.status().notes
+    assert "the project's own" in note and "migmagic_*" in note and "%migrate init --update-env" in note
+    assert m.ensure_folder(update_env=True) is True
+    text = env.read_text()
+    assert text.startswith("from alembic import context\n") and environment.FILTER in text
+    assert text.endswith("context.configure(url='sqlite://')\n")
     assert m.status().notes == []
-    with pytest.raises(ConfigurationError, match="not written by migmagic"):
+    assert m.ensure_folder(update_env=True) is False and env.read_text() == text  # once
+    env.write_text("import alembic.context as ctx\n")
+    with pytest.raises(ConfigurationError, match="has no line `from alembic import context`"):
         m.ensure_folder(update_env=True)
     m.close()
 
