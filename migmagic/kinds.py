@@ -269,8 +269,26 @@ class SQLite(Kind):
         if raw is not None and raw.in_transaction:
             raw.execute("ROLLBACK")
 
+    def _writable(self) -> None:
+        """Refuse, before anything runs, a file SQLite cannot write: a read-only file, or a folder where its journal cannot go."""
+        path = self.file()
+        if path is None or not os.path.exists(path):
+            return
+        folder = os.path.dirname(path)
+        what = (
+            f"its folder {folder} cannot be written, and SQLite writes its journal there" if not os.access(folder, os.W_OK | os.X_OK)
+            else f"the file {path} is read-only" if not os.access(path, os.W_OK) else None
+        )
+        if what:
+            raise ConnectionFailed(
+                f"Cannot change {self.db.masked_url}: {what}. Nothing was run.",
+                url=self.db.masked_url,
+                hint="Make it writable (or work on a copy in a writable folder), then run the command again.",
+            )
+
     @contextlib.contextmanager
     def held(self, conn: Connection) -> Iterator[Connection]:
+        self._writable()
         conn = conn.execution_options(migmagic_write_lock=True)
         self.bound_waits(conn)  # the engine may predate a change of lock_timeout: the wait is set per command
         with self._lock_file():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import configparser
+import subprocess
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from conftest import table_revision
 
@@ -63,3 +65,25 @@ def test_a_line_break_in_a_sqlite_path_is_not_written_into_alembic_ini(workdir: 
     parser.read(ini)  # still an ini file
     assert "the URL holds a line break" in ini.read_text()
     assert not parser.has_option("alembic", "sqlalchemy.url")
+
+
+def test_a_read_only_folder_is_named_not_the_revisions_first_statement(workdir: Path) -> None:
+    folder = workdir / "ro"
+    folder.mkdir()
+    m = Migrator.init(f"sqlite:///{folder}/x.db")
+    try:
+        m.revision("t", table_revision("t"))
+        m.upgrade("head")
+        m.revision("u", table_revision("u"))
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        try:
+            with pytest.raises(ConnectionFailed) as caught:
+                m.upgrade("head")
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        said = "\n".join(caught.value._render_traceback_())
+        assert said.count("\n") == 0 and f"its folder {folder} cannot be written" in said and "Nothing was run" in said, said
+        assert "u" not in sa.inspect(sa.create_engine(f"sqlite:///{folder}/x.db")).get_table_names()
+    finally:
+        m.close()
