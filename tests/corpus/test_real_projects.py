@@ -91,7 +91,7 @@ def _url(project: Project, url: str) -> str:
 
 def _drive(project: Project, tool: str, url: str, folder: Path, steps: list[list[str]], cwd: Path) -> list[dict[str, Any]]:
     spec = {"project": project.name, "tool": tool, "url": url, "folder": str(folder), "steps": steps}
-    env = {**os.environ, "MIGMAGIC_CORPUS_CACHE": str(CACHE), "PREFECT_HOME": str(cwd / "prefect-home"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "MIGMAGIC_CORPUS_CACHE": str(CACHE), "PREFECT_HOME": str(cwd / "prefect-home")}
     done = subprocess.run(
         [sys.executable, str(DRIVER), json.dumps(spec)], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800
     )
