@@ -49,29 +49,27 @@ UNAPPLYING = ("downgrade", OUTSIDE_DOWN)
 WORDS = {OUTSIDE: "applied outside migmagic", OUTSIDE_DOWN: "unapplied outside migmagic"}  # as ``log`` shows them
 
 _tables: dict[str | None, Table] = {}
-_PLACED = "migmagic_schema_placed"  # conn.info: the tables were found in SCHEMA (they never move back)
 
 
 def schema(conn: Connection) -> str | None:
     """The schema migmagic's tables are in on ``conn``'s database (None: the database's default).
 
     PostgreSQL: :data:`SCHEMA`; a database whose ledger an earlier version made
-    in the current schema, not yet moved, reads it there (None).
+    in the current schema, not yet moved, reads it there (None). Asked of the
+    database each time (one round trip): a rehearsal that moved the tables in a
+    transaction it rolled back leaves them where they were.
     """
     if conn.dialect.name != "postgresql":
         return None
-    if conn.info.get(_PLACED):
-        return SCHEMA
     import sqlalchemy as sa
 
     moved, legacy = conn.execute(
-        sa.text("SELECT to_regclass(:new) IS NOT NULL, to_regclass(:old) IS NOT NULL"),
-        {"new": f"{SCHEMA}.{TABLE_NAME}", "old": f"{_current(conn)}.{TABLE_NAME}"},
+        sa.text(
+            "SELECT to_regclass(:new) IS NOT NULL, to_regclass(quote_ident(current_schema()) || '.' || :name) IS NOT NULL"
+        ),
+        {"new": f"{SCHEMA}.{TABLE_NAME}", "name": TABLE_NAME},
     ).one()
-    if moved:
-        conn.info[_PLACED] = True
-        return SCHEMA
-    return None if legacy else SCHEMA
+    return None if legacy and not moved else SCHEMA
 
 
 def _current(conn: Connection) -> str:
@@ -147,7 +145,6 @@ def ensure(conn: Connection) -> None:
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     place(conn, TABLE_NAME)
-    conn.info.pop(_PLACED, None)
     t = table(schema(conn))
     conn.execute(CreateTable(t, if_not_exists=True))
     (index,) = t.indexes

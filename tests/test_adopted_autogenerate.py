@@ -145,3 +145,34 @@ def test_flask_db_check_of_a_flask_migrate_project(kind: str, workdir: Path, tmp
 
         out = ok(run(*flask, "check", env=env))
         assert "No new upgrade operations detected" in out
+
+
+def test_postgresql_an_earlier_versions_tables_move_to_migmagic_s_schema(workdir: Path, pg_url: str) -> None:
+    """Tables an earlier migmagic made in the current schema: read there, kept there by a dry run, moved by the next upgrade."""
+    import sqlalchemy as sa
+    from conftest import EVENTS, table_revision
+
+    from migmagic import Migrator
+
+    m = Migrator.init(pg_url)
+    first = m.revision("create events table", EVENTS).revision
+    m.upgrade("head")
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # the layout of migmagic 0.1.0: everything in public
+        conn.exec_driver_sql("ALTER TABLE migmagic.migmagic_ledger SET SCHEMA public")
+        conn.exec_driver_sql("ALTER TABLE migmagic.migmagic_version_changes SET SCHEMA public")
+        conn.exec_driver_sql("DROP SCHEMA migmagic CASCADE")
+    m.close()
+    m = Migrator(pg_url)
+    assert m.status().outside == [] and m.status().applied == 1  # read where it is
+    m.revision("create rooms table", table_revision("rooms"))
+    m.upgrade("head", dry_run=True)
+    assert m.status().outside == []  # the rehearsal moved nothing for good
+    m.upgrade("head")
+    assert m.status().outside == [] and m.status().applied == 2
+    insp = sa.inspect(engine)
+    assert not {t for t in insp.get_table_names() if t.startswith("migmagic_")}
+    assert set(insp.get_table_names(schema="migmagic")) == {"migmagic_ledger", "migmagic_version_changes"}
+    assert [r for r in m.log()["revision"]][:1] == [first]
+    m.close()
+    engine.dispose()
