@@ -54,22 +54,26 @@ _tables: dict[str | None, Table] = {}
 def schema(conn: Connection) -> str | None:
     """The schema migmagic's tables are in on ``conn``'s database (None: the database's default).
 
-    PostgreSQL: :data:`SCHEMA`; a database whose ledger an earlier version made
-    in the current schema, not yet moved, reads it there (None). Asked of the
-    database each time (one round trip): a rehearsal that moved the tables in a
+    PostgreSQL: :data:`SCHEMA` once it exists; a ledger an earlier version made
+    in the current schema, not yet moved, is read there, and a role that may
+    not create a schema keeps its tables there too (None). Asked of the database
+    each time (one round trip): a rehearsal that moved the tables in a
     transaction it rolled back leaves them where they were.
     """
     if conn.dialect.name != "postgresql":
         return None
     import sqlalchemy as sa
 
-    moved, legacy = conn.execute(
+    moved, legacy, own = conn.execute(
         sa.text(
-            "SELECT to_regclass(:new) IS NOT NULL, to_regclass(quote_ident(current_schema()) || '.' || :name) IS NOT NULL"
+            "SELECT to_regclass(:new) IS NOT NULL, to_regclass(quote_ident(current_schema()) || '.' || :name) IS NOT NULL, "
+            "to_regnamespace(:schema) IS NOT NULL"
         ),
-        {"new": f"{SCHEMA}.{TABLE_NAME}", "name": TABLE_NAME},
+        {"new": f"{SCHEMA}.{TABLE_NAME}", "name": TABLE_NAME, "schema": SCHEMA},
     ).one()
-    return None if legacy and not moved else SCHEMA
+    if moved:
+        return SCHEMA
+    return None if legacy or not own else SCHEMA
 
 
 def _current(conn: Connection) -> str:
@@ -84,7 +88,12 @@ def place(conn: Connection, name: str) -> None:
         return
     import sqlalchemy as sa
 
-    conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+    if not conn.execute(sa.text("SELECT to_regnamespace(:schema) IS NOT NULL"), {"schema": SCHEMA}).scalar():
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.text(f"CREATE SCHEMA {SCHEMA}"))
+        except sa.exc.ProgrammingError:  # no CREATE on the database: the tables stay in the current schema
+            return
     old = f"{_current(conn)}.{name}"
     moved, legacy = conn.execute(
         sa.text("SELECT to_regclass(:new) IS NOT NULL, to_regclass(:old) IS NOT NULL"), {"new": f"{SCHEMA}.{name}", "old": old}

@@ -176,3 +176,38 @@ def test_postgresql_an_earlier_versions_tables_move_to_migmagic_s_schema(workdir
     assert [r for r in m.log()["revision"]][:1] == [first]
     m.close()
     engine.dispose()
+
+
+def test_postgresql_a_role_that_may_not_create_a_schema_keeps_the_tables_beside_its_own(workdir: Path, pg_url: str) -> None:
+    """No CREATE on the database: migmagic works as before, its tables in the current schema (and says nothing wrong)."""
+    import uuid
+
+    import sqlalchemy as sa
+    from conftest import EVENTS, ledger_rows, own_schema, table_revision
+
+    from migmagic import Migrator
+
+    role = f"app_{uuid.uuid4().hex[:8]}"
+    database = sa.engine.make_url(pg_url).database
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        conn.exec_driver_sql(f"REVOKE CREATE ON DATABASE {database} FROM PUBLIC")
+        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+        conn.exec_driver_sql(f"GRANT USAGE, CREATE ON SCHEMA public TO {role}")
+    try:
+        url = sa.engine.make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+        m = Migrator.init(url)
+        m.revision("create events table", EVENTS)
+        m.upgrade("head")
+        m.revision("create rooms table", table_revision("rooms"))
+        m.upgrade("head")
+        assert m.status().outside == [] and m.status().applied == 2
+        m.close()
+        assert own_schema(pg_url) == "migmagic" and "migmagic_ledger" in sa.inspect(admin).get_table_names()
+        assert len(ledger_rows(pg_url, "revision")) == 2
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()
