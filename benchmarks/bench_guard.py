@@ -119,7 +119,7 @@ def guard(rows: int, repeats: int) -> dict[str, float]:
         times: dict[str, list[float]] = {"record": [], "analyse": [], "upgrade": []}
         findings: list[Any] = []
         for _ in range(repeats):
-            with run.locked(m.db) as ex:
+            with run.locked(m.db, "upgrade") as ex:
                 t0 = time.perf_counter()
                 record_operations(plan.scripts, plan.steps, "sqlite")
                 t1 = time.perf_counter()

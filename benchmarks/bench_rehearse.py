@@ -112,7 +112,7 @@ def sqlite(rows: int, repeats: int, tmp: Path) -> list[str]:
         shutil.copyfile(pristine, path)
 
     lines = _bench(f"SQLite, {rows:,} rows ({size:.0f} MB)", m, restore, repeats, {
-        "`upgrade head --dry-run`": lambda: m.upgrade("head", dry_run=True),
+        "`upgrade head --dry-run`": lambda: m.dry_run("upgrade", "head"),
         "`verify` (2 revisions, throwaway database)": m.verify,
     })
     m.close()
@@ -143,8 +143,8 @@ def postgres(rows: int, repeats: int, tmp: Path, admin: str) -> list[str]:
             m.close()
 
         lines = _bench(f"PostgreSQL, {rows:,} rows", m, back, repeats, {
-            "`upgrade head --dry-run` (rolled-back transaction)": lambda: m.upgrade("head", dry_run=True),
-            "`upgrade head --dry-run --copy` (template clone)": lambda: m.upgrade("head", dry_run=True, copy=True),
+            "`upgrade head --dry-run` (rolled-back transaction)": lambda: m.dry_run("upgrade", "head"),
+            "`upgrade head --dry-run --copy` (template clone)": lambda: m.dry_run("upgrade", "head", copy=True),
             "`verify` (2 revisions, throwaway database)": m.verify,
         })
         m.close()

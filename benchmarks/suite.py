@@ -259,7 +259,7 @@ def _upgrade_sqlite(cfg: Config, tmp: Path, full: int) -> list[Row]:
     work.mkdir()
     make_folder(folder, n, _sqlite_url(mm_db))
     m = Migrator(_sqlite_url(mm_db), folder)
-    script = str(m.upgrade("base:head", sql=True))
+    script = str(m.sql("upgrade", "base:head"))
 
     def fresh_mm() -> None:
         m.close()  # engine disposed: every run connects anew
@@ -280,7 +280,7 @@ def _upgrade_sqlite(cfg: Config, tmp: Path, full: int) -> list[Row]:
         "migmagic": (lambda: m.upgrade("head"), fresh_mm),
         "first": (lambda: m.upgrade("head"), first_mm),
         "direct": (lambda: _run_sqlite_script(direct_db, script), lambda: _unlink(direct_db)),
-        "render": (lambda: str(m.upgrade("base:head", sql=True)), None),
+        "render": (lambda: str(m.sql("upgrade", "base:head")), None),
         "engine": (lambda: engine_alone(_sqlite_url(alembic_db)), lambda: _unlink(alembic_db)),
         "alembic": (run_alembic, lambda: _unlink(alembic_db)),
     }
@@ -352,7 +352,7 @@ def upgrade_postgres(cfg: Config, tmp: Path) -> list[Row]:
     work.mkdir()
     make_folder(folder, n, url)
     m = Migrator(url, folder)
-    script = str(m.upgrade("base:head", sql=True))
+    script = str(m.sql("upgrade", "base:head"))
     statements = _statements(script)
 
     def fresh_mm() -> None:
@@ -418,7 +418,7 @@ def downgrade_sqlite(cfg: Config, tmp: Path) -> list[Row]:
     seed.upgrade("head")  # by migmagic: the ledger holds a checksum for every revision
     seed.close()
     m = Migrator(_sqlite_url(mm_db), folder)
-    script = str(m.downgrade("head:base", sql=True))
+    script = str(m.sql("downgrade", "head:base"))
 
     def fresh_mm() -> None:
         m.close()
@@ -528,7 +528,7 @@ def _upgrade_kernel(cfg: Config, tmp: Path, full: int) -> list[Row]:
             "import os, pandas\n"
             "from migmagic import magics as _mm_magics\n"
             "from benchmarks import suite as _bench\n"
-            f"_script = str(_mm_magics._loaded[id(get_ipython())].migrator.upgrade('base:head', sql=True))\n"
+            f"_script = str(_mm_magics._loaded[id(get_ipython())].migrator.sql('upgrade', 'base:head'))\n"
             f"_engine = _bench._alembic_one_transaction(__import__('pathlib').Path({str(folder)!r}))\n"
             "_bench._quiet_alembic()"
         )

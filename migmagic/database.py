@@ -26,11 +26,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import kinds, settings
 from .errors import ConnectionFailed, LockTimeout
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -54,9 +56,9 @@ def _table_of(statement: str) -> str | None:
 class Database:
     """A database URL, its kind (:mod:`migmagic.kinds`), its engine (made on first use) and its migration lock."""
 
-    def __init__(self, url: str, lock_timeout: float = 30.0, *, replay: bool = True) -> None:
+    def __init__(self, url: str, lock_timeout: float = 30.0, *, replay: bool = True, cwd: str | os.PathLike[str] | None = None) -> None:
         self.url = url  # as typed: shown (masked) and written into alembic.ini
-        self.bound = settings.bound_url(url)  # what connects: a relative SQLite file made absolute once, here
+        self.bound = settings.bound_url(url, cwd)  # what connects: a relative SQLite file made absolute once, here (from cwd)
         self.lock_timeout = lock_timeout
         self.replay = replay  # run pure-DDL revisions from recorded SQL (see migmagic.replay)
         self._engine: Engine | None = None
@@ -256,6 +258,11 @@ class Database:
         with self.connect() as conn, conn.begin() as trans:
             yield conn
             trans.rollback()
+
+    def read(self, reader: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``reader(conn, *args, **kwargs)`` on a connection in a read transaction (see :meth:`reading`): what it returns."""
+        with self.reading() as conn:
+            return reader(conn, *args, **kwargs)
 
     @contextlib.contextmanager
     def migrating(self) -> Iterator[Connection]:

@@ -947,3 +947,14 @@ class Findings:
         if self.cell:
             out.append(f"<p>The safer way, as a %%revision cell:</p>{highlight(self.cell, 'python')}")
         return "\n".join(out + [f"<p><em>note: {html.escape(n)}</em></p>" for n in self.notes])
+
+
+@dataclass
+class NextCell:
+    """A ``%%revision`` cell for the front end to place next (``edit``): its text, and what to say once it is there."""
+
+    cell: str
+    message: str
+
+    def __repr__(self) -> str:
+        return self.cell

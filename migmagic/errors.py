@@ -41,9 +41,14 @@ class Fix:
     options: tuple[tuple[str, Any], ...] = ()
     cell: bool = False
 
+    MODES = ("sql", "dry_run")
+    """Options that are methods of their own in Python (``dry_run('upgrade', 'head')``), the command their first argument."""
+
     def python(self) -> str:
-        words = [repr(a) for a in self.args] + [f"{key}={value!r}" for key, value in self.options]
-        call = f"{self.command}({', '.join(words)})"
+        mode = next((key for key, value in self.options if key in self.MODES and value is True), None)
+        options = [(k, v) for k, v in self.options if k != mode]
+        words = ([repr(self.command)] if mode else []) + [repr(a) for a in self.args] + [f"{key}={value!r}" for key, value in options]
+        call = f"{mode or self.command}({', '.join(words)})"
         return f"call {call} again" if self.cell else call
 
     def magic(self) -> str:
@@ -545,10 +550,11 @@ class DataLossRefused(MigmagicError):
 
     def __init__(
         self, message: str, *, command: str, target: str, findings: Any, unanalysed: Sequence[str] = (),
-        hint: str | None = None, fixes: Sequence[Fix] = (),
+        hint: str | None = None, fixes: Sequence[Fix] = (), at_stake: str = "",
     ) -> None:
         self.command = command
         self.target = target
+        self.at_stake = at_stake  # what would be destroyed, in words
         self.findings = findings
         self.unanalysed = list(unanalysed)
         super().__init__(message, hint=hint, fixes=fixes)

@@ -1,8 +1,8 @@
 """The data-loss guard: what an ``upgrade`` or ``downgrade`` would destroy, counted before it runs.
 
-The guard is an ``inspect`` hook of :func:`migmagic.run.migrate`: it sees the
-:class:`~migmagic.run.Plan` under the migration lock, before any step runs, on
-the connection that will run it. Each planned revision's ``op`` calls are
+The guard is an observer of a run (see :mod:`migmagic.observers` for the commands
+that get it): it sees each :class:`~migmagic.run.Plan` under the migration lock,
+before any step runs, on the connection that will run it. Each planned revision's ``op`` calls are
 recorded without running them (:func:`migmagic.adapter.record_operations`,
 batch blocks included), then counted on the database:
 
@@ -27,19 +27,18 @@ they see what the steps would see.
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import display, kinds
 from .errors import DataLossRefused, Fix
+from .run import Observer
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from .adapter import RecordedOp, RecordedStep
-    from .run import Plan
+    from .run import Execution, Plan
 
 COLUMNS = ["revision", "operation", "table", "column", "rows at stake"]
 
@@ -51,7 +50,7 @@ class Finding:
     """Data one operation of one revision would destroy: ``rows`` rows (or values) of ``table`` (``column``)."""
 
     revision: str
-    operation: str  # "drop table" | "drop column" | "make NOT NULL" | "narrow to VARCHAR(n)"
+    operation: str  # "drop table" | "drop column" | "make NOT NULL" | "narrow to VARCHAR(n)" | "convert to TYPE"
     table: str
     column: str | None
     rows: int
@@ -64,6 +63,8 @@ class Finding:
             return f"{self.rows} value{_s(self.rows)} of {where}"
         if self.operation == "make NOT NULL":
             return f"{self.rows} NULL{_s(self.rows)} in {where}, made NOT NULL"
+        if self.operation.startswith("convert to "):
+            return f"{self.rows} value{_s(self.rows)} of {where} that {self.operation.removeprefix('convert to ')} would change"
         return f"{self.rows} value{_s(self.rows)} of {where} too long for {self.operation.removeprefix('narrow to ')}"
 
 
@@ -83,17 +84,17 @@ class Analysis:
         return display.table(rows, COLUMNS)
 
 
-class Guard:
-    """The ``inspect`` hook: refuses a plan that would destroy data; keeps notes on what it could not analyse."""
+class Guard(Observer):
+    """The data-loss guard, as an observer of a run: refuses a plan that would destroy data; notes what it could not analyse."""
 
     def __init__(self) -> None:
         self.notes: list[str] = []
         self.analysis: Analysis | None = None
 
-    def __call__(self, plan: Plan, conn: Connection) -> None:
+    def planned(self, plan: Plan, ex: Execution) -> None:
         if plan.command not in ("upgrade", "downgrade") or not plan.steps:
             return
-        self.analysis = analysis = analyse(plan, conn)
+        self.analysis = analysis = analyse(plan, ex.conn)
         if analysis.findings:
             raise refusal(plan, analysis)
         self.notes += analysis.unanalysed
@@ -105,7 +106,7 @@ def refusal(plan: Plan, analysis: Analysis) -> DataLossRefused:
     listed = "; ".join(f.words() for f in found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
     return DataLossRefused(
         f"The {plan.command} to {plan.target} would destroy data: {listed}. Nothing was run.",
-        command=plan.command, target=plan.target, findings=analysis.table(), unanalysed=analysis.unanalysed,
+        command=plan.command, target=plan.target, findings=analysis.table(), unanalysed=analysis.unanalysed, at_stake=listed,
         hint="See exactly what it changes with {0}, or run it anyway with {1}.",
         fixes=[
             Fix(plan.command, (plan.target,), (("dry_run", True),)),
@@ -114,23 +115,19 @@ def refusal(plan: Plan, analysis: Analysis) -> DataLossRefused:
     )
 
 
-_MAY_DESTROY = re.compile(r"\b(drop_table|drop_column|alter_column|execute|bulk_insert|get_bind|get_context|run_async)\b")
-
-
 def _may_destroy(plan: Plan) -> bool:
-    """Whether any step's function so much as names an operation that can destroy data, or data access.
+    """Whether any step's function may destroy data (see :attr:`migmagic.profile.Profile.may_destroy`).
 
-    A plan that does not (a fresh database brought to head by create_table and
-    add_column, say) has nothing at stake: nothing is recorded or counted.
+    A plan none of whose functions names an operation that can destroy data, or
+    reaches the data, or cannot be followed (a fresh database brought to head by
+    create_table and add_column, say) has nothing at stake: nothing is recorded or counted.
     """
-    return any(step.revision in plan.scripts and _names_destruction(plan.scripts.info(step.revision).source, step.direction) for step in plan.steps)
+    from . import profile
 
-
-@functools.lru_cache(maxsize=4096)
-def _names_destruction(source: str, direction: str) -> bool:
-    """Whether the ``direction`` function of ``source`` names an operation that can destroy data (or is not found)."""
-    function = re.search(rf"^(?:async\s+)?def {direction}\b.*?(?=^[^\s#]|\Z)", source, re.MULTILINE | re.DOTALL)
-    return function is None or _MAY_DESTROY.search(function.group(0)) is not None
+    return any(
+        step.revision in plan.scripts and profile.of(plan.scripts.info(step.revision).source, step.direction).may_destroy
+        for step in plan.steps
+    )
 
 
 def analyse(plan: Plan, conn: Connection) -> Analysis:
@@ -179,6 +176,7 @@ class _Counter:
 
         self.conn = conn
         self.inspector = sa.inspect(conn)
+        self.folds_case = conn.dialect.name in ("sqlite", "mysql", "mariadb")  # unquoted and quoted names alike
         self.tables: dict[TableKey, TableKey | None] = {}
         self.columns: dict[tuple[TableKey, str], str | None] = {}
 
@@ -195,9 +193,18 @@ class _Counter:
         if table is None:
             return None
         real = self.columns.get((key, column), column)
-        if real is None or real not in {c["name"] for c in self.inspector.get_columns(table[1], schema=table[0])}:
+        if real is None:
             return None
-        return table, real
+        names = [c["name"] for c in self.inspector.get_columns(table[1], schema=table[0])]
+        if real in names:
+            return table, real
+        if self.folds_case:  # SQLite and MySQL/MariaDB find "NOTE" as note: so does the guard
+            same = [n for n in names if n.lower() == real.lower()]
+            return (table, same[0]) if same else None
+        return None
+
+    def column_type(self, table: TableKey, column: str) -> Any:
+        return next((c["type"] for c in self.inspector.get_columns(table[1], schema=table[0]) if c["name"] == column), None)
 
     # ---- one operation
 
@@ -250,7 +257,28 @@ class _Counter:
         if op.length is not None:
             longer = self._count(*real_col, "longer", op.length)
             found.append(Finding(revision, f"narrow to {op.type or f'VARCHAR({op.length})'}", shown, op.column, longer))
+        elif op.new_type is not None:
+            old = op.existing_type if op.existing_type is not None else self.column_type(*real_col)
+            changed = self._count_converted(real_col[0], real_col[1], op.new_type, old)
+            found.append(Finding(revision, f"convert to {op.type or op.new_type}", shown, op.column, changed))
         return found
+
+    def _count_converted(self, table: TableKey, column: str, new: Any, old: Any) -> int:
+        """The values of ``column`` that do not come back the same through the new type (``'12x'`` as INTEGER is 12)."""
+        dialect = self.conn.dialect
+        to_new, back = _cast_target(new, dialect), _cast_target(old, dialect) if old is not None else None
+        if to_new is None or back is None:
+            raise _CannotCount(f"the change of {table[1]}.{column} to {new} cannot be compared value by value here")
+        q = dialect.identifier_preparer
+        where = f"{q.quote_schema(table[0])}.{q.quote(table[1])}" if table[0] else q.quote(table[1])
+        col = q.quote(column)
+        again = f"CAST(CAST({col} AS {to_new}) AS {back})"
+        sql = f"SELECT count(*) FROM {where} WHERE {col} IS NOT NULL AND ({again} IS NULL OR {again} <> {col})"
+        try:
+            with self.conn.begin_nested():
+                return int(self.conn.exec_driver_sql(sql.replace("%", "%%") if dialect.paramstyle in ("format", "pyformat") else sql).scalar() or 0)
+        except Exception as exc:
+            raise _CannotCount(f"converting {table[1]}.{column} to {to_new} fails on its values here ({type(exc).__name__}): the step itself would fail") from None
 
     def _forget_columns(self, key: TableKey) -> None:
         for table, column in [k for k in self.columns if k[0] == key]:
@@ -277,3 +305,31 @@ class _Counter:
         except Exception as exc:
             what_col = f"{table[1]}.{column}" if column else table[1]
             raise _CannotCount(f"counting {what} of {what_col} failed ({type(exc).__name__})") from None
+
+
+def _cast_target(type_: Any, dialect: Any) -> str | None:
+    """``type_`` as the target of a ``CAST`` on ``dialect`` (MySQL/MariaDB cast to a few kinds only), or None."""
+    import sqlalchemy as sa
+
+    if isinstance(type_, type):
+        type_ = type_()
+    if dialect.name in ("mysql", "mariadb"):
+        if isinstance(type_, sa.Boolean | sa.Integer):
+            return "SIGNED"
+        if isinstance(type_, sa.DateTime):
+            return "DATETIME"
+        if isinstance(type_, sa.Date):
+            return "DATE"
+        if isinstance(type_, sa.Time):
+            return "TIME"
+        if isinstance(type_, sa.Float):
+            return "DOUBLE"
+        if isinstance(type_, sa.Numeric):
+            return f"DECIMAL({type_.precision or 10},{type_.scale or 0})"
+        if isinstance(type_, sa.String):
+            return f"CHAR({type_.length})" if type_.length else "CHAR"
+        return None
+    try:
+        return str(type_.compile(dialect=dialect))
+    except Exception:
+        return None

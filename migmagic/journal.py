@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -210,7 +210,7 @@ def ascii_text(text: str, limit: int = PREFIX) -> str:
 class Recorder:
     """Records the steps run on one connection in the journal; on resume, skips what committed.
 
-    :meth:`watching` listens to the connection's statements while a plan runs;
+    :meth:`before` and :meth:`after` hear the connection's statements while a plan runs;
     :meth:`start` and :meth:`finish` bracket each step (:meth:`forget` once its
     ledger row committed); :meth:`abandon` is called when a step failed: a step
     that committed nothing leaves nothing, one that did is :attr:`stopped`.
@@ -320,32 +320,15 @@ class Recorder:
         finally:
             self.step = None
 
-    # ---- the statement listener
-
-    def watching(self) -> Any:
-        """A context manager: the listener on the connection while the block runs."""
-        import contextlib
-
-        from sqlalchemy import event
-
-        @contextlib.contextmanager
-        def listening() -> Iterator[None]:
-            event.listen(self.conn, "before_cursor_execute", self._before, retval=True)
-            event.listen(self.conn, "after_cursor_execute", self._after)
-            try:
-                yield
-            finally:
-                event.remove(self.conn, "before_cursor_execute", self._before)
-                event.remove(self.conn, "after_cursor_execute", self._after)
-
-        return listening()
+    # ---- the statements, heard through the execution's tap (migmagic.run.Tap)
 
     def _counts(self, statement: str) -> bool:
         return self.step is not None and not self._finished and not _VERSION_TABLE.match(statement) and kind_of(statement) != "read"
 
-    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> tuple[str, Any]:
+    def before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> tuple[str, Any] | None:
+        """A statement about to run: on resume, one that committed before is checked and skipped (``DO 0`` sent instead)."""
         if not self._counts(statement) or self.position >= len(self.skip):
-            return statement, parameters
+            return None
         recorded = self.skip[self.position]
         if statement_checksum(statement) != recorded.checksum:
             raise self._refused(recorded, statement)
@@ -354,7 +337,8 @@ class Recorder:
         self.position += 1
         return "DO 0", ([{}] * len(parameters) if executemany else {})
 
-    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def after(self, statement: str, context: Any) -> None:
+        """A statement done: recorded in the journal (committed with it, when it is DDL)."""
         if not self._counts(statement) or getattr(context, "_migmagic_skipped", False):
             return
         ddl = kind_of(statement) == "ddl"

@@ -140,6 +140,8 @@ class Kind:
     restore_points: ClassVar[bool] = False
     string_length: ClassVar[str] = "length"
     """The SQL function that counts a string's characters (MySQL's ``length`` counts bytes)."""
+    schemas_are_databases: ClassVar[bool] = False
+    """A revision's ``schema=`` names another database (MySQL/MariaDB): a scratch copy must not be left through it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -148,6 +150,10 @@ class Kind:
 
     def __init__(self, db: Any) -> None:
         self.db = db
+
+    def real_name(self) -> str:
+        """The name of the database on its server ("" where there is no server)."""
+        return ""
 
     # ------------------------------------------------------------------ connecting
 
@@ -665,6 +671,7 @@ class MySQL(_Server):
     transactional_ddl = False
     quote = "`"
     string_length = "char_length"
+    schemas_are_databases = True
 
     def _lock_name(self, conn: Connection) -> str:
         from sqlalchemy import text

@@ -1,8 +1,8 @@
 """``%migrate`` and ``%%revision``: parse the line, call the engine, render the result.
 
-The commands' options and help live in :data:`COMMANDS`; ``%migrate -h``,
-``%migrate?`` and ``%migrate COMMAND -h`` are generated from it. The work is
-done by :class:`migmagic.engine.Migrator`.
+Every command is declared once, in :mod:`migmagic.commands`: the parsers,
+the dispatch, ``%migrate -h``, ``%migrate?``, ``%migrate COMMAND -h`` and Tab
+completion are built from it. The work is done by :class:`migmagic.engine.Migrator`.
 """
 
 from __future__ import annotations
@@ -20,137 +20,8 @@ from typing import Any
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode, observe
 
+from .commands import COMMANDS, REVISION_CELL, Command, argparse_kwargs, call
 from .errors import UsageError
-
-# name -> (one-line help, [(flags, argparse kwargs), ...])
-Arg = tuple[tuple[str, ...], dict[str, Any]]
-_TARGET = "a revision target: head, heads, base, +N, -N, REV+N, an id or unique prefix, label@head"
-_COMMON_REVISION_ARGS: list[Arg] = [
-    (("--head",), dict(help="parent revision (default: the folder's single head); 'base' starts a new root")),
-    (("--branch-label",), dict(help="a branch label for the new revision")),
-    (("--depends-on",), dict(help="revision(s) this one depends on, comma-separated")),
-    (("--rev-id",), dict(help="the revision id to use (default: derived from message and parent)")),
-]
-_MODEL_ARGS: list[Arg] = [
-    (("--metadata",), dict(metavar="NAME", help="the models to compare with: a name in the notebook (Base, db, db.Model) or module:attribute (app:db); default: the one in the notebook")),
-    (("--include-unmanaged",), dict(action="store_true", help="also propose dropping tables the models do not know")),
-]
-_DRY_RUN_ARGS: list[Arg] = [
-    (("--dry-run",), dict(action="store_true", help="rehearse on a scratch copy and show what would change; the database is not touched")),
-    (("--copy",), dict(action="store_true", help="with --dry-run on PostgreSQL: rehearse on a template clone, not in a rolled-back transaction")),
-    (("--sample",), dict(type=int, default=1000, metavar="N", help="with --dry-run on MySQL/MariaDB: rows copied per table (default 1000)")),
-    (("--full",), dict(action="store_true", help="with --dry-run on MySQL/MariaDB: copy every row")),
-]
-_ACCEPT_DATA_LOSS: Arg = (("--accept-data-loss",), dict(action="store_true", help="run it even if it drops rows, values or NULLs (the data-loss guard refuses otherwise)"))
-COMMANDS: dict[str, tuple[str, list[Arg]]] = {
-    "init": (
-        "Create (or adopt) the revision folder and bind this session to a database.",
-        [
-            (("url",), dict(nargs="?", help="database URL (default: %%config Migrate.url, DATABASE_URL, alembic.ini, sqlite:///migmagic.db)")),
-            (("--dir",), dict(help="revision folder (default: migrations/)")),
-            (("--metadata",), dict(metavar="MODULE:ATTR", help="your models, e.g. myapp.models:Base: the folder's env.py gives them to alembic check and revision --autogenerate")),
-            (("--update-env",), dict(action="store_true", help="update env.py: rewrite an older migmagic's from the current template; in a project's own, add lines that keep migmagic's tables out of its autogenerate")),
-        ],
-    ),
-    "status": ("The database (password masked), folder, current, heads, pending, edited, lock.", []),
-    "current": ("The revision(s) the database is at.", []),
-    "history": (
-        "All revisions as a table: revision, parent, message, created, applied, markers, branch labels.",
-        [(("-r", "--rev-range"), dict(help="a range FROM:TO, e.g. base:head or abc1:"))],
-    ),
-    "show": ("A revision's details and source.", [(("rev",), dict(help=_TARGET))]),
-    "heads": ("The folder's heads as a table.", []),
-    "branches": ("Branch points as a table.", []),
-    "revision": (
-        "Write a new revision named MESSAGE (running it again finds it and writes nothing).",
-        [
-            (("-m", "--message"), dict(help="the revision's message (names it within the folder)")),
-            *_COMMON_REVISION_ARGS,
-            (("--autogenerate",), dict(action="store_true", help="write what brings the database to the notebook's models; the code also goes to the next cell")),
-            *_MODEL_ARGS,
-        ],
-    ),
-    "upgrade": (
-        "Upgrade the database; shows the steps as a table.",
-        [
-            (("target",), dict(nargs="?", default="head", help=_TARGET + " (default: head); with --sql, [FROM:]TO")),
-            (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
-            *_DRY_RUN_ARGS,
-            _ACCEPT_DATA_LOSS,
-        ],
-    ),
-    "downgrade": (
-        "Downgrade the database; shows the steps as a table.",
-        [
-            (("target",), dict(help=_TARGET + "; with --sql, FROM:TO")),
-            (("--sql",), dict(action="store_true", help="show the SQL instead of running it")),
-            *_DRY_RUN_ARGS,
-            _ACCEPT_DATA_LOSS,
-        ],
-    ),
-    "verify": (
-        "Upgrade, downgrade and upgrade again each revision on a throwaway database; the cell fails if a downgrade does not restore the schema.",
-        [
-            (("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all, base to head)")),
-            (("--metadata",), dict(metavar="NAME", help="the models to compare the schema at head with: a name in the notebook (Base, db) or module:attribute (app:db); default: the one in the notebook, if any")),
-        ],
-    ),
-    "merge": (
-        "Write a merge revision joining two or more revisions.",
-        [
-            (("revisions",), dict(nargs="+", help="revisions to join, or 'heads'")),
-            (("-m", "--message"), dict(help="the merge revision's message")),
-            (("--rev-id",), dict(help="the revision id to use")),
-        ],
-    ),
-    "stamp": (
-        "Set the version table to a revision without running any.",
-        [
-            (("target",), dict(help=_TARGET)),
-            (("--purge",), dict(action="store_true", help="empty the version table first")),
-        ],
-    ),
-    "edit": ("Load a revision into the next cell as a %%revision cell.", [(("rev",), dict(help=_TARGET))]),
-    "log": ("The ledger: every step migmagic applied, with checksums.", []),
-    "check": ("Pending model changes as a table; the cell fails if there are any.", [*_MODEL_ARGS]),
-    "diff": ("Model-versus-database differences as a table (what, table, column, from, to); writes nothing.", [*_MODEL_ARGS]),
-    "schema": (
-        "The database's tables (name, columns, rows), or one table's columns, indexes and foreign keys.",
-        [(("table",), dict(nargs="?", help="a table name"))],
-    ),
-    "accept": ("Record an edited, applied revision's new source on purpose.", [(("rev",), dict(help=_TARGET))]),
-    "graph": (
-        "The revision graph as a picture: branches, merges, heads; applied filled, pending hollow.",
-        [(("rev_range",), dict(nargs="?", metavar="RANGE", help="a range FROM:TO, e.g. base:head or abc1:"))],
-    ),
-    "diagram": (
-        "The schema as an entity-relationship diagram (needs pip install 'migmagic[diagrams]').",
-        [
-            (("tables",), dict(nargs="*", metavar="TABLE", help="draw these tables and their direct neighbours (default: all)")),
-            (("--dry-run",), dict(metavar="TARGET", help="the schema after upgrading (or downgrading) to TARGET, rehearsed on a scratch copy: added green, removed red")),
-        ],
-    ),
-    "lint": (
-        "squawk's findings in revisions' PostgreSQL SQL as a table: rule, statement, line, why, the safer way.",
-        [(("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all)"))],
-    ),
-    "resume": ("MySQL/MariaDB: finish a half-applied revision, skipping the statements that committed (checked against the file).", []),
-    "repair": (
-        "MySQL/MariaDB: record a half-applied revision as applied or not applied, once the database was put right by hand; nothing runs.",
-        [
-            (("rev",), dict(help="the half-applied revision")),
-            (("--applied",), dict(dest="applied", action="store_const", const=True, default=None, help="its work is all there: record it as applied")),
-            (("--not-applied",), dict(dest="applied", action="store_const", const=False, help="none of its work is left: record it as not applied")),
-        ],
-    ),
-    "restore": (
-        "SQLite: put the database back as it was before an earlier command (the latest restore point, or POINT).",
-        [
-            (("point",), dict(nargs="?", help="the restore point's number (default: the latest); see --list")),
-            (("--list",), dict(action="store_true", help="list the restore points: point, taken at, before which command, revision then, size")),
-        ],
-    ),
-}
 
 
 class _HelpShown(Exception):
@@ -182,12 +53,19 @@ NOT_SET_UP = "Nothing is set up here yet: no migrations/ folder and no database 
 RUN_INIT = "Run %migrate init [URL] first."
 
 
-def _command_parser(name: str) -> _Parser:
-    help_text, args = COMMANDS[name]
-    parser = _Parser(prog=f"%migrate {name}", description=help_text, add_help=True)
-    for flags, kwargs in args:
-        parser.add_argument(*flags, **kwargs)
+def _parser(command: Command, prog: str) -> _Parser:
+    parser = _Parser(prog=prog, description=command.help, add_help=True)
+    for flags, kwargs in command.args:
+        parser.add_argument(*flags, **argparse_kwargs(kwargs))
     return parser
+
+
+def _command_parser(name: str) -> _Parser:
+    return _parser(COMMANDS[name], f"%migrate {name}")
+
+
+def _revision_parser() -> _Parser:
+    return _parser(REVISION_CELL, "%%revision")
 
 
 def overview() -> str:
@@ -197,29 +75,13 @@ def overview() -> str:
         "%migrate COMMAND [options]: Alembic's commands in a notebook. %migrate alone shows status.",
         "",
         "Commands:",
-        *(f"  {name.ljust(width)}  {help_text}" for name, (help_text, _) in COMMANDS.items()),
+        *(f"  {name.ljust(width)}  {c.help}" for name, c in COMMANDS.items()),
         "",
         "%migrate COMMAND -h shows a command's options.",
         '%%revision -m "MESSAGE" [--apply] [--reapply] [--head REV] ...: a cell holding upgrade()/downgrade().',
         "Settings: %config Migrate.url = '...', %config Migrate.lock_timeout = 30, %config Migrate.restore_points = 3, %config Migrate.replay = False.",
     ]
     return "\n".join(lines)
-
-
-_REVISION_CELL_ARGS: list[Arg] = [
-    (("-m", "--message"), dict(help="the revision's message (names it within the folder)")),
-    (("--apply",), dict(action="store_true", help="also upgrade the database to this revision")),
-    (("--reapply",), dict(action="store_true", help="for an applied revision: downgrade with the old code, rewrite, upgrade with the new (all or nothing on SQLite and PostgreSQL)")),
-    (("--strict",), dict(action="store_true", help="PostgreSQL: refuse the write when squawk finds anything in its SQL (default: %%config Migrate.strict_lint)")),
-    *_COMMON_REVISION_ARGS,
-]
-
-
-def _revision_parser() -> _Parser:
-    parser = _Parser(prog="%%revision", description="Write the cell's upgrade()/downgrade() as an Alembic revision script.")
-    for flags, kwargs in _REVISION_CELL_ARGS:
-        parser.add_argument(*flags, **kwargs)
-    return parser
 
 
 def _without_comment(line: str) -> str:
@@ -302,9 +164,10 @@ class Migrate(Magics):
         # Set before the traits load: a configured value notifies _settings_changed.
         self._migrator: Any = None
         self._bound: tuple[str | None, str | None] = (None, None)
+        self._cwd: str | None = None
         super().__init__(shell=shell, **kwargs)
 
-    @observe("url", "directory", "lock_timeout", "restore_points", "replay")
+    @observe("url", "directory", "lock_timeout", "restore_points", "replay", "strict_lint")
     def _settings_changed(self, _change: Any) -> None:
         if self._migrator is not None:
             self._migrator.close()
@@ -318,9 +181,11 @@ class Migrate(Magics):
             from .engine import Migrator
 
             url, folder = self._bound
+            if self._cwd is None:  # the session's files are bound once: %cd later does not move them
+                self._cwd = os.getcwd()
             self._migrator = Migrator(
                 url, folder or self.directory, configured_url=self.url, lock_timeout=self.lock_timeout,
-                restore_points=self.restore_points, replay=self.replay,
+                restore_points=self.restore_points, replay=self.replay, cwd=self._cwd,
             )
         return self._migrator
 
@@ -329,6 +194,7 @@ class Migrate(Magics):
             self._migrator.close()
         self._migrator = None
         self._bound = (url, folder)
+        self._cwd = os.getcwd()  # %migrate init binds where it is run
         return self.migrator
 
     # ---- %migrate
@@ -359,7 +225,7 @@ class Migrate(Magics):
 
                 return Message(f"{NOT_SET_UP} {RUN_INIT}")
             raise UsageError(NOT_SET_UP, hint=RUN_INIT)
-        return getattr(self, f"_cmd_{name}")(args)
+        return self._run(COMMANDS[name], args)
 
     def _nothing_set_up(self) -> bool:
         """True before anything says where the revisions and the database are.
@@ -376,122 +242,38 @@ class Migrate(Magics):
         location = resolve()
         return location.url_source == "default" and location.adopted_ini is None and not location.folder.exists()
 
-    def _cmd_init(self, a: argparse.Namespace) -> Any:
-        m = self._bind(a.url, a.dir)
-        m.ensure_folder(metadata=a.metadata, update_env=a.update_env)
-        return m.status()
+    def _run(self, command: Command, a: argparse.Namespace) -> Any:
+        """The command's method called with the line's options (see :func:`migmagic.commands.call`); its result placed or shown."""
+        if command.name == "init":  # binds the session: the one command that is not a Migrator method
+            m = self._bind(a.url, a.dir)
+            m.ensure_folder(metadata=a.metadata, update_env=a.update_env)
+            return m.status()
+        with contextlib.ExitStack() as stack:
+            context = {"namespace": self._namespace, "progress": lambda: stack.enter_context(_progress())}
+            result = call(command, vars(a), self.migrator, context)
+        return self._placed(_rehearsed(result))
 
-    def _cmd_status(self, a: argparse.Namespace) -> Any:
-        return self.migrator.status()
+    def _placed(self, result: Any) -> Any:
+        """A result holding a ``%%revision`` cell (``edit``, ``revision --autogenerate``): the cell goes where the front end puts it."""
+        from . import display, frontend
 
-    def _cmd_current(self, a: argparse.Namespace) -> Any:
-        return self.migrator.current()
-
-    def _cmd_history(self, a: argparse.Namespace) -> Any:
-        return self.migrator.history(a.rev_range)
-
-    def _cmd_show(self, a: argparse.Namespace) -> Any:
-        return self.migrator.show(a.rev)
-
-    def _cmd_heads(self, a: argparse.Namespace) -> Any:
-        return self.migrator.heads()
-
-    def _cmd_branches(self, a: argparse.Namespace) -> Any:
-        return self.migrator.branches()
-
-    def _cmd_revision(self, a: argparse.Namespace) -> Any:
-        if a.autogenerate:
-            return self._autogenerate(a)
-        return self.migrator.revision(
-            a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id,
-            metadata=a.metadata, include_unmanaged=a.include_unmanaged,
-        )
-
-    def _autogenerate(self, a: argparse.Namespace) -> Any:
-        result = self.migrator.revision(
-            a.message or "", None, head=a.head, branch_label=a.branch_label, depends_on=a.depends_on, rev_id=a.rev_id,
-            autogenerate=True, metadata=a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged,
-        )
-        from . import frontend
-
-        if result.cell and self.shell is not None and frontend.will_place_next_cell(self.shell):
+        if isinstance(result, display.NextCell):
+            assert self.shell is not None
             self.shell.set_next_input(result.cell, replace=False)
-            result.notes.append("The code is in the next cell as a %%revision cell: review it, edit it, run it to rewrite the revision.")
-        elif result.cell and frontend.is_terminal(self.shell):
-            print(result.cell)
-            result.notes.append(f"The code is above as a %%revision cell: %migrate edit {result.revision.revision} loads the revision at the prompt.")
+            return display.Message(result.message)
+        cell = getattr(result, "cell", None)
+        if isinstance(result, display.Autogenerated) and cell:
+            if self.shell is not None and frontend.will_place_next_cell(self.shell):
+                self.shell.set_next_input(cell, replace=False)
+                result.notes.append("The code is in the next cell as a %%revision cell: review it, edit it, run it to rewrite the revision.")
+            elif frontend.is_terminal(self.shell) and result.revision is not None:
+                print(cell)
+                result.notes.append(f"The code is above as a %%revision cell: %migrate edit {result.revision.revision} loads the revision at the prompt.")
         return result
-
-    def _cmd_check(self, a: argparse.Namespace) -> Any:
-        return self.migrator.check(a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged)
-
-    def _cmd_diff(self, a: argparse.Namespace) -> Any:
-        return self.migrator.diff(a.metadata, namespace=self._namespace(), include_unmanaged=a.include_unmanaged)
 
     def _namespace(self) -> dict[str, Any]:
         """The notebook's variables, where the models are looked for."""
         return self.shell.user_ns if self.shell is not None else {}
-
-    def _cmd_schema(self, a: argparse.Namespace) -> Any:
-        return self.migrator.schema(a.table)
-
-    def _cmd_upgrade(self, a: argparse.Namespace) -> Any:
-        if a.sql:
-            return self.migrator.upgrade(a.target, sql=True, **_dry_run(a))
-        with _progress() as progress:
-            return _rehearsed(self.migrator.upgrade(a.target, progress=progress, accept_data_loss=a.accept_data_loss, **_dry_run(a)))
-
-    def _cmd_downgrade(self, a: argparse.Namespace) -> Any:
-        if a.sql:
-            return self.migrator.downgrade(a.target, sql=True, **_dry_run(a))
-        with _progress() as progress:
-            return _rehearsed(self.migrator.downgrade(a.target, progress=progress, accept_data_loss=a.accept_data_loss, **_dry_run(a)))
-
-    def _cmd_verify(self, a: argparse.Namespace) -> Any:
-        return self.migrator.verify(a.rev_range, metadata=a.metadata, namespace=self._namespace())
-
-    def _cmd_merge(self, a: argparse.Namespace) -> Any:
-        return self.migrator.merge(a.revisions, a.message or "", rev_id=a.rev_id)
-
-    def _cmd_stamp(self, a: argparse.Namespace) -> Any:
-        return self.migrator.stamp(a.target, purge=a.purge)
-
-    def _cmd_edit(self, a: argparse.Namespace) -> Any:
-        from .display import Message
-
-        text = self.migrator.edit(a.rev)
-        assert self.shell is not None
-        self.shell.set_next_input(text, replace=False)
-        return Message(f"Revision {a.rev} is in the next cell: edit it and run it to rewrite the revision.")
-
-    def _cmd_log(self, a: argparse.Namespace) -> Any:
-        return self.migrator.log()
-
-    def _cmd_accept(self, a: argparse.Namespace) -> Any:
-        return self.migrator.accept(a.rev)
-
-    def _cmd_graph(self, a: argparse.Namespace) -> Any:
-        return self.migrator.graph(a.rev_range)
-
-    def _cmd_diagram(self, a: argparse.Namespace) -> Any:
-        return self.migrator.diagram(a.tables, dry_run=a.dry_run)
-
-    def _cmd_lint(self, a: argparse.Namespace) -> Any:
-        return self.migrator.lint(a.rev_range)
-
-    def _cmd_resume(self, a: argparse.Namespace) -> Any:
-        with _progress() as progress:
-            return self.migrator.resume(progress=progress)
-
-    def _cmd_repair(self, a: argparse.Namespace) -> Any:
-        return self.migrator.repair(a.rev, _either(a.applied, "%migrate repair REV needs --applied or --not-applied."))
-
-    def _cmd_restore(self, a: argparse.Namespace) -> Any:
-        if a.list:
-            if a.point is not None:
-                raise UsageError("%migrate restore takes a POINT or --list, not both.", hint="See %migrate restore -h.")
-            return self.migrator.restore_points()
-        return self.migrator.restore(a.point)
 
     # ---- %%revision
 
@@ -516,21 +298,11 @@ class Migrate(Magics):
 
         # Line numbers as the notebook shows them: the %%revision line is line 1 of the cell.
         check_body(cell, first_line=2, where="the cell")
-        with _progress() if args.apply or args.reapply else contextlib.nullcontext() as progress:
-            result = self.migrator.revision(
-                args.message,
-                cell,
-                head=args.head,
-                branch_label=args.branch_label,
-                depends_on=args.depends_on,
-                rev_id=args.rev_id,
-                apply=args.apply,
-                reapply=args.reapply,
-                progress=progress,
-                strict=args.strict or self.strict_lint,
-            )
-            _offer_safer(self.shell, result)
-            return result
+        with contextlib.ExitStack() as stack:
+            context = {"progress": (lambda: stack.enter_context(_progress())) if args.apply or args.reapply else (lambda: None)}
+            result = call(REVISION_CELL, {**vars(args), "body": cell, "strict": args.strict or self.strict_lint}, self.migrator, context)
+        _offer_safer(self.shell, result)
+        return result
 
     # ---- tab completion
 
@@ -551,18 +323,17 @@ class Migrate(Magics):
         name = done[0]
         if name not in COMMANDS:
             return []
-        _, args = COMMANDS[name]
-        options = [f for flags, _ in args for f in flags if f.startswith("--")] + ["--help"]
+        command = COMMANDS[name]
+        options = [*command.flags(), "--help"]
         if fragment.startswith("-"):
             return [o for o in options if o.startswith(fragment)]
         previous = done[-1] if len(done) > 1 else ""
-        takes_value = {f for flags, kw in args for f in flags if f.startswith("-") and kw.get("action") != "store_true"}
-        if previous in takes_value:
-            candidates = self._targets() if previous in _TARGET_OPTIONS else []
-        elif name in _TARGET_COMMANDS:
-            candidates = self._targets()
-        elif name in _TABLE_COMMANDS:
-            candidates = self._tables()
+        offers = {"targets": self._targets, "tables": self._tables}
+        if previous in command.takes_value():
+            what = command.value_completions().get(previous)
+            candidates = offers[what]() if what else []
+        elif command.completes:
+            candidates = offers[command.completes]()
         else:
             candidates = options
         return [c for c in candidates if c.startswith(fragment)]
@@ -631,17 +402,10 @@ def _offer_safer(shell: Any, result: Any) -> None:
         findings.notes.append("The safer way is in the next cell: same message, so running it rewrites the revision.")
 
 
-_TARGET_COMMANDS = {"upgrade", "downgrade", "show", "stamp", "edit", "accept", "merge"}
-_TABLE_COMMANDS = {"schema", "diagram"}
-_TARGET_OPTIONS = {"-r", "--rev-range", "--head", "--depends-on"}
 _LABELS_LINE = re.compile(r"""^branch_labels\s*(?::[^=\n]*)?=\s*(.+)$""", re.MULTILINE)
 
 
 Migrate.migrate.__doc__ = overview()
-
-
-def _dry_run(a: argparse.Namespace) -> dict[str, Any]:
-    return dict(dry_run=a.dry_run, copy=a.copy, sample=a.sample, full=a.full)
 
 
 def _rehearsed(result: Any) -> Any:
@@ -682,13 +446,6 @@ def _progress() -> Iterator[Any]:
         return
     with Progress(sink) as progress:
         yield progress
-
-
-def _either(value: bool | None, missing: str) -> bool:
-    """A choice between two flags that is required."""
-    if value is None:
-        raise UsageError(missing, hint="See %migrate repair -h.")
-    return value
 
 
 _loaded: dict[int, Migrate] = {}

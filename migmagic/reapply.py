@@ -24,11 +24,20 @@ run here with three acts under one lock; the file is written through
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import display, run
 from .display import short_path
-from .errors import Fix, InvalidTarget, MigmagicError, MigrationFailed, ScriptDirectoryError, cause
+from .errors import (
+    DataLossRefused,
+    Fix,
+    InvalidTarget,
+    MigmagicError,
+    MigrationFailed,
+    ScriptDirectoryError,
+    cause,
+)
 
 if TYPE_CHECKING:
     from .adapter import RevisionInfo, Scripts, Step
@@ -36,15 +45,13 @@ if TYPE_CHECKING:
     from .folder import Folder
 
 
-def reapply(
-    db: Database, folder: Folder, existing: RevisionInfo, body: str, progress: run.Progress | None, *, before_steps: run.Inspect | None = None
-) -> display.RevisionWritten:
+def reapply(db: Database, folder: Folder, existing: RevisionInfo, body: str, observers: Sequence[run.Observer] = ()) -> display.RevisionWritten:
     """Re-apply ``existing`` with ``body``: see the module's docstring for what happens when it fails.
 
-    ``before_steps(plan, conn)`` sees the downgrade's plan under the lock before any step runs (a restore point is taken there).
+    ``observers`` (made for ``reapply`` by :func:`migmagic.observers.build`) hear both plans: the data-loss
+    guard may refuse either (the old code's downgrade, the new code's upgrade) before it runs.
     """
-    job = _Reapply(db, folder, existing, body, progress)
-    job.before_steps = before_steps
+    job = _Reapply(db, folder, existing, body, observers)
     started = time.perf_counter()
     if db.transactional_ddl:
         job.in_one_transaction()
@@ -70,14 +77,14 @@ def _at(heads: tuple[str, ...]) -> str:
 class _Reapply:
     """One re-apply: its stage, the heads it started from, and the execution it ran in."""
 
-    def __init__(self, db: Database, folder: Folder, existing: RevisionInfo, body: str, progress: run.Progress | None) -> None:
+    def __init__(self, db: Database, folder: Folder, existing: RevisionInfo, body: str, observers: Sequence[run.Observer]) -> None:
         self.db = db
         self.folder = folder
         self.existing = existing
         self.path = existing.path
         self.old_bytes = existing.path.read_bytes()
         self.text = folder.rewritten(existing, body)
-        self.progress = progress
+        self.observers = observers
         self.stage = "lock"  # lock -> downgrade -> write -> upgrade -> commit
         self.original: tuple[str, ...] = ()  # the database's heads, read under the lock
         self.ex: run.Execution | None = None
@@ -85,7 +92,6 @@ class _Reapply:
         self.done: list[Step] = []  # the steps of the re-apply (not those of a recovery)
         self.notes: list[str] = []
         self.after: tuple[str, ...] = ()
-        self.before_steps: run.Inspect | None = None
 
     # ------------------------------------------------------------------ the three acts
 
@@ -104,10 +110,7 @@ class _Reapply:
                 hint="Nothing was run: {0} to rewrite it in place.",
                 fixes=[Fix("revision", cell=True)],
             )
-        down = run.plan("downgrade", f"{rev}-1", scripts, before)
-        if self.before_steps is not None:
-            self.before_steps(down, ex.conn)
-        ex.run(down)
+        ex.run(run.plan("downgrade", f"{rev}-1", scripts, before))
         self.downgraded = len(ex.done)
 
     def _write(self) -> Scripts:
@@ -124,13 +127,13 @@ class _Reapply:
     def _finish(self, ex: run.Execution) -> None:
         self.after = ex.heads()
         self.done = list(ex.done)
-        self.notes = ex.warnings()
+        self.notes = ex.notes()
 
     # ------------------------------------------------------------------ SQLite, PostgreSQL
 
     def in_one_transaction(self) -> None:
         try:
-            with run.locked(self.db, self.progress) as ex:
+            with run.locked(self.db, "reapply", self.observers) as ex:
                 self._downgrade(ex)
                 new = self._write()
                 self._upgrade(ex, new)
@@ -151,7 +154,7 @@ class _Reapply:
     # ------------------------------------------------------------------ MySQL, MariaDB
 
     def step_by_step(self) -> None:
-        with run.locked(self.db, self.progress) as ex:
+        with run.locked(self.db, "reapply", self.observers) as ex:
             try:
                 self._downgrade(ex)
                 new = self._write()
@@ -160,7 +163,7 @@ class _Reapply:
                 self._finish(ex)
             except BaseException as exc:
                 # Made before the old file is put back: its traceback shows the code that ran.
-                failure = self._error(exc, "")
+                failure = self._error(exc, "")  # a refused upgrade with the new code comes back: the old code's downgrade committed
                 if failure is None:
                     self._put_back()
                     raise
@@ -231,6 +234,14 @@ class _Reapply:
         rev, message = self.existing.id, self.existing.message
         if not isinstance(exc, Exception):
             return None  # KeyboardInterrupt and the like: as they are
+        if isinstance(exc, DataLossRefused):
+            act = "downgrade with the old code" if self.stage == "downgrade" else "upgrade with the new code"
+            exc.retell(
+                f"Could not re-apply {rev} ({message!r}): its {act} would destroy data: {exc.at_stake}.",
+                (hint + " " if hint else "") + "See exactly what it changes with {0}; run it anyway by re-running the cell with --reapply --accept-data-loss.",
+                [Fix(exc.command, (exc.target,), (("dry_run", True),))],
+            )
+            return exc if self.stage == "upgrade" and not self.db.transactional_ddl else None
         if self.stage == "write":
             if isinstance(exc, ScriptDirectoryError):
                 reason = exc.message
@@ -279,7 +290,7 @@ def settle(db: Database, folder: Folder) -> list[str]:
         return []
     done: list[str] = []
     try:
-        with run.locked(db) as ex:
+        with run.locked(db, "settle") as ex:
             entries = ledger.latest(ex.conn)
             folder.scripts()
             for path, old in folder.leftovers():  # again, under the lock
@@ -309,5 +320,7 @@ def _with_hint(error: MigmagicError, hint: str, fixes: list[Fix] | None = None) 
     """``error`` again (same traceback frames), with ``hint`` and its failed statement as the way forward."""
     if isinstance(error, MigrationFailed):
         return error.with_hint(hint + run.statement_hint(error.statement), fixes or [])
-    assert isinstance(error, ScriptDirectoryError)
-    return ScriptDirectoryError(error.message, hint=hint, path=error.path, fixes=fixes or [])
+    if isinstance(error, ScriptDirectoryError):
+        return ScriptDirectoryError(error.message, hint=hint, path=error.path, fixes=fixes or [])
+    error.retell(error.message.replace(" Nothing was run.", ""), hint, fixes or [])
+    return error

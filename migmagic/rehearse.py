@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import display, run, schema, snapshot
+from . import display, observers, profile, run, schema, snapshot
 from .database import Database
 from .errors import (
     Fix,
@@ -57,14 +57,13 @@ SAMPLE = 1000
 """Rows copied per table to a MySQL/MariaDB scratch database, unless told otherwise."""
 
 
-def wanted(dry_run: bool, copy: bool, sample: int | None, full: bool) -> bool:
-    """Whether a dry run is asked for; its options without it are a usage error."""
-    if not dry_run and (copy or full or sample != SAMPLE):
-        option = "--copy" if copy else "--full" if full else "--sample"
-        raise UsageError(f"{option} only applies to a dry run.", hint="Add --dry-run, or leave the option out.")
+def sample_of(sample: int | None, full: bool) -> int | None:
+    """Rows copied per table to a MySQL/MariaDB scratch database: ``sample`` (default :data:`SAMPLE`), or every row (None) with ``full``."""
+    if full and sample is not None:
+        raise UsageError("--sample and --full do not go together: --full copies every row.", hint="Give one.")
     if sample is not None and sample < 0:
         raise UsageError(f"--sample {sample}: a sample is a number of rows, 0 or more.")
-    return dry_run
+    return None if full else SAMPLE if sample is None else sample
 
 
 # =========================================================================== where it runs
@@ -186,41 +185,84 @@ def _inline(statement: str, parameters: Any, style: str, dialect: str) -> str | 
     return None if failed else result
 
 
-class Capture:
-    """The statements a plan's steps send, each with its step, from the ``before_cursor_execute`` event.
+class Capture(run.Observer):
+    """A rehearsal's observer: the statements a plan's steps send, each with its step, heard through the execution's tap.
 
     Only statements sent while steps run are kept (not the lock, the state reads
-    or the commit); ``guard`` stops a commit through the connection, which would
-    end the transaction a PostgreSQL rehearsal rolls back (a ``COMMIT`` statement
-    is refused by :mod:`migmagic.run` in every run).
+    or the commit). Where the rehearsal is the real database's transaction rolled
+    back (``rolled_back``, PostgreSQL's default), a revision that cannot run in it
+    is refused before anything runs, a commit through the connection is stopped,
+    and the transaction is checked to be the one it began in before it is rolled
+    back (a ``COMMIT`` statement is refused by :mod:`migmagic.run` in every run).
+    What the data-loss guard would find is counted on the copy, for the report.
     """
 
-    def __init__(self, guard: bool = False, progress: run.Progress | None = None) -> None:
-        self.guard = guard
-        self.user_progress = progress
+    hears_statements = True  # replay never runs under it: every statement is shown as Alembic sends it
+
+    def __init__(self, rolled_back: bool = False, real_url: str = "") -> None:
+        self.rolled_back = rolled_back
+        self.real_url = real_url
+        self._conn: Any = None
+        self.notes: list[str] = []
         self.plan: run.Plan | None = None
         self.statements: list[dict[str, Any]] = []
         self.done: list[Step] = []
+        self.seen: dict[str, Any] = {}
         self._index: int | None = None
+        self._listening: contextlib.ExitStack | None = None
 
-    def attach(self, db: Database) -> None:
-        from sqlalchemy import event
+    # ---- the moments of the run
 
-        event.listen(db.engine, "before_cursor_execute", self._before)
-        if self.guard:
-            event.listen(db.engine, "commit", self._commit)
-
-    def inspect(self, plan: run.Plan) -> None:
+    def planned(self, plan: run.Plan, ex: run.Execution) -> None:
         self.plan = plan
+        self._conn = ex.conn
+        if self.rolled_back:
+            _refuse_outside_transaction(plan)
+            self.seen["transaction"] = _transaction_id(ex.conn)
+        if plan.command in ("upgrade", "downgrade") and plan.steps:  # what the guard would find, counted on the copy
+            from . import guard
 
-    def progress(self, done: int, total: int, step: Step | None) -> None:
-        if step is not None:
-            self.done.append(step)
-        self._index = done if done < total else None
-        if self.user_progress is not None:
-            self.user_progress(done, total, step)
+            analysis = guard.analyse(plan, ex.conn)
+            self.seen["findings"] = [f"{f.revision}: {f.words()}" for f in analysis.findings] + analysis.unanalysed
+        if self._listening is None:
+            self._listening = contextlib.ExitStack()
+            self._listening.enter_context(ex.tap.subscribed(before=self._before, commit=self._commit if self.rolled_back else None))
 
-    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    def step_started(self, step: Step) -> None:
+        assert self.plan is not None
+        self._index = self.plan.steps.index(step)
+
+    def step_done(self, step: Step) -> None:
+        self.done.append(step)
+        self._index = None
+        if self.rolled_back and self._conn is not None and _transaction_id(self._conn) != self.seen.get("transaction"):
+            self._committed_by(step)
+
+    def _committed_by(self, step: Step) -> None:
+        """The real database's transaction ended during ``step`` (a commit through the driver): say exactly what was committed."""
+        ran = [" ".join(s["statement"].split())[:160] for s in self.statements if s["kind"] == "revision"]
+        listed = "; ".join(ran[:6]) + (f"; and {len(ran) - 6} more" if len(ran) > 6 else "")
+        raise RehearsalRefused(
+            f"Revision {step.revision} ({step.message!r}) ended the dry run's transaction itself (a commit through the driver), "
+            f"so what ran up to then was committed to the real database, {self.real_url}: {len(ran)} statement{'s' if len(ran) != 1 else ''} "
+            f"of {', '.join(dict.fromkeys(d.revision for d in self.done))}: {listed}.",
+            revision=step.revision,
+            hint="Check those tables on the real database; rehearse such revisions with {0}.",
+            fixes=[Fix(step.direction, (step.revision,), options=(("dry_run", True), ("copy", True)))],
+        )
+
+    def finished(self, ex: run.Execution) -> None:
+        if self._listening is not None:
+            self._listening.close()
+        if self.rolled_back:
+            _still_in_transaction(ex, self.seen.get("transaction"))
+        self.seen["heads"] = ex.heads()
+        self.seen["snapshot"], self.seen["counts"] = snapshot.take(ex.conn), snapshot.row_counts(ex.conn)
+        self.seen["described"] = schema.describe(ex.conn)
+
+    # ---- the statements
+
+    def _before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if self._index is None or self.plan is None:
             return
         step = self.plan.steps[self._index]
@@ -233,7 +275,7 @@ class Capture:
             "values": (parameters, context.dialect.paramstyle, context.dialect.name, executemany) if params and context is not None else None,
         })
 
-    def _commit(self, conn: Any) -> None:
+    def _commit(self) -> None:
         if self._index is not None and self.plan is not None:
             self._refuse(self.plan.steps[self._index], "commits the transaction")
 
@@ -279,6 +321,61 @@ class Capture:
         return "".join(out)
 
 
+class StaysOnTheScratch(run.Observer):
+    """MySQL/MariaDB, where a schema is a database: a rehearsal on a scratch database never reaches the real one (``real``).
+
+    Before anything runs, a revision whose traced operations name the real database
+    (``schema="app"``, as autogenerate writes for models with a schema) is refused;
+    while it runs, any statement that names the real database is stopped before it
+    reaches the server (the revision's own SQL, a helper's, an untraced one's).
+    """
+
+    hears_statements = True
+
+    def __init__(self, real: str) -> None:
+        self.real = real
+        self.notes: list[str] = []
+        self._names = re.compile(rf"(?<![\w$`]){re.escape(real)}(?![\w$])`?\s*\.|`{re.escape(real)}`\s*\.")
+        self._listening: contextlib.ExitStack | None = None
+        self._step: Step | None = None
+
+    def planned(self, plan: run.Plan, ex: run.Execution) -> None:
+        from .adapter import record_operations
+
+        for traced in record_operations(plan.scripts, plan.steps, ex.conn.dialect.name):
+            if any(op.schema == self.real for op in traced.ops):
+                self._refuse(traced.revision, traced.direction, plan.scripts.info(traced.revision).message, f"schema={self.real!r}")
+        if self._listening is None:
+            self._listening = contextlib.ExitStack()
+            self._listening.enter_context(ex.tap.subscribed(before=self._before))
+
+    def step_started(self, step: Step) -> None:
+        self._step = step
+
+    def step_done(self, step: Step) -> None:
+        self._step = None
+
+    def finished(self, ex: run.Execution) -> None:
+        if self._listening is not None:
+            self._listening.close()
+
+    def _before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if self._step is not None and self._names.search(statement):
+            self._refuse(self._step.revision, self._step.direction, self._step.message, " ".join(statement.split())[:120])
+
+    def _refuse(self, revision: str, direction: str, message: str, what: str) -> None:
+        raise RehearsalRefused(
+            f"Revision {revision} ({message!r}) names the database {self.real} itself in its {direction} ({what}): on MySQL/MariaDB "
+            f"a schema is a database, so a rehearsal on a scratch copy would change the real one.",
+            revision=revision, hint=f"Nothing ran on {self.real}. Drop the schema= from the revision (its tables are in the database it runs on), then rehearse.",
+        )
+
+
+def _scratch_guard(db: Database) -> str | None:
+    """The real database's name where a revision could reach it from a scratch database (MySQL/MariaDB), else None."""
+    return db.kind.real_name() if db.kind.schemas_are_databases else None
+
+
 # =========================================================================== dry runs
 
 
@@ -287,10 +384,8 @@ def _refuse_outside_transaction(plan: run.Plan) -> None:
     for step in plan.steps:
         if step.revision not in plan.scripts:
             continue
-        source = plan.scripts.info(step.revision).source
-        found = [w for w, pattern in (("autocommit_block()", r"autocommit_block"), ("CONCURRENTLY", r"concurrently")) if re.search(pattern, source, re.I)]
-        if found:
-            what = " and ".join(found)
+        if profile.of(plan.scripts.info(step.revision).source, step.direction).needs_autocommit:
+            what = "autocommit_block() or CONCURRENTLY"
             raise RehearsalRefused(
                 f"Revision {step.revision} ({step.message!r}) uses {what}, which cannot run inside the transaction a dry run rolls back: "
                 "rehearsing it there would commit it.",
@@ -320,36 +415,19 @@ def _read(db: Database) -> tuple[snapshot.Snapshot, dict[str, int]]:
 
 
 def rehearse(
-    target: Target, scripts: Scripts, command: str, goal: str, real: Database, *, progress: run.Progress | None = None
+    target: Target, scripts: Scripts, command: str, goal: str, real: Database, *, progress: run.Progress | None = None, row: str = "dry run"
 ) -> display.Rehearsal:
     """Run ``command`` to ``goal`` through :func:`migmagic.run.migrate` on ``target``; the report, failed or not."""
-    capture = Capture(guard=target.rollback, progress=progress)
-    capture.attach(target.db)
+    from . import observers
+
+    capture = Capture(rolled_back=target.rollback, real_url=real.masked_url)
     before, counts_before = _read(target.db)
-    seen: dict[str, Any] = {}
-
-    def inspect(plan: run.Plan, conn: Any) -> None:
-        capture.inspect(plan)
-        if target.rollback:
-            _refuse_outside_transaction(plan)
-            seen["transaction"] = _transaction_id(conn)
-        if plan.command in ("upgrade", "downgrade") and plan.steps:  # what the guard would find, counted on the copy
-            from . import guard
-
-            analysis = guard.analyse(plan, conn)
-            seen["findings"] = [f"{f.revision}: {f.words()}" for f in analysis.findings] + analysis.unanalysed
-
-    def after(ex: run.Execution) -> None:
-        if target.rollback:
-            _still_in_transaction(ex, seen.get("transaction"))
-        seen["heads"] = ex.heads()
-        seen["snapshot"], seen["counts"] = snapshot.take(ex.conn), snapshot.row_counts(ex.conn)
-        seen["described"] = schema.describe(ex.conn)
-
+    seen = capture.seen
     started = time.perf_counter()
     error: MigrationFailed | None = None
     try:
-        run.migrate(target.db, scripts, command, goal, progress=capture.progress, inspect=inspect, after=after, rollback=target.rollback)
+        watching = observers.build(row, progress=progress, rehearsal=capture, scratch_of=_scratch_guard(real))
+        run.migrate(target.db, scripts, command, goal, observers=watching, rollback=target.rollback, row=row)
     except MigrationFailed as exc:
         error = exc
     seconds = time.perf_counter() - started
@@ -479,8 +557,8 @@ def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None
     command = "upgrade" if upgrade else "downgrade"
     with scratch_copy(db, copy=True, sample=0) as target:
         if start:
-            _move_to(target.db, scripts, start)
-        report = rehearse(target, scripts, command, end, db)
+            _move_to(target.db, scripts, start, _scratch_guard(db))
+        report = rehearse(target, scripts, command, end, db, row="sql capture")
     if report.failed:
         raise failed(report)
     head = [
@@ -494,14 +572,14 @@ def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None
     return "\n".join(head) + "\n" + body, bool(len(report.steps))
 
 
-def _move_to(db: Database, scripts: Scripts, start: str) -> None:
+def _move_to(db: Database, scripts: Scripts, start: str, guard: str | None) -> None:
     """Bring a scratch database to revision ``start`` (up or down), through the one execution path."""
     from . import state
 
     with db.reading() as conn:
         st = state.of(conn, scripts, with_ledger=False)
     below = start == "base" or scripts.resolve(start).id in st.applied
-    run.migrate(db, scripts, "downgrade" if below else "upgrade", start)
+    run.migrate(db, scripts, "downgrade" if below else "upgrade", start, row="scratch", observers=observers.build("scratch", scratch_of=guard))
 
 
 # =========================================================================== verify
@@ -549,12 +627,13 @@ def verify(
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     reached_end = True
+    guard = _scratch_guard(db)
     with throwaway(db) as tdb:
         first = scripts.info(order[0]) if order else None
         for parent in first.down_revisions if first else ():
-            run.migrate(tdb, scripts, "upgrade", parent)
+            run.migrate(tdb, scripts, "upgrade", parent, row="verify", observers=observers.build("verify", scratch_of=guard))
         for i, rev in enumerate(order):
-            row, stop, warned = _round_trip(tdb, scripts, rev)
+            row, stop, warned = _round_trip(tdb, scripts, rev, guard)
             rows.append(row)
             notes += warned
             if stop:
@@ -584,7 +663,7 @@ def verify(
     return report
 
 
-def _round_trip(tdb: Database, scripts: Scripts, rev: str) -> tuple[dict[str, Any], str | None, list[str]]:
+def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: str | None) -> tuple[dict[str, Any], str | None, list[str]]:
     """One revision's row: upgrade, downgrade, compare, upgrade again; and why to stop, if the run cannot go on."""
     info = scripts.info(rev)
     row: dict[str, Any] = {"revision": rev, "message": info.message, "upgrade": "not run", "downgrade": "not run", "round trip": "not run", "what differs": None}
@@ -592,14 +671,14 @@ def _round_trip(tdb: Database, scripts: Scripts, rev: str) -> tuple[dict[str, An
     notes: list[str] = []
     before = _snap(tdb)
     try:
-        notes += run.migrate(tdb, scripts, "upgrade", rev).notes
+        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_of=guard)).notes
     except MigrationFailed as exc:
         row.update({"upgrade": "failed", "what differs": f"upgrade failed: {_text(exc)}"})
         return row, f"not run: {rev} did not upgrade", notes
     row["upgrade"] = "ok"
     up = _snap(tdb)
     try:
-        notes += run.migrate(tdb, scripts, "downgrade", f"{rev}-1" if info.down_revisions else "base").notes
+        notes += run.migrate(tdb, scripts, "downgrade", f"{rev}-1" if info.down_revisions else "base", row="verify", observers=observers.build("verify", scratch_of=guard)).notes
     except MigrationFailed as exc:
         row.update({"downgrade": "failed", "what differs": f"downgrade failed: {_text(exc)}"})
         if not tdb.transactional_ddl:
@@ -609,7 +688,7 @@ def _round_trip(tdb: Database, scripts: Scripts, rev: str) -> tuple[dict[str, An
     row["downgrade"] = "not restored" if defects else "ok"
     said += defects + order_notes
     try:
-        notes += run.migrate(tdb, scripts, "upgrade", rev).notes
+        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_of=guard)).notes
     except MigrationFailed as exc:
         row["round trip"] = "failed"
         row["what differs"] = "; ".join([*said, f"upgrade again failed: {_text(exc)}"])

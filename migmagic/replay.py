@@ -1,17 +1,35 @@
-"""Replay: a pure-DDL revision's SQL, recorded the first time Alembic ran it, executed directly after that.
+"""Replay: a whole plan's SQL, recorded the first time Alembic ran that plan on an empty database, sent again after that.
 
-Most of the time of an ``upgrade`` on a fresh database goes into Alembic
+Most of the time of an ``upgrade`` of a fresh database goes into Alembic
 building operation objects and SQLAlchemy compiling them, statement by
-statement, to the same SQL every time. For a revision *proven* to emit the same
-SQL whatever the database holds, that SQL is recorded the first time it runs
-and, on a later run of the same revision against another database of the same
-kind, executed through the driver instead of calling the revision's
-``upgrade()``/``downgrade()``.
+statement, to the same SQL every time. Replay keeps that SQL and sends it again
+— under rules that make the database it builds the one Alembic builds *by
+construction*, not by a list of exceptions:
 
-Only the revision's own body is replaced. Everything else is the one execution
-path (:mod:`migmagic.run`): the same lock, transaction, per-step commits on
-MySQL/MariaDB, version-table bookkeeping (done by Alembic, merges and branch
-points included), ledger rows and failure report.
+* *What is recorded*: a whole plan, as one stream, in one Alembic run: every
+  statement Alembic sent to the cursor from the start of its run (reading and
+  creating the version table) through each step's own statements and its
+  version-table update, with parameters, step by step. Whatever Alembic's runtime
+  carries from one revision to the next (the enum types it already created, say)
+  is inside the stream. migmagic's own statements (ledger, lock, watch) are not.
+* *When*: only an ``upgrade`` that starts from an empty database — nothing in it
+  but migmagic's own tables (:func:`empty`) — on a database where DDL rolls back
+  (SQLite, PostgreSQL), with replay on, and no dry-run capture listening. Every
+  revision of the plan must be *proven pure* (:func:`pure`). The recording is
+  kept only when the run completed without a warning, without ``executemany``,
+  with parameters that are plain values and no read inside a step, and it is
+  stored only after the command committed (:func:`migmagic.run.locked`). A run that
+  failed, rolled back, was a rehearsal, skipped or substituted statements (the
+  MySQL/MariaDB journal's resume) never stores anything.
+* *The key*: the ordered (revision, direction, SHA-256 of its source) of every
+  step, the dialect, driver and server version, the Alembic and SQLAlchemy
+  versions, migmagic's recording format and the context options that change
+  rendering. *Replayed* only for a plan with that exact key that again starts from
+  an empty database; any other plan, and every downgrade, runs through Alembic.
+* *How*: each statement goes to the driver's cursor as SQLAlchemy sent it (same
+  text, same parameters, none where there were none), step by step; after each step
+  the execution records its ledger row as for any step, with the version table
+  Alembic's bookkeeping left then (recorded with the stream).
 
 *Proven pure* (:func:`pure`): the function's body holds only ``op.<operation>(...)``
 calls of a fixed list of schema operations (``op.execute`` of a literal string
@@ -19,43 +37,25 @@ too), ``with op.batch_alter_table(...) as b:`` blocks of ``b.<operation>(...)``
 calls (not on SQLite, where batch mode reflects the table), and names bound to
 such values; every argument is a literal, a list/tuple/dict of them, an
 ``sa.<...>`` constructor, ``op.f(...)``, or such a name. No ``if``/``for``/``try``, no
-other calls, nothing read from the database.
-
-*The key* of a recording: the revision's exact source (the SHA-256 of the text its
-loaded module was compiled from), the direction, the dialect, driver and server version, the Alembic and
-SQLAlchemy versions, migmagic's recording format and the context options that
-change rendering (``render_as_batch``, per-step transactions). Any difference
-is a miss, and a miss runs Alembic as always. Only a revision proven pure is
-recorded, so a recording found under its key is the proof: a fresh kernel
-replays without parsing the revisions again, and the proof is made only for a
-revision about to be recorded.
-
-*Recorded*: every statement the revision's function sent to the cursor, with
-its parameters, while it ran (the version table's and the ledger's statements
-are made outside it). A revision is not recorded when it read anything
-(``SELECT``, ``PRAGMA``, ``SHOW``...), ended or began a transaction, used
-``executemany``, had parameters that are not plain JSON values, raised, or made
-Alembic warn.
+other calls; the module imports nothing but Alembic's ``op``, SQLAlchemy as ``sa``
+and typing names, and runs nothing when loaded.
 
 *Stored* in ``$XDG_CACHE_HOME/migmagic/replay/recordings.sqlite3``
 (``~/.cache/migmagic/replay/``): a SQLite file of migmagic's own, one row per key
-(its digest, the key as JSON, the statements as JSON); a run's recordings are
-written in one transaction, so the file holds all of them or none, and several
-kernels may share it. A row whose stored key differs from the one computed is a
-miss. Nothing here can fail a command: a store that cannot be read or written
-is a miss.
+(its digest, the key as JSON, the stream as JSON). Deleting it (or
+:func:`clear`, ``%migrate replay --clear``) is always safe: the next fresh
+database runs through Alembic and is recorded again. Nothing here can fail a
+command: a store that cannot be read or written is a miss.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import functools
 import hashlib
 import json
 import sqlite3
-import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,30 +64,16 @@ if TYPE_CHECKING:
 
     from .adapter import Scripts, Step
 
-FORMAT = 1
+FORMAT = 2
 """The recording format and the purity proof's rules; part of the key (a change to either must raise it)."""
-
-OPERATIONS = frozenset(
-    {
-        "create_table", "drop_table", "rename_table", "add_column", "drop_column", "alter_column",
-        "create_index", "drop_index", "create_unique_constraint", "create_foreign_key",
-        "create_check_constraint", "create_primary_key", "drop_constraint",
-        "create_table_comment", "drop_table_comment",
-    }
-)
-"""``op.<name>`` calls a pure revision may make (``op.execute`` of a literal string besides)."""
-
-BATCH_OPERATIONS = frozenset(
-    {
-        "add_column", "drop_column", "alter_column", "create_index", "drop_index", "create_unique_constraint",
-        "create_foreign_key", "create_check_constraint", "create_primary_key", "drop_constraint",
-    }
-)
 
 _READS = ("SELECT", "PRAGMA", "SHOW", "WITH", "DESCRIBE", "DESC ", "EXPLAIN", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START", "SET ")
 
-_memory: dict[str, list[tuple[str, Any]]] = {}
+_memory: dict[str, Recording] = {}
 """Recordings already read or written by this process, by key digest."""
+
+_misses: set[str] = set()
+"""Digests looked up in the store and not found, since the last store write of this process."""
 
 _proofs: dict[tuple[str, str, bool], bool] = {}
 """Purity proofs already made, by (source SHA-256, function, batch allowed)."""
@@ -104,304 +90,224 @@ def store_dir() -> Path:
 
 
 def pure(source: str, function: str, *, batch: bool) -> bool:
-    """Whether ``function`` (``upgrade`` or ``downgrade``) of the revision ``source`` is proven to be pure DDL.
+    """Whether ``function`` (``upgrade`` or ``downgrade``) of the revision ``source`` is proven to be pure DDL (see :mod:`migmagic.profile`).
 
     ``batch``: whether ``op.batch_alter_table`` blocks are allowed (not on SQLite).
     """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return False
-    found = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function]
-    if len(found) != 1:
-        return False
-    fn = found[0]
-    if fn.decorator_list or fn.args.args or fn.args.vararg or fn.args.kwarg or fn.args.kwonlyargs or fn.args.posonlyargs:
-        return False
-    if not _names_are_the_modules(tree, function):
-        return False
-    return _body(fn.body, set(), batch=batch, in_batch=None)
+    from . import profile
+
+    return profile.of(source, function).is_pure(batch=batch)
 
 
-def _names_are_the_modules(tree: ast.Module, function: str) -> bool:
-    """``op`` and ``sa`` are Alembic's ``op`` and SQLAlchemy, the module runs nothing else when loaded, and
-    ``function`` is defined once (no nested or class definition of that name either).
+# --------------------------------------------------------------------------- which plans (the decision is run.py's: these are its facts)
 
-    Module level may hold a docstring, imports, assignments of values (see
-    :func:`_value`) and plain function definitions; nothing may rebind or
-    change ``op`` or ``sa``.
-    """
-    op = sa = False
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "alembic" and any(a.name == "op" and a.asname in (None, "op") for a in node.names):
-            op = True
-        elif isinstance(node, ast.Import) and any(a.name == "sqlalchemy" and a.asname == "sa" for a in node.names):
-            sa = True
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            if any((a.asname or a.name.split(".")[0]) in ("op", "sa") for a in node.names):
-                return False
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            pass
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            if node.value is not None and not _value(node.value, set()):
-                return False
-        elif isinstance(node, ast.FunctionDef):
-            defaults = [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]
-            if node.decorator_list or not all(isinstance(d, ast.Constant) for d in defaults):
-                return False
-        else:
+
+def proven(scripts: Scripts, steps: Sequence[Step], *, batch: bool) -> bool:
+    """Whether every step's function is proven pure (see :mod:`migmagic.profile`); each proof made once per source."""
+    for step in steps:
+        source = scripts.info(step.revision).source
+        proof = (_sha(source), step.direction, batch)
+        if proof not in _proofs:
+            _proofs[proof] = pure(source, step.direction, batch=batch)
+        if not _proofs[proof]:
             return False
-    defined = 0
-    for any_node in ast.walk(tree):  # one walk: it is most of the proof's time
-        if isinstance(any_node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and any_node.name == function:
-            defined += 1
-        if isinstance(any_node, ast.Name | ast.Attribute) and isinstance(any_node.ctx, ast.Store | ast.Del):
-            base: ast.expr = any_node
-            while isinstance(base, ast.Attribute):
-                base = base.value
-            if isinstance(base, ast.Name) and base.id in ("op", "sa"):
-                return False
-        if isinstance(any_node, ast.Global | ast.Nonlocal):
-            return False
-        if isinstance(any_node, ast.arg) and any_node.arg in ("op", "sa"):
-            return False
-    return op and sa and defined == 1
-
-
-def _body(statements: list[ast.stmt], bound: set[str], *, batch: bool, in_batch: str | None) -> bool:
-    for i, node in enumerate(statements):
-        if isinstance(node, ast.Pass):
-            continue
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and i == 0 and in_batch is None:
-            continue  # a docstring
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            if not _operation(node.value, bound, in_batch):
-                return False
-            continue
-        if isinstance(node, ast.Assign) and in_batch is None:
-            if len(node.targets) != 1 or not isinstance(node.targets[0], ast.Name) or node.targets[0].id in ("op", "sa"):
-                return False
-            if not _value(node.value, bound):
-                return False
-            bound.add(node.targets[0].id)
-            continue
-        if isinstance(node, ast.With) and batch and in_batch is None:
-            if len(node.items) != 1:
-                return False
-            item = node.items[0]
-            call, var = item.context_expr, item.optional_vars
-            if not (isinstance(call, ast.Call) and _is_op(call.func, "batch_alter_table") and isinstance(var, ast.Name)):
-                return False
-            if var.id in ("op", "sa") or any(k.arg == "recreate" and not (isinstance(k.value, ast.Constant) and k.value.value in ("auto", "never")) for k in call.keywords):
-                return False
-            if any(k.arg in ("reflect_args", "reflect_kwargs", "copy_from", "table_args", "table_kwargs") for k in call.keywords):
-                return False
-            if not _arguments(call, bound):
-                return False
-            if not _body(node.body, bound, batch=batch, in_batch=var.id):
-                return False
-            continue
-        return False
     return True
 
 
-def _is_op(func: ast.expr, name: str | None = None) -> bool:
-    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "op" and (name is None or func.attr == name)
-
-
-def _operation(call: ast.Call, bound: set[str], in_batch: str | None) -> bool:
-    func = call.func
-    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
-        return False
-    if in_batch is not None:
-        if func.value.id != in_batch or func.attr not in BATCH_OPERATIONS:
+def empty(conn: Connection) -> bool:
+    """Whether the database holds nothing but migmagic's own objects — no version table either: where a recorded plan starts."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        rows = conn.exec_driver_sql("SELECT tbl_name FROM sqlite_master WHERE tbl_name NOT LIKE 'sqlite_%'").all()
+        return all(r[0].startswith("migmagic_") for r in rows)
+    if dialect == "postgresql":
+        relations = conn.exec_driver_sql(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
+        ).all()
+        if not all(r[0].startswith("migmagic_") for r in relations):
             return False
-    elif func.value.id != "op":
-        return False
-    elif func.attr == "execute":
-        return len(call.args) == 1 and not call.keywords and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
-    elif func.attr not in OPERATIONS:
-        return False
-    return _arguments(call, bound)
-
-
-def _arguments(call: ast.Call, bound: set[str]) -> bool:
-    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-        return False
-    return all(_value(a, bound) for a in call.args) and all(_value(k.value, bound) for k in call.keywords)
-
-
-def _value(node: ast.expr, bound: set[str]) -> bool:
-    """A literal, a container of values, an ``sa.`` constructor or attribute, ``op.f(...)``, or a bound name."""
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd) and isinstance(node.operand, ast.Constant):
-        return True
-    if isinstance(node, ast.List | ast.Tuple | ast.Set):
-        return all(_value(e, bound) for e in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(k is not None and _value(k, bound) for k in node.keys) and all(_value(v, bound) for v in node.values)
-    if isinstance(node, ast.Name):
-        return node.id in bound
-    if isinstance(node, ast.Attribute):
-        return _sa_path(node)
-    if isinstance(node, ast.Call):
-        if _is_op(node.func, "f"):
-            return len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
-        return _sa_path(node.func) and _arguments(node, bound)
+        others = conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "        WHERE n.nspname = current_schema() AND t.typtype IN ('e', 'd', 'r', 'm')) "
+            "     + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "        WHERE n.nspname = current_schema() AND p.proname NOT LIKE 'migmagic%%')"
+        ).scalar()
+        return not others
     return False
 
 
-def _sa_path(node: ast.expr) -> bool:
-    """``sa.X``, ``sa.X.Y``...: a name under SQLAlchemy's namespace."""
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return isinstance(node, ast.Name) and node.id == "sa"
+# --------------------------------------------------------------------------- recordings
 
 
-# --------------------------------------------------------------------------- keys and the store
+@dataclass
+class Recording:
+    """One plan's stream: what Alembic sent before the first step, each step's statements, and the version table after each step."""
+
+    key: dict[str, Any]
+    prologue: list[tuple[str, Any]] = field(default_factory=list)
+    steps: list[list[tuple[str, Any]]] = field(default_factory=list)
+    heads: list[list[str]] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return _digest(self.key)
+
+    def to_json(self) -> str:
+        return json.dumps({"prologue": self.prologue, "steps": self.steps, "heads": self.heads})
+
+    @classmethod
+    def from_json(cls, key: dict[str, Any], text: str) -> Recording:
+        data = json.loads(text)
+        return cls(key, _pairs(data["prologue"]), [_pairs(s) for s in data["steps"]], [list(h) for h in data["heads"]])
+
+    def play(self, conn: Connection, steps: Sequence[Step], started: Callable[[Step], None], finished: Callable[[Step], None]) -> None:
+        """Send the stream on ``conn``'s driver cursor, step by step; ``started``/``finished`` bracket each step as Alembic's run would."""
+        for statement, params in self.prologue:
+            send(conn, statement, params)
+        for step, statements, heads in zip(steps, self.steps, self.heads, strict=True):
+            started(step)
+            for statement, params in statements:
+                send(conn, statement, params)
+            step.warnings = []
+            step.heads_after = tuple(heads)
+            finished(step)
 
 
-class Replayer:
-    """Recordings for the steps of one run on one connection: what to replay, what to record.
+def _pairs(rows: list[list[Any]]) -> list[tuple[str, Any]]:
+    return [(str(statement), params) for statement, params in rows]
 
-    :mod:`migmagic.adapter` asks :meth:`function` for each step's function;
-    :meth:`save` writes what was recorded; :attr:`replayed` counts the steps replayed.
-    """
 
-    def __init__(self, conn: Connection, scripts: Scripts, steps: list[Step], *, per_step: bool, alembic_version: str) -> None:
-        import sqlalchemy
+def key_of(scripts: Scripts, steps: Sequence[Step], conn: Connection) -> dict[str, Any]:
+    """The key of the recording of ``steps`` on the database of ``conn`` (see the module's docstring)."""
+    import sqlalchemy
 
-        dialect = conn.dialect
-        self.conn = conn
-        self.scripts = scripts
-        self.batch = dialect.name != "sqlite"
-        self.context = {
-            "format": FORMAT,
-            "dialect": dialect.name,
-            "mariadb": bool(getattr(dialect, "is_mariadb", False)),
-            "driver": dialect.driver,
-            "server_version": ".".join(str(p) for p in (dialect.server_version_info or ())),
-            "alembic": alembic_version,
-            "sqlalchemy": sqlalchemy.__version__,
-            "render_as_batch": dialect.name == "sqlite",
-            "transaction_per_migration": per_step,
-        }
-        self.replayed = 0
-        self._new: dict[str, tuple[dict[str, Any], list[tuple[str, Any]]]] = {}
-        self._keys: dict[tuple[str, str], dict[str, Any] | None] = {}
-        self._statements = _Statements(conn)  # one listener for the run, collecting while a step is recorded
-        self._looked: set[str] = set()  # digests preload() looked up in the store: not asked again
-        self._trusted: list[Callable[..., Any]] = []
-        self.preload(steps)
+    from .adapter import ALEMBIC_VERSION
 
-    def key(self, step: Step) -> dict[str, Any] | None:
-        """The key of ``step``'s recording (with its ``digest``), or None for a step that is not a revision's function."""
-        if (step.revision, step.direction) not in self._keys:
-            key = self._key(step)
-            self._keys[(step.revision, step.direction)] = key if key is None else {**key, "digest": _digest(key)}
-        return self._keys[(step.revision, step.direction)]
+    dialect = conn.dialect
+    return {
+        "format": FORMAT,
+        "dialect": dialect.name,
+        "mariadb": bool(getattr(dialect, "is_mariadb", False)),
+        "driver": dialect.driver,
+        "server_version": ".".join(str(p) for p in (dialect.server_version_info or ())),
+        "alembic": ALEMBIC_VERSION,
+        "sqlalchemy": sqlalchemy.__version__,
+        "render_as_batch": dialect.name == "sqlite",
+        "transaction_per_migration": False,
+        "plan": [[s.revision, s.direction, _sha(scripts.info(s.revision).source)] for s in steps],
+    }
 
-    def _key(self, step: Step) -> dict[str, Any] | None:
-        if step.direction not in ("upgrade", "downgrade") or step.revision not in self.scripts:
-            return None
-        source = self.scripts.info(step.revision).source  # the text the loaded module was compiled from
-        sha = hashlib.sha256(source.encode("utf-8")).hexdigest()
-        return {**self.context, "source_sha256": sha, "direction": step.direction}
 
-    def _proven(self, step: Step, sha: str) -> bool:
-        """Whether ``step``'s function is proven pure DDL (made once per source, function and batch rule)."""
-        proof = (sha, step.direction, self.batch)
-        if proof not in _proofs:
-            _proofs[proof] = pure(self.scripts.info(step.revision).source, step.direction, batch=self.batch)
-        return _proofs[proof]
+def find(key: dict[str, Any]) -> Recording | None:
+    """The recording under ``key`` (see :func:`key_of`), or None."""
+    digest = _digest(key)
+    if digest in _memory:
+        return _memory[digest]
+    if digest in _misses:
+        return None
+    found = _load(digest, key)
+    if found is None:
+        _misses.add(digest)
+    return found
 
-    def function(self, step: Step, original: Callable[..., Any]) -> Callable[..., Any]:
-        """What runs for ``step``: its recorded SQL, ``original`` while recording it, or ``original`` as it is."""
-        key = self.key(step)
-        if key is None:
-            return original
-        digest = key["digest"]
-        key = {k: v for k, v in key.items() if k != "digest"}
-        recorded = self.recorded(step)
-        if recorded is not None:  # recorded only once proven pure: the proof holds for this exact source
-            return self._replaying(recorded, original)
-        if not self._proven(step, key["source_sha256"]):
-            return original
-        return self._recording(digest, key, original)
 
-    def send(self, statement: str, args: Any) -> int:
-        """``statement`` on the driver's cursor (see :func:`send`)."""
-        return send(self.conn, statement, args)
+class Recorder:
+    """Records Alembic's run of one plan of ``steps`` steps under ``key``, heard through the execution's tap (see :class:`migmagic.run.Tap`)."""
 
-    def quiet(self) -> bool:
-        """Whether statements may go to the driver's cursor directly (see :func:`quiet`): also the version table's, between steps."""
-        return quiet(self.conn, self._trusted)
+    def __init__(self, key: dict[str, Any], steps: int) -> None:
+        self.key = key
+        self.expected = steps
+        self.prologue: list[tuple[str, Any]] = []
+        self.steps: list[list[tuple[str, Any]]] = []
+        self.heads: list[list[str]] = []
+        self._current: list[tuple[str, Any]] | None = self.prologue
+        self.spoiled: str | None = None  # why this run cannot be a recording
 
-    def trust(self, listener: Callable[..., Any]) -> None:
-        """``listener`` (a ``before_cursor_execute`` one, added with ``retval=True``) need not see replayed statements."""
-        self._trusted.append(listener)
-
-    def recorded(self, step: Step) -> list[tuple[str, Any]] | None:
-        """``step``'s recorded statements, or None when it has none."""
-        key = self.key(step)
-        if key is None:
-            return None
-        digest = key["digest"]
-        return _memory.get(digest) if digest in self._looked else _load(digest, {k: v for k, v in key.items() if k != "digest"})
-
-    def run(self, statements: list[tuple[str, Any]]) -> None:
-        """A step's recorded statements, run in place of its function."""
-        execute(self.conn, statements, trusted=self._trusted)
-        self.replayed += 1
-
-    def _replaying(self, statements: list[tuple[str, Any]], original: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(original)
-        def replayed(**_kw: Any) -> None:
-            self.run(statements)
-
-        return replayed
-
-    def _recording(self, digest: str, key: dict[str, Any], original: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(original)
-        def recorded(**kw: Any) -> Any:
-            warned: list[warnings.WarningMessage] = []
-            self._statements.start()
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    warned = caught  # filled as warnings come, kept if the revision raises
-                    result = original(**kw)
-            finally:
-                statements = self._statements.stop()
-                for w in warned:  # handed on to whoever listens (the adapter keeps them for the user)
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-            if not warned and _recordable(statements):
-                self._new[digest] = (key, statements)
-            return result
-
-        return recorded
-
-    def save(self) -> None:
-        """Stop listening; write the recordings made in this run, in one transaction (a store that cannot be written is left alone)."""
-        self._statements.close()
-        if not self._new:
+    def before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if self._current is None or self.spoiled:
             return
-        for digest, (_key, statements) in self._new.items():
-            _memory[digest] = statements
-        with contextlib.suppress(sqlite3.Error, OSError, TypeError, ValueError):
-            _write(self._new)
-        self._new.clear()
+        if executemany:
+            self.spoiled = "executemany"
+            return
+        # As the driver gets it: no parameters at all (no placeholder formatting), or these, even empty.
+        params = None if context is not None and getattr(context, "no_parameters", False) else parameters
+        if isinstance(params, tuple):
+            params = list(params)
+        if params is not None:
+            try:
+                json.dumps(params)
+            except (TypeError, ValueError):
+                self.spoiled = "parameters that are not plain values"
+                return
+        if self._current is not self.prologue and statement.lstrip().upper().startswith(_READS) and "alembic_version" not in statement:
+            self.spoiled = "a read inside a step"
+            return
+        self._current.append((statement, params))
 
-    def preload(self, steps: list[Step]) -> None:
-        """Read the recordings of ``steps`` in one query, before they run."""
-        keys = {}
-        for step in steps:
-            key = self.key(step)
-            if key is not None:
-                keys[key["digest"]] = {k: v for k, v in key.items() if k != "digest"}
-        _load_many(keys)
-        self._looked.update(keys)
+    def starting(self, started: Callable[[Step], None]) -> Callable[[Step], None]:
+        """``started``, once the step's own statements begin to be recorded."""
+
+        def start(step: Step) -> None:
+            started(step)
+            self._current = []
+            self.steps.append(self._current)
+
+        return start
+
+    def paused(self, finished: Callable[[Step], None]) -> Callable[[Step], None]:
+        """``finished``, with the recording paused while it runs (migmagic's own statements are not the plan's)."""
+
+        def finish(step: Step) -> None:
+            self._current = None
+            self.heads.append(list(step.heads_after or ()))
+            if step.warnings:
+                self.spoiled = "a warning"
+            finished(step)
+
+        return finish
+
+    def recording(self) -> Recording | None:
+        """The recording, when the whole plan ran and nothing spoiled it."""
+        if self.spoiled or len(self.steps) != self.expected or len(self.heads) != self.expected:
+            return None
+        return Recording(self.key, self.prologue, self.steps, self.heads)
+
+
+def store(recordings: Sequence[Recording]) -> None:
+    """Write ``recordings`` (of a command that committed) in one transaction; a store that cannot be written is left alone."""
+    if not recordings:
+        return
+    for r in recordings:
+        _memory[r.digest] = r
+    _misses.clear()
+    with contextlib.suppress(sqlite3.Error, OSError, TypeError, ValueError):
+        _write(recordings)
+
+
+def held() -> tuple[Path, int]:
+    """Where the store is, and how many recordings it holds."""
+    path = store_dir() / STORE_NAME
+    with contextlib.suppress(sqlite3.Error, OSError), _store(create=False) as conn:
+        if conn is not None:
+            return path, int(conn.execute("SELECT count(*) FROM recording").fetchone()[0])
+    return path, 0
+
+
+def clear() -> int:
+    """Empty the store (and this process's memory of it); returns how many recordings were dropped. Always safe."""
+    forget()
+    path = store_dir() / STORE_NAME
+    if not path.exists():
+        return 0
+    with _store(create=False) as conn:
+        count = conn.execute("SELECT count(*) FROM recording").fetchone()[0] if conn is not None else 0
+    path.unlink(missing_ok=True)
+    return int(count)
+
+
+def _sha(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
 def _digest(key: dict[str, Any]) -> str:
@@ -432,31 +338,21 @@ def _store(create: bool) -> Iterator[sqlite3.Connection | None]:
         conn.close()
 
 
-def _load_many(keys: dict[str, dict[str, Any]]) -> None:
-    """Read the recordings of ``keys`` (digest -> key) that this process does not hold yet."""
-    wanted = [d for d in keys if d not in _memory]
-    if not wanted:
-        return
-    with contextlib.suppress(sqlite3.Error, OSError, ValueError, TypeError), _store(create=False) as store:
+def _load(digest: str, key: dict[str, Any]) -> Recording | None:
+    with contextlib.suppress(sqlite3.Error, OSError, ValueError, TypeError, KeyError), _store(create=False) as store:
         if store is None:
-            return
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for digest, key_text, statements_text in store.execute(f"SELECT digest, key, statements FROM recording WHERE digest IN ({marks})", chunk):
-                if json.loads(key_text) != keys[digest]:
-                    continue  # a different key under this digest: not ours
-                _memory[digest] = [(str(stmt), params) for stmt, params in json.loads(statements_text)]
+            return None
+        row = store.execute("SELECT key, statements FROM recording WHERE digest = ?", (digest,)).fetchone()
+        if row is None or json.loads(row[0]) != key:
+            return None  # absent, or a different key under this digest: not ours
+        _memory[digest] = Recording.from_json(key, row[1])
+        return _memory[digest]
+    return None
 
 
-def _load(digest: str, key: dict[str, Any]) -> list[tuple[str, Any]] | None:
-    _load_many({digest: key})
-    return _memory.get(digest)
-
-
-def _write(recordings: dict[str, tuple[dict[str, Any], list[tuple[str, Any]]]]) -> None:
+def _write(recordings: Sequence[Recording]) -> None:
     """Write ``recordings`` in one transaction: all of them or none."""
-    rows = [(d, json.dumps(k, sort_keys=True), json.dumps([list(st) for st in s])) for d, (k, s) in recordings.items()]
+    rows = [(r.digest, json.dumps(r.key, sort_keys=True), r.to_json()) for r in recordings]
     with _store(create=True) as store:
         assert store is not None
         store.execute("BEGIN IMMEDIATE")
@@ -471,103 +367,21 @@ def _write(recordings: dict[str, tuple[dict[str, Any], list[tuple[str, Any]]]]) 
 def forget() -> None:
     """Drop the recordings this process keeps in memory (the store on disk stays)."""
     _memory.clear()
-
-
-# --------------------------------------------------------------------------- statements
-
-
-class _Statements:
-    """The statements sent to the cursor of ``conn`` between :meth:`start` and :meth:`stop`, with their parameters.
-
-    One ``before_cursor_execute`` listener serves every step of a run (added at
-    the first :meth:`start`, removed by :meth:`close`). When a statement used
-    ``executemany`` or parameters that are not plain JSON values, :meth:`stop`
-    returns a marker that makes the step not recordable.
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self._current: list[tuple[str, Any]] | None = None
-        self._spoiled = False
-        self._listening = False
-
-    def start(self) -> None:
-        if not self._listening:
-            from sqlalchemy import event
-
-            event.listen(self.conn, "before_cursor_execute", self._listen)
-            self._listening = True
-        self._current, self._spoiled = [], False
-
-    def stop(self) -> list[tuple[str, Any]]:
-        statements, self._current = self._current or [], None
-        return [("-- not recordable", None)] if self._spoiled else statements
-
-    def close(self) -> None:
-        if self._listening:
-            from sqlalchemy import event
-
-            event.remove(self.conn, "before_cursor_execute", self._listen)
-            self._listening = False
-
-    def _listen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if self._current is None:
-            return
-        if executemany:
-            self._spoiled = True
-            return
-        params = None if context is not None and getattr(context, "no_parameters", False) else parameters
-        if isinstance(params, tuple):
-            params = list(params)
-        if params:  # () and None need no check
-            try:
-                json.dumps(params)
-            except (TypeError, ValueError):
-                self._spoiled = True
-                return
-        self._current.append((statement, params))
-
-
-def _recordable(statements: list[tuple[str, Any]]) -> bool:
-    return all(not s.lstrip().upper().startswith(_READS) and not s.startswith("-- not recordable") for s, _ in statements)
-
-
-def execute(conn: Connection, statements: list[tuple[str, Any]], *, trusted: Sequence[Callable[..., Any]] = ()) -> None:
-    """Run recorded statements on ``conn``, inside its transaction, as SQLAlchemy sent them to the cursor.
-
-    Where nothing but ``trusted`` listeners watches the connection's cursor
-    (migmagic's transaction guard: a recording never ends the transaction), on
-    the driver's cursor directly (:func:`send`). Otherwise (a dry run's capture,
-    MySQL/MariaDB's journal) through ``exec_driver_sql``, so whatever listens
-    sees every statement. Nothing is compiled either way.
-    """
-    if not quiet(conn, trusted):
-        for statement, params in statements:
-            if params:
-                conn.exec_driver_sql(statement, params if isinstance(params, dict) else tuple(params))
-            else:
-                conn.exec_driver_sql(statement)
-        return
-    for statement, params in statements:
-        send(conn, statement, None if params is None else params if isinstance(params, dict) else tuple(params))
-
-
-def quiet(conn: Connection, trusted: Sequence[Callable[..., Any]]) -> bool:
-    """Whether nothing but ``trusted`` (``before_cursor_execute`` listeners added with ``retval=True``) watches ``conn``'s cursor."""
-    events = conn.dispatch
-    return not events.after_cursor_execute and all(fn in trusted for fn in events.before_cursor_execute)
+    _misses.clear()
 
 
 def send(conn: Connection, statement: str, args: Any) -> int:
-    """``statement`` on the driver's cursor of ``conn`` (in its transaction), as SQLAlchemy would send it; the row count.
+    """``statement`` on the driver's cursor of ``conn`` (in its transaction), as SQLAlchemy sent it; the row count.
 
-    ``args`` None: sent without parameters. A statement the database refuses
-    raises SQLAlchemy's error for it, with the statement and its parameters.
+    ``args`` None: sent without parameters (the driver then does no placeholder
+    formatting, as for Alembic's own). A statement the database refuses raises
+    SQLAlchemy's error for it, with the statement and its parameters.
     """
     import sqlalchemy as sa
 
     dbapi = conn.dialect.loaded_dbapi
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    args = tuple(args) if isinstance(args, list) else args
     try:
         if args is None:
             cursor.execute(statement)

@@ -29,8 +29,9 @@ version-table update and its ledger row together.
 from __future__ import annotations
 
 import contextlib
+import enum
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,8 +63,34 @@ before the first one runs, so it can name the step that is running
 (:class:`migmagic.progress.Progress` does).
 """
 
-Inspect = Callable[["Plan", "Connection"], None]
-"""Called as ``inspect(plan, conn)`` under the lock, before any step runs, on the connection that will run them; may refuse by raising."""
+
+class Observer:
+    """What a command gets told as it runs, at four named moments; each may be left as it is here (nothing).
+
+    Which observers each command gets is one table, :data:`migmagic.observers.TABLE`;
+    :func:`locked` takes them and :class:`Execution` tells them:
+
+    * ``planned(plan, ex)``: a plan is about to run, under the lock, on the connection
+      that will run it (nothing of it has run); may refuse it by raising;
+    * ``step_started(step)`` / ``step_done(step)``: around each step;
+    * ``finished(ex)``: every plan ran, still under the lock, before the commit.
+
+    ``notes`` are sentences for the command's result.
+    """
+
+    notes: list[str]
+
+    def planned(self, plan: Plan, ex: Execution) -> None:
+        pass
+
+    def step_started(self, step: Step) -> None:
+        pass
+
+    def step_done(self, step: Step) -> None:
+        pass
+
+    def finished(self, ex: Execution) -> None:
+        pass
 
 PAST = {"upgrade": "Upgraded", "downgrade": "Downgraded", "stamp": "Stamped"}
 
@@ -81,6 +108,9 @@ class Plan:
     steps: list[Step]
     scripts: Scripts = field(repr=False)
     purge: bool = False
+    executor: str = "alembic"  # who runs the steps: "alembic" (its runtime), or "recorded" (a recording of this very plan, see migmagic.replay)
+    recording: replay.Recording | None = field(default=None, repr=False)  # what "recorded" replays
+    bookkeeping: Callable[[Execution], None] | None = field(default=None, repr=False)  # accept, repair: no step runs, this writes the books
 
     @property
     def revisions(self) -> list[str]:
@@ -129,23 +159,93 @@ def diff_text(old: str, new: str, old_name: str, new_name: str) -> str:
 # --------------------------------------------------------------------------- running plans
 
 
+class Stage(str, enum.Enum):
+    """What a command was doing when it stopped (a failure report reads it)."""
+
+    LOCK = "lock"
+    PLAN = "plan"
+    RUN = "run"
+    LEDGER = "ledger"  # migmagic's own bookkeeping, after the revisions' statements ran
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+
+
+class Tap:
+    """The one listener on a locked connection's statements: the transaction guard, MySQL/MariaDB's journal,
+    replay's recording and a dry run's capture subscribe to it; none of them listens on its own.
+
+    ``before(statement, parameters)`` subscribers may refuse a statement (raise) or replace it (return a
+    ``(statement, parameters)`` pair); ``after(statement, context)`` ones see it done; ``commit()`` ones see a
+    commit through the connection. Subscribers are called in the order they subscribed.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        from sqlalchemy import event
+
+        self.conn = conn
+        self._before: list[Callable[..., Any]] = []
+        self._after: list[Callable[..., Any]] = []
+        self._commit: list[Callable[[], None]] = []
+        event.listen(conn, "before_cursor_execute", self._on_before, retval=True)
+        event.listen(conn, "after_cursor_execute", self._on_after)
+        event.listen(conn, "commit", self._on_commit)
+
+    def close(self) -> None:
+        from sqlalchemy import event
+
+        event.remove(self.conn, "before_cursor_execute", self._on_before)
+        event.remove(self.conn, "after_cursor_execute", self._on_after)
+        event.remove(self.conn, "commit", self._on_commit)
+
+    @contextlib.contextmanager
+    def subscribed(
+        self, before: Callable[..., Any] | None = None, after: Callable[..., Any] | None = None, commit: Callable[[], None] | None = None
+    ) -> Iterator[None]:
+        """``before``/``after``/``commit`` hear the connection's statements while the block runs."""
+        pairs = [(lst, fn) for lst, fn in ((self._before, before), (self._after, after), (self._commit, commit)) if fn is not None]
+        for lst, fn in pairs:
+            lst.append(fn)
+        try:
+            yield
+        finally:
+            for lst, fn in pairs:
+                lst.remove(fn)
+
+    def _on_before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> tuple[str, Any]:
+        for fn in list(self._before):
+            replaced = fn(statement, parameters, context, executemany)
+            if replaced is not None:
+                statement, parameters = replaced
+        return statement, parameters
+
+    def _on_after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        for fn in list(self._after):
+            fn(statement, context)
+
+    def _on_commit(self, conn: Any) -> None:
+        for fn in list(self._commit):
+            fn()
+
+
 class Execution:
-    """One command's connection under the migration lock: runs plans, keeps the ledger rows.
+    """One command's connection under the migration lock: runs plans, tells its observers, keeps the ledger rows.
 
     Where DDL rolls back, the ledger rows wait in :attr:`rows` to be inserted
     just before the transaction commits. Where it does not (MySQL/MariaDB), each
     step's row is inserted and committed with that step's version-table update.
     """
 
-    def __init__(self, db: Database, conn: Connection, progress: Progress | None = None) -> None:
+    def __init__(self, db: Database, conn: Connection, command: str, observers: Sequence[Observer] = ()) -> None:
         self.db = db
         self.conn = conn
+        self.command = command
+        self.observers = list(observers)
         self.per_step = not db.transactional_ddl
-        self.progress = progress
+        self.tap = Tap(conn)
         self.rows: list[dict[str, Any]] = []
         self.plans: list[Plan] = []
         self.done: list[Step] = []  # every step done, across plans
-        self.stage = "lock"  # what the command was doing: lock, plan, run, commit, or a caller's own word
+        self.stage: str = Stage.LOCK  # what the command was doing: a Stage, or a caller's own word (reapply's acts)
         self._plan_done: list[Step] = []
         self._position: tuple[str, ...] | None = None
         self.journal = journal.Recorder(conn) if self.per_step else None  # where DDL commits itself
@@ -153,17 +253,22 @@ class Execution:
         # (a revision's autocommit_block), as (steps done then, the step whose block it was).
         self.commits: list[tuple[list[Step], Step]] = []
         self._guard: _Guard | None = None
-        self.replayed = 0  # steps whose recorded SQL ran in place of the revision's function (see migmagic.replay)
+        self.replayed = 0  # steps run from a recording of their plan (see migmagic.replay)
+        self.recordings: list[replay.Recording] = []  # made by this command's runs: stored once it committed
 
     def state(self, scripts: Scripts) -> State:
         """The database's state on this connection; what was done outside migmagic since its last command goes into the ledger first."""
-        self.stage = "plan"
+        self.stage = Stage.PLAN
         if self.done:  # the version table's watch saw this command's own steps: not outside
             watch.forget(self.conn)
         st = state.of(self.conn, scripts)
         if st.unrecorded:
             self._insert(watch.ledger_rows(scripts, st.unrecorded))
         return st
+
+    def notes(self) -> list[str]:
+        """The observers' notes and the run's warnings, each once."""
+        return list(dict.fromkeys([*self.warnings(), *(n for o in self.observers for n in o.notes)]))
 
     @property
     def current(self) -> Plan | None:
@@ -177,26 +282,32 @@ class Execution:
 
     @property
     def where(self) -> tuple[str, ...]:
-        """The version table's revisions after the steps done so far."""
+        """The version table's revisions after the steps done so far (as Alembic's bookkeeping left it)."""
         if self._position is not None:
             return self._position
         return self.plans[0].before.heads if self.plans else ()
 
     def run(self, plan: Plan) -> list[Step]:
-        """Run ``plan``'s steps on this connection; returns them once done."""
+        """Tell the observers ``plan`` is planned (they may refuse it), then run its steps on this connection; returns them once done."""
         from . import adapter
 
-        self.stage = "run"
         self.plans.append(plan)
         self._plan_done = []
         if self._position is None:
             self._position = plan.before.heads
-        if self.progress:
-            begin = getattr(self.progress, "begin", None)
-            if begin is not None:
-                begin(plan.steps)
-            self.progress(0, len(plan.steps), None)
+        for observer in self.observers:
+            observer.planned(plan, self)
+        self.stage = Stage.RUN
+        if plan.bookkeeping is not None:
+            plan.bookkeeping(self)
+            return []
         clock = time.perf_counter()
+
+        def started(step: Step) -> None:
+            if self.journal is not None:
+                self.journal.start(step)
+            for observer in self.observers:
+                observer.step_started(step)
 
         def finished(step: Step) -> None:
             nonlocal clock
@@ -207,38 +318,47 @@ class Execution:
             self.record(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION, note=note))
             if self.journal:
                 self.journal.forget()
-            self._position = position_after(self.where, step, plan.scripts)
+            if step.heads_after is not None:
+                self._position = step.heads_after
             self._plan_done.append(step)
             self.done.append(step)
-            if self.progress:
-                self.progress(len(self._plan_done), len(plan.steps), step)
+            for observer in self.observers:
+                observer.step_done(step)
 
-        replayer = replay.Replayer(self.conn, plan.scripts, plan.steps, per_step=self.per_step, alembic_version=adapter.ALEMBIC_VERSION) if self.db.replay else None
-        try:
-            with collector.held():
-                if self.journal is None:
-                    with _Guard(self, plan) as self._guard:
-                        if replayer is not None:  # a recording never ends the transaction (see migmagic.replay): nothing for the guard
-                            replayer.trust(self._guard._statement)
+        with collector.held():
+            if plan.executor == "recorded":
+                assert plan.recording is not None  # chosen with it (replay.choose)
+                with _Guard(self, plan) as self._guard:
+                    plan.recording.play(self.conn, plan.steps, started, self._checked(finished, plan))
+                self.replayed += len(plan.steps)
+            elif self.journal is None:
+                recorder = replay.Recorder(replay.key_of(plan.scripts, plan.steps, self.conn), len(plan.steps)) if _worth_recording(plan, self) else None
+                listening = self.tap.subscribed(before=recorder.before) if recorder else contextlib.nullcontext()
+                with _Guard(self, plan) as self._guard, listening:
+                    adapter.run_steps(
+                        self.conn, plan.scripts, plan.steps, on_step=self._checked(recorder.paused(finished) if recorder else finished, plan),
+                        on_start=recorder.starting(started) if recorder else started,
+                        transaction_per_migration=False, purge=plan.purge, on_autocommit=self._guard.autocommit,
+                    )
+                made = recorder.recording() if recorder is not None else None
+                if made is not None:
+                    self.recordings.append(made)
+            else:
+                with self.tap.subscribed(self.journal.before, self.journal.after):
+                    try:
                         adapter.run_steps(
-                            self.conn, plan.scripts, plan.steps, on_step=self._checked(finished, plan),
-                            transaction_per_migration=False, purge=plan.purge, on_autocommit=self._guard.autocommit, replay=replayer,
+                            self.conn, plan.scripts, plan.steps, on_step=finished, on_start=started,
+                            transaction_per_migration=True, purge=plan.purge,
                         )
-                else:
-                    with self.journal.watching():
-                        try:
-                            adapter.run_steps(
-                                self.conn, plan.scripts, plan.steps, on_step=finished, on_start=self.journal.start,
-                                transaction_per_migration=True, purge=plan.purge, replay=replayer,
-                            )
-                        except BaseException:
-                            self.journal.abandon()
-                            raise
-        finally:
-            if replayer is not None:  # a recording holds what Alembic sent for its revision, whatever came after
-                self.replayed += replayer.replayed
-                replayer.save()
+                    except BaseException:
+                        self.journal.abandon()
+                        raise
         return list(self._plan_done)
+
+    def finish(self) -> None:
+        """Every plan ran: the observers' last look, under the lock, before the commit."""
+        for observer in self.observers:
+            observer.finished(self)
 
     def _checked(self, finished: Callable[[Step], None], plan: Plan) -> Callable[[Step], None]:
         """``finished``, then: did the step end the command's transaction behind migmagic's back?"""
@@ -285,7 +405,7 @@ class Execution:
         """A ledger row: kept for the commit, or (per step) inserted and committed now."""
         self.rows.append(row)
         if self.per_step:
-            stage, self.stage = self.stage, "ledger"
+            stage, self.stage = self.stage, Stage.LEDGER
             self.flush()
             self.conn.commit()
             self.stage = stage
@@ -308,13 +428,16 @@ class Execution:
 
 
 @contextlib.contextmanager
-def locked(db: Database, progress: Progress | None = None, *, rollback: bool = False) -> Iterator[Execution]:
-    """A connection holding the migration lock, with the ledger table there, as an :class:`Execution`.
+def locked(db: Database, command: str, observers: Sequence[Observer] = (), *, rollback: bool = False) -> Iterator[Execution]:
+    """A connection holding the migration lock, with the ledger table there, as an :class:`Execution` of ``command``.
 
-    When the block ends normally, the ledger rows are inserted and the command
-    commits; on an exception it rolls back (what MySQL/MariaDB committed per step
-    stays). With ``rollback`` (a rehearsal, where DDL rolls back) it always
-    rolls back: no ledger row is written and nothing the block ran stays.
+    ``observers`` are the ones :func:`migmagic.observers.build` made for ``command``.
+    When the block ends normally, the observers see it finished, the ledger rows are
+    inserted and the command commits; on an exception it rolls back (what
+    MySQL/MariaDB committed per step stays). With ``rollback`` (a rehearsal, where
+    DDL rolls back) it always rolls back: no ledger row is written and nothing the
+    block ran stays. Recordings the runs made (see :mod:`migmagic.replay`) are
+    stored only once the command committed.
     """
     if rollback and not db.transactional_ddl:
         raise ValueError(f"{db.dialect_name} cannot roll DDL back: rehearse on a copy instead")
@@ -324,17 +447,24 @@ def locked(db: Database, progress: Progress | None = None, *, rollback: bool = F
         if not db.transactional_ddl:
             journal.ensure(conn)
             conn.commit()
-        ex = Execution(db, conn, progress)
-        yield ex
-        if rollback:
-            ex.stage = "rollback"
-            ex.rows.clear()
-            conn.rollback()
-            return
-        ex.stage = "ledger"
-        watch.install(conn)  # once the version table exists; MySQL/MariaDB: everything before has committed
-        ex.flush()  # one statement, in the command's transaction
-        ex.stage = "commit"
+        ex = Execution(db, conn, command, observers)
+        try:
+            yield ex
+            ex.finish()
+            if rollback:
+                ex.stage = Stage.ROLLBACK
+                ex.rows.clear()
+                ex.recordings.clear()
+                conn.rollback()
+                return
+            ex.stage = Stage.LEDGER
+            watch.install(conn)  # once the version table exists; MySQL/MariaDB: everything before has committed
+            ex.flush()  # one statement, in the command's transaction
+            ex.stage = Stage.COMMIT
+        finally:
+            ex.tap.close()
+    # Committed (db.migrating commits on the way out): the recordings may be stored now.
+    replay.store(ex.recordings)
 
 
 def ends_transaction(statement: str) -> str | None:
@@ -345,7 +475,7 @@ def ends_transaction(statement: str) -> str | None:
 
 
 class _Guard:
-    """While a plan runs where DDL rolls back: the command's transaction ends only where migmagic says.
+    """While a plan runs where DDL rolls back: the command's transaction ends only where migmagic says (the *transaction guard*).
 
     A statement that would end it (``op.execute("COMMIT")``, the usual workaround for
     PostgreSQL's ``ALTER TYPE ... ADD VALUE``) is refused before it reaches the
@@ -354,7 +484,7 @@ class _Guard:
     rows so far go in first, so they commit with it, and the command stops after
     that step (:meth:`Execution._checked`). Alembic's ``autocommit_block()`` is
     the supported way: its commit is let through and recorded in
-    :attr:`Execution.commits`.
+    :attr:`Execution.commits`. It hears the connection through the :class:`Tap`.
     """
 
     def __init__(self, ex: Execution, plan: Plan) -> None:
@@ -362,33 +492,29 @@ class _Guard:
         self.plan = plan
         self.in_block = False
         self.ended: str | None = None  # how a revision ended the transaction, when one did
+        self._subscription: contextlib.AbstractContextManager[None] | None = None
 
     def __enter__(self) -> _Guard:
-        from sqlalchemy import event
-
-        event.listen(self.ex.conn, "before_cursor_execute", self._statement, retval=True)  # unwrapped: replay knows it (see below)
-        event.listen(self.ex.conn, "commit", self._commit)
+        self._subscription = self.ex.tap.subscribed(before=self._statement, commit=self._commit)
+        self._subscription.__enter__()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        from sqlalchemy import event
-
-        event.remove(self.ex.conn, "before_cursor_execute", self._statement)
-        event.remove(self.ex.conn, "commit", self._commit)
+    def __exit__(self, *exc: object) -> None:
+        assert self._subscription is not None
+        self._subscription.__exit__(None, None, None)
 
     def _running(self) -> Step:
         return self.plan.steps[min(len(self.ex.current_done), len(self.plan.steps) - 1)]
 
-    def _statement(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> tuple[str, Any]:
+    def _statement(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         found = None if self.in_block else ends_transaction(statement)
         if found:
             raise TransactionEndRefused(
                 f"{found} would end migmagic's transaction, so it was not run. For statements "
                 "that cannot run in a transaction, use op.get_context().autocommit_block()."
             )
-        return statement, parameters
 
-    def _commit(self, conn: Any) -> None:
+    def _commit(self) -> None:
         if self.in_block:
             return
         self.ended = "it committed through the connection"
@@ -402,19 +528,58 @@ class _Guard:
             self.ex.commits.append((list(self.ex.done), self._running()))
 
 
-def position_after(heads: tuple[str, ...], step: Step, scripts: Scripts) -> tuple[str, ...]:
-    """The version table's revisions after ``step`` ran on a database at ``heads``."""
-    if step.direction not in ("upgrade", "downgrade") or step.revision not in scripts:
-        return heads
-    info = scripts.info(step.revision)
-    if step.direction == "upgrade":
-        kept = [h for h in heads if h not in info.down_revisions]
-        return (*kept, step.revision)
-    kept = [h for h in heads if h != step.revision]
-    return tuple(kept) + tuple(d for d in info.down_revisions if d not in kept)
+# --------------------------------------------------------------------------- who runs a plan
 
 
-# --------------------------------------------------------------------------- one command, one plan
+def _replayable(plan: Plan, ex: Execution) -> bool:
+    """Whether ``plan`` is one replay may record or replay (see :mod:`migmagic.replay`), short of its recording.
+
+    An ``upgrade`` (the user's own: not a dry run's, nor verify's) from an empty database
+    where DDL rolls back, replay on, and nobody listening to every statement.
+    """
+    return (
+        ex.db.replay
+        and ex.db.transactional_ddl
+        and ex.command == "upgrade"
+        and plan.command == "upgrade"
+        and not plan.purge
+        and bool(plan.steps)
+        and not plan.before.heads
+        and all(s.direction == "upgrade" and s.revision in plan.scripts for s in plan.steps)
+        and not any(getattr(o, "hears_statements", False) for o in ex.observers)
+        and replay.empty(ex.conn)
+    )
+
+
+def _choose_executor(plan: Plan, ex: Execution) -> None:
+    """Decide who runs ``plan``, before it runs: a recording of this very plan when there is one, else Alembic."""
+    if _replayable(plan, ex):
+        plan.recording = replay.find(replay.key_of(plan.scripts, plan.steps, ex.conn))
+        plan.executor = "recorded" if plan.recording is not None else "alembic"
+
+
+def _worth_recording(plan: Plan, ex: Execution) -> bool:
+    """Whether Alembic's run of ``plan`` is recorded: a replayable plan whose every revision is proven pure."""
+    return plan.executor == "alembic" and _replayable(plan, ex) and replay.proven(plan.scripts, plan.steps, batch=ex.conn.dialect.name != "sqlite")
+
+
+# --------------------------------------------------------------------------- one command, one sequence
+
+Planner = Callable[[Execution, "State"], Plan]
+"""The part of a command that differs: from the state read under the lock, the plan to run (refusing by raising)."""
+
+
+def planner(command: str, target: str, scripts: Scripts, *, purge: bool = False) -> Planner:
+    """The planner of ``upgrade``, ``downgrade`` or ``stamp`` to ``target``: refuse a database that cannot be trusted, then plan."""
+
+    def make(ex: Execution, before: State) -> Plan:
+        if command != "stamp":
+            verify(ex.conn, scripts, before)  # before planning: a plan from a missing head is Alembic's error, not ours
+        the_plan = plan(command, target, scripts, before, purge=purge)
+        _choose_executor(the_plan, ex)
+        return the_plan
+
+    return make
 
 
 def migrate(
@@ -423,35 +588,30 @@ def migrate(
     command: str,
     target: str,
     *,
-    progress: Progress | None = None,
+    observers: Sequence[Observer] = (),
     purge: bool = False,
-    inspect: Inspect | None = None,
-    after: Callable[[Execution], None] | None = None,
     rollback: bool = False,
+    make_plan: Planner | None = None,
+    row: str | None = None,
 ) -> display.Outcome:
-    """``upgrade``, ``downgrade`` or ``stamp`` to ``target``: the whole sequence for one plan.
+    """The one sequence every command that changes a database runs: lock, state, plan, run, finish, commit — or the one failure report.
 
-    ``inspect(plan, conn)`` sees the plan under the lock before any step runs,
-    with the locked connection (to count rows, or copy the database), and may
-    refuse it by raising; ``after`` sees the execution under the lock once the
-    last step ran, before the commit. With ``rollback`` the command always
-    rolls back (see :func:`locked`): a rehearsal.
+    ``command`` names it; ``row``, when the user's command runs another's plans (a dry
+    run's upgrade, verify's), names the user's (the row of :data:`migmagic.observers.TABLE`
+    its ``observers`` come from). ``make_plan`` is what differs between commands
+    (default: :func:`planner` of ``command`` to ``target``). With ``rollback`` the
+    command always rolls back (see :func:`locked`): a rehearsal.
     """
     started = time.perf_counter()
-    scripts.check_target(target)  # unknown or ambiguous revisions are named before any connection is made
+    if target:
+        scripts.check_target(target)  # unknown or ambiguous revisions are named before any connection is made
     ex: Execution | None = None
     try:
-        with locked(db, progress, rollback=rollback) as ex:
+        with locked(db, row or command, observers, rollback=rollback) as ex:
             before = ex.state(scripts)
-            if command != "stamp":
-                verify(ex.conn, scripts, before)  # before planning: a plan from a missing head is Alembic's error, not ours
-            the_plan = plan(command, target, scripts, before, purge=purge)
-            if inspect is not None:
-                inspect(the_plan, ex.conn)
+            the_plan = (make_plan or planner(command, target, scripts, purge=purge))(ex, before)
             done = ex.run(the_plan)
             heads = ex.heads()
-            if after is not None:
-                after(ex)
     except MigmagicError:
         raise
     except Exception as exc:
@@ -465,13 +625,15 @@ def migrate(
         ) from None
     seconds = time.perf_counter() - started
     where = ", ".join(heads) or "base"
-    if not done:
+    if the_plan.bookkeeping is not None:
+        summary = ""
+    elif not done:
         summary = f"Nothing to {command}: {db.masked_url} is at {where}."
     else:
         n = len(done)
         replayed = f" ({ex.replayed} replayed from recorded SQL)" if ex.replayed else ""
-        summary = f"{PAST[command]} {db.masked_url} to {where}: {n} step{'s' if n != 1 else ''}{replayed} in {seconds:.2f} s."
-    return display.Outcome(summary, display.steps_table(done), ex.warnings())
+        summary = f"{PAST.get(command, command)} {db.masked_url} to {where}: {n} step{'s' if n != 1 else ''}{replayed} in {seconds:.2f} s."
+    return display.Outcome(summary, display.steps_table(done), ex.notes())
 
 
 # --------------------------------------------------------------------------- saying what went wrong
@@ -523,6 +685,8 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
             )
     if waited:
         hint += " Finish or roll back the other transaction (in another cell, say), or raise the lock timeout."
+    if current is not None and current.executor == "recorded":  # no code of the revision ran: its statements came from the recording of this plan
+        hint += " The steps ran from the recording of this plan (see migmagic.replay): the statement is the one the revision sent when Alembic ran it."
     return MigrationFailed(
         what, revision=rev, original=exc, statement=statement, completed=[s.revision for s in done],
         hint=hint + statement_hint(statement), fixes=fixes, scrub=db.scrub, lock_wait=waited,
@@ -540,19 +704,13 @@ def _committed_before(ex: Execution, failed: str, ended: str | None) -> str:
         )
     done_then, block = ex.commits[-1]
     kept = f"{', '.join(s.revision for s in done_then)} and " if done_then else ""
-    where = ", ".join(_position(ex.plans[0].before.heads, done_then, ex)) or "base"
+    at = done_then[-1].heads_after if done_then and done_then[-1].heads_after is not None else ex.plans[0].before.heads
+    where = ", ".join(at) or "base"
     return (
         f"Committed before the failure, at the autocommit block of {block.revision}: {kept}the statements of "
         f"{block.revision} up to and in that block. Everything after it was rolled back: the version table is at "
         f"{where}, and the ledger agrees."
     )
-
-
-def _position(heads: tuple[str, ...], steps: list[Step], ex: Execution) -> tuple[str, ...]:
-    for step in steps:
-        scripts = next((p.scripts for p in ex.plans if step in p.steps), ex.plans[0].scripts)
-        heads = position_after(heads, step, scripts)
-    return heads
 
 
 def what_failed(

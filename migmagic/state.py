@@ -141,3 +141,9 @@ def _edited(scripts: Scripts, entries: Mapping[str, ledger.Entry], rev: str) -> 
     if entry is None or entry.checksum is None or rev not in scripts:
         return False
     return entry.checksum != scripts.info(rev).checksum
+
+
+def log_rows(conn: Connection, scripts: Scripts) -> list[dict[str, Any]]:
+    """``log``'s rows, read in one transaction: revisions applied before any ledger row, the ledger, then what was done outside migmagic."""
+    st = of(conn, scripts)
+    return outside_rows(scripts, st) + ledger.rows(conn) + unrecorded_rows(scripts, st)

@@ -23,13 +23,13 @@ def _folder(workdir: Path, n: int = 15) -> Migrator:
 def compiles(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The scripts compiled from their text (not taken from the cache), as they are."""
     seen: list[Path] = []
-    original = adapter._compile
+    original = adapter.scripts._compile
 
     def counting(path: Path, source: str) -> Any:
         seen.append(path)
         return original(path, source)
 
-    monkeypatch.setattr(adapter, "_compile", counting)
+    monkeypatch.setattr(adapter.scripts, "_compile", counting)
     return seen
 
 

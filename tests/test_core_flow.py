@@ -131,7 +131,7 @@ def test_sql_mode_for_a_mariadb_url_shows_no_transaction(workdir: Path, mariadb_
     m = Migrator.init(mariadb_url.replace("mysql+pymysql://", "mariadb+pymysql://", 1))
     try:
         m.revision("create events table", body=EVENTS)
-        sql = str(m.upgrade("head", sql=True))
+        sql = str(m.sql("upgrade", "head"))
     finally:
         m.close()
     assert "CREATE TABLE events" in sql

@@ -57,7 +57,7 @@ def test_dry_run_upgrade_shows_what_would_change_and_changes_nothing(migrator: M
     ids = _history(migrator)
     migrator.upgrade(ids["seed"])
     before = real(migrator.db.url)
-    report = migrator.upgrade("head", dry_run=True)
+    report = migrator.dry_run("upgrade", "head")
     assert real(migrator.db.url) == before
     assert not report.failed and report.failure is None
     assert f"from {ids['seed']} to {ids['drop type']}" in report.summary
@@ -83,7 +83,7 @@ def test_dry_run_downgrade_changes_nothing(migrator: Migrator) -> None:
     ids = _history(migrator)
     migrator.upgrade("head")
     before = real(migrator.db.url)
-    report = migrator.downgrade("base", dry_run=True)
+    report = migrator.dry_run("downgrade", "base")
     assert real(migrator.db.url) == before
     assert list(report.steps["direction"]) == ["downgrade"] * 4
     changes = {(r.change, r.name) for r in report.schema_changes.itertuples()}
@@ -97,7 +97,7 @@ def test_a_failed_rehearsal_is_a_report_and_the_real_database_is_untouched(migra
     migrator.upgrade(ids["keep"])
     before = real(migrator.db.url)
     monkeypatch.setenv("MIGMAGIC_TEST_FAULT", "child.up.2.sql")
-    report = migrator.upgrade("head", dry_run=True)
+    report = migrator.dry_run("upgrade", "head")
     monkeypatch.delenv("MIGMAGIC_TEST_FAULT")
     assert real(migrator.db.url) == before
     assert report.failed and report.failed_revision == ids["child"]
@@ -125,12 +125,14 @@ def test_a_failed_rehearsal_fails_the_cell_and_shows_the_report(ip_empty: Shell,
     assert "column added" not in repr(ok) and "table added" in repr(ok)
 
 
-def test_options_without_dry_run_are_a_usage_error(workdir: Any, sqlite_url: str) -> None:
+def test_options_without_dry_run_are_a_usage_error(ip_empty: Any, sqlite_url: str) -> None:
+    ip_empty.ok(f"%migrate init {sqlite_url}")
+    refused = ip_empty.run("%migrate upgrade head --full")  # the Python API has no such keyword: upgrade() only runs
+    assert isinstance(refused.error, UsageError) and "--full only applies to upgrade --dry-run" in refused.output
     m = Migrator.init(sqlite_url)
-    with pytest.raises(UsageError, match="--full only applies to a dry run"):
-        m.upgrade("head", full=True)
     with pytest.raises(UsageError, match="--copy only applies to PostgreSQL"):
-        m.upgrade("head", dry_run=True, copy=True)
+        m.dry_run("upgrade", "head", copy=True)
+    m.close()
 
 
 def test_sqlite_copy_holds_commits_still_in_the_wal(workdir: Any, sqlite_url: str) -> None:
@@ -146,7 +148,7 @@ def test_sqlite_copy_holds_commits_still_in_the_wal(workdir: Any, sqlite_url: st
         writer.execute("INSERT INTO events (id, title, event_type) VALUES (1, 'in the wal', 'x')")
         assert os.path.getsize(path + "-wal") > 0
         before = real(sqlite_url)
-        report = m.upgrade("head", dry_run=True)
+        report = m.dry_run("upgrade", "head")
         assert report.row_counts.set_index("table").loc["events", "before"] == 1
         assert real(sqlite_url) == before
     finally:
@@ -159,14 +161,14 @@ def test_sql_falls_back_to_a_rehearsal_when_batch_mode_cannot_render_offline(wor
     b = m.revision("add venue", ADD_VENUE)
     m.upgrade("head")
     before = real(sqlite_url)
-    script = str(m.downgrade(f"{b.revision}:{a.revision}", sql=True))
+    script = str(m.sql("downgrade", f"{b.revision}:{a.revision}"))
     assert real(sqlite_url) == before
     assert script.startswith("-- Alembic cannot render this offline")
     assert "_alembic_tmp_events" in script and f"version_num='{a.revision}'" in script
     assert script.count("BEGIN;") == 1 and script.rstrip().endswith("COMMIT;")
     assert "PRAGMA" not in script and "migmagic_ledger" not in script
     m.downgrade("base")  # from another start than the database's: the copy is moved there first
-    script = str(m.downgrade(f"{b.revision}:{a.revision}", sql=True))
+    script = str(m.sql("downgrade", f"{b.revision}:{a.revision}"))
     assert "_alembic_tmp_events" in script and tuple(snapshot(sqlite_url)) == ("alembic_version", "migmagic_ledger", "migmagic_version_changes")
 
 
@@ -198,7 +200,7 @@ def test_postgres_rehearses_in_a_transaction_and_says_what_that_means(workdir: A
     ids = _history(m)
     m.upgrade(ids["seed"])
     before = real(pg_url)
-    report = m.upgrade("head", dry_run=True)
+    report = m.dry_run("upgrade", "head")
     assert real(pg_url) == before and not report.failed
     assert "in one transaction that was rolled back" in report.how
     assert any("locks" in c for c in report.caveats) and any("Sequences" in c for c in report.caveats)
@@ -211,13 +213,13 @@ def test_postgres_refuses_what_cannot_run_in_a_transaction_and_copy_rehearses_it
     m.upgrade(a.revision)
     before = real(pg_url)
     with pytest.raises(RehearsalRefused) as refused:
-        m.upgrade("head", dry_run=True)
+        m.dry_run("upgrade", "head")
     assert refused.value.revision == c.revision and "autocommit_block()" in str(refused.value)
     assert "%migrate upgrade head --dry-run --copy" in refused.value.notebook_text()
     assert real(pg_url) == before
     # On a clone it runs as a real upgrade would (today migmagic's one transaction makes
     # Alembic's autocommit_block fail): the rehearsal says so, and the real database is as it was.
-    report = m.upgrade("head", dry_run=True, copy=True)
+    report = m.dry_run("upgrade", "head", copy=True)
     assert "clone" in report.how
     assert report.failed == _real_upgrade_fails(m), report.failure
     assert real(pg_url) == before
@@ -251,7 +253,7 @@ def test_postgres_a_commit_inside_a_revision_is_stopped_before_it_reaches_the_se
     m = Migrator.init(pg_url)
     s = m.revision("sneaky commit", COMMITS)
     before = real(pg_url)
-    report = m.upgrade("head", dry_run=True)  # refused by the execution path itself, as in a real run
+    report = m.dry_run("upgrade", "head")  # refused by the execution path itself, as in a real run
     assert report.failed and report.failed_revision == s.revision
     assert "COMMIT would end migmagic's transaction, so it was not run" in (report.failure or "")
     assert real(pg_url) == before
@@ -264,10 +266,10 @@ def test_postgres_copy_needs_no_other_session(workdir: Any, pg_url: str) -> None
     try:
         with other.connect():
             with pytest.raises(RehearsalRefused, match="needs no other session connected"):
-                m.upgrade("head", dry_run=True, copy=True)
+                m.dry_run("upgrade", "head", copy=True)
     finally:
         other.dispose()
-    assert not m.upgrade("head", dry_run=True, copy=True).failed
+    assert not m.dry_run("upgrade", "head", copy=True).failed
 
 
 # ---------------------------------------------------------------------- MariaDB
@@ -316,7 +318,7 @@ def test_mariadb_rehearses_on_a_sample_with_foreign_keys_kept(workdir: Any, mari
     m.upgrade(a.revision)
     before = real(mariadb_url)
     with databases_created() as scratch:
-        report = m.upgrade("head", dry_run=True, sample=10)
+        report = m.dry_run("upgrade", "head", sample=10)
     assert not report.failed, report.failure  # the foreign key survived the copy: it could be dropped by name
     assert real(mariadb_url) == before
     counts = report.row_counts.set_index("table")
@@ -324,7 +326,7 @@ def test_mariadb_rehearses_on_a_sample_with_foreign_keys_kept(workdir: Any, mari
     assert "sample" in report.how and any("sample" in c for c in report.caveats)
     assert ("foreign key removed", "fk_child_parent") in {(r.change, r.name) for r in report.schema_changes.itertuples()}
     with databases_created() as more:
-        full = m.upgrade("head", dry_run=True, full=True)
+        full = m.dry_run("upgrade", "head", full=True)
     scratch += more
     fc = full.row_counts.set_index("table")
     assert (fc.loc["parent", "before"], fc.loc["parent", "after"]) == (50, 40)

@@ -38,7 +38,7 @@ def test_revision_text_is_escaped_in_every_html_form(migrator: Any) -> None:
         "current": migrator.current(),
         "log": migrator.log(),
         "downgrade outcome": migrator.downgrade("base"),
-        "sql": migrator.upgrade(f"{LABEL}@head", sql=True),
+        "sql": migrator.sql("upgrade", f"{LABEL}@head"),
     }
     for where, obj in forms.items():
         html = obj._repr_html_()

@@ -106,7 +106,7 @@ def test_a_destructive_upgrade_is_refused_and_the_database_is_untouched(readings
     assert snapshot(url) == before and sqlite_bytes(url) == before_bytes  # schema, rows, version table, ledger
     message = str(refused.value)
     assert "2 rows of table calibrations; 2 values of readings.note" in message
-    assert "upgrade('head', accept_data_loss=True)" in message and "upgrade('head', dry_run=True)" in message
+    assert "upgrade('head', accept_data_loss=True)" in message and "dry_run('upgrade', 'head')" in message
 
 
 def test_accept_data_loss_runs_it(readings: Migrator) -> None:

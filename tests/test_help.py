@@ -16,8 +16,8 @@ COMMANDS_PAGE = (Path(__file__).resolve().parent.parent / "docs" / "commands" / 
 
 def test_overview_lists_every_command(ip_empty: Shell) -> None:
     out = ip_empty.run("%migrate -h").output
-    for name, (help_text, _) in COMMANDS.items():
-        assert f"  {name}" in out and help_text in out
+    for name, command in COMMANDS.items():
+        assert f"  {name}" in out and command.help in out
     assert "%%revision" in out
 
 
@@ -29,7 +29,7 @@ def test_question_mark_shows_the_same_overview(ip_empty: Shell) -> None:
 
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_each_command_has_help_for_every_option(ip_empty: Shell, name: str) -> None:
-    help_text, args = COMMANDS[name]
+    help_text, args = COMMANDS[name].help, COMMANDS[name].args
     assert help_text.endswith(".")
     for _flags, kwargs in args:
         assert kwargs.get("help"), f"{name} {_flags} has no help"

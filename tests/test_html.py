@@ -93,7 +93,7 @@ def tidy(workdir: Path) -> Migrator:
 
 def test_sql_and_revision_source_are_set_as_code(tidy: Migrator) -> None:
     first = tidy.current().ids[0]
-    for shown, code in ((tidy.downgrade(f"{first}:base", sql=True), "DROP TABLE readings"), (tidy.show("head"), "batch.drop_column")):
+    for shown, code in ((tidy.sql("downgrade", f"{first}:base"), "DROP TABLE readings"), (tidy.show("head"), "batch.drop_column")):
         page = Elements(shown._repr_html_())
         [pre] = [p for p in page.tags("pre") if code in p["text"]]
         assert set_as_code(pre), pre["attrs"]
@@ -103,7 +103,7 @@ def test_sql_and_revision_source_are_set_as_code(tidy: Migrator) -> None:
 
 
 def test_a_failed_dry_run_reads_headline_way_forward_then_details(tidy: Migrator) -> None:
-    report = tidy.upgrade("head", dry_run=True)
+    report = tidy.dry_run("upgrade", "head")
     assert report.failed
     page = report._repr_html_()
     assert "<script" not in page and "onclick" not in page
@@ -132,7 +132,7 @@ def test_a_dry_run_with_data_at_stake_names_accept_data_loss(tidy: Migrator) -> 
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE readings SET unit = 'C'"))
     engine.dispose()
-    report = tidy.upgrade("head", dry_run=True)
+    report = tidy.dry_run("upgrade", "head")
     assert not report.failed
     paragraphs = [p["text"] for p in Elements(report._repr_html_()).tags("p")]
     assert paragraphs[0].startswith("Dry run of upgrade to head: 1 step would take")

@@ -67,7 +67,7 @@ def test_alembic_check_ignores_migmagic_bookkeeping(project: Path, sqlite_url: s
 
     m = Migrator.init(sqlite_url, metadata="myapp.models:Base")
     try:
-        m.revision("create venues", autogenerate=True)
+        m.autogenerate("create venues")
         m.upgrade("head")  # the ledger and the version table's watch are in the database now
     finally:
         m.close()
@@ -82,7 +82,7 @@ def test_models_the_folder_names_that_do_not_import_are_one_clear_error(workdir:
     m = Migrator.init(sqlite_url, metadata="nosuchapp.models:Base")
     try:
         with pytest.raises(MetadataError, match=r"nosuchapp.models:Base.*cannot be imported: No module named 'nosuchapp'"):
-            m.revision("create venues", autogenerate=True)
+            m.autogenerate("create venues")
         assert list(Path("migrations/versions").glob("*.py")) == []
     finally:
         m.close()

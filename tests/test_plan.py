@@ -28,12 +28,15 @@ def test_a_caller_may_refuse_the_plan_under_the_lock(migrator: Migrator) -> None
     migrator.revision("create events", EVENTS)
     seen: list[run.Plan] = []
 
-    def refuse(plan: run.Plan, conn: Any) -> None:
-        seen.append(plan)
-        raise UsageError("Refused after looking at the plan.")
+    class Refuse(run.Observer):
+        notes: list[str] = []
+
+        def planned(self, plan: run.Plan, ex: Any) -> None:
+            seen.append(plan)
+            raise UsageError("Refused after looking at the plan.")
 
     with pytest.raises(UsageError, match="Refused after looking"):
-        run.migrate(migrator.db, migrator.scripts(), "upgrade", "head", inspect=refuse)
+        run.migrate(migrator.db, migrator.scripts(), "upgrade", "head", observers=[Refuse()])
     assert [s.direction for s in seen[0].steps] == ["upgrade"]
     assert tables(migrator.db.url) == set() and version(migrator.db.url) == set()
     assert ledger_rows(migrator.db.url, "revision") == []

@@ -150,7 +150,7 @@ def test_the_plugins_tests_run_on_their_own_database(kind: str, workdir: Path, t
         url = "sqlite:///app.db" if kind == "sqlite" else next(user_db)
         test_url = f"sqlite:///{tmp_path / 'ci.db'}" if kind == "sqlite" else next(test_db)
         m = Migrator.init(url, metadata="models:Base")
-        m.revision("create users", autogenerate=True)
+        m.autogenerate("create users")
         m.revision("first admin", DATA_REVISION)
         m.upgrade("head")
         m.close()

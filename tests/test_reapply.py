@@ -85,7 +85,7 @@ def test_failed_reapply_changes_nothing(rollback_migrator: tuple[Migrator, str],
     file_before = before[2]
 
     with pytest.raises(MigrationFailed) as caught:
-        m.revision("create a", new_code, reapply=True)
+        m.revision("create a", new_code, reapply=True, accept_data_loss=True)
     err = str(caught.value)
 
     assert _state(url, path) == before  # schema, the row in b, the version table, the ledger, the file
@@ -106,7 +106,7 @@ def test_failed_reapply_shows_the_new_code_that_failed(rollback_migrator: tuple[
     m, url = rollback_migrator
     _applied_a_and_b(m, url)
     with pytest.raises(MigrationFailed) as caught:
-        m.revision("create a", A_RAISES, reapply=True)
+        m.revision("create a", A_RAISES, reapply=True, accept_data_loss=True)
     shown = "\n".join(caught.value._render_traceback_())
     # The traceback points at the line of the code that ran, though the file holds the old code again.
     assert 'raise RuntimeError("the new code is broken")' in shown
@@ -119,7 +119,7 @@ def test_reapply_whose_new_file_does_not_load_changes_nothing(rollback_migrator:
     before = _state(url, path)
 
     with pytest.raises(ScriptDirectoryError) as caught:
-        m.revision("create a", A_DOES_NOT_LOAD, reapply=True)
+        m.revision("create a", A_DOES_NOT_LOAD, reapply=True, accept_data_loss=True)
 
     assert "no_such_module_for_migmagic" in str(caught.value)
     assert f"Nothing changed: the database is still at {b}" in str(caught.value)
@@ -140,7 +140,7 @@ def test_reapply_whose_file_cannot_be_written_changes_nothing(rollback_migrator:
 
     monkeypatch.setattr(Path, "write_text", disk_full)
     with pytest.raises(ScriptDirectoryError) as caught:
-        m.revision("create a", A_GOOD, reapply=True)
+        m.revision("create a", A_GOOD, reapply=True, accept_data_loss=True)
     monkeypatch.undo()
 
     assert "No space left on device" in str(caught.value)
@@ -171,7 +171,7 @@ def test_reapply_failing_at_commit_changes_nothing(workdir: Any, pg_url: str) ->
         a, b, path = _applied_a_and_b(m, pg_url)
         before = _state(pg_url, path)
         with pytest.raises(MigrationFailed) as caught:
-            m.revision("create a", A_FAILS_AT_COMMIT, reapply=True)
+            m.revision("create a", A_FAILS_AT_COMMIT, reapply=True, accept_data_loss=True)
         assert "The re-apply failed when committing" in str(caught.value)
         assert f"Nothing changed: the database is still at {b}" in str(caught.value)
         assert _state(pg_url, path) == before
@@ -184,7 +184,7 @@ def test_reapply_succeeds_in_one_go(migrator: Migrator, db_url: str) -> None:
     old_checksum = migrator.scripts().info(a).checksum
     ledger_before = _ledger(db_url)
 
-    done = migrator.revision("create a", A_GOOD, reapply=True)
+    done = migrator.revision("create a", A_GOOD, reapply=True, accept_data_loss=True)
 
     assert done.action == "rewrote" and done.revision == a
     assert done.applied is not None
@@ -218,7 +218,7 @@ def test_mariadb_failed_reapply_puts_the_old_code_back(mariadb_migrator: Migrato
     file_before = path.read_bytes()
 
     with pytest.raises(MigrationFailed) as caught:
-        m.revision("create a", new_code, reapply=True)
+        m.revision("create a", new_code, reapply=True, accept_data_loss=True)
     err = str(caught.value)
 
     assert path.read_bytes() == file_before
@@ -240,7 +240,7 @@ def test_mariadb_reapply_whose_recovery_fails_says_where_the_database_is(mariadb
 
     # The new code creates table a, then fails: MariaDB keeps the table, so the old code cannot create it again.
     with pytest.raises(MigrationFailed) as caught:
-        m.revision("create a", A_HALF_DONE, reapply=True)
+        m.revision("create a", A_HALF_DONE, reapply=True, accept_data_loss=True)
     err = str(caught.value)
 
     assert path.read_bytes() == file_before

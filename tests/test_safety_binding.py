@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from conftest import EVENTS, Shell, table_revision
 
 from migmagic import Migrator
@@ -39,10 +38,6 @@ def test_a_relative_sqlite_file_is_bound_once_and_shown_as_typed(workdir: Path) 
         m.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="magics.py keeps the URL and folder as typed and rebinds from them on %config: needs settings.bound_url() at %migrate init (magics is outside this change)",
-)
 def test_config_after_cd_keeps_the_bound_file(ip_empty: Shell, workdir: Path) -> None:
     ip_empty.ok("%migrate init sqlite:///p.db")
     ip_empty.ok('%%revision -m "create events" --apply\n' + EVENTS)

@@ -38,7 +38,7 @@ CHILD = """
 import sys
 from migmagic import Migrator
 m = Migrator(sys.argv[1], sys.argv[2])
-m.upgrade("head", dry_run=True, copy=sys.argv[3] == "copy")
+m.dry_run("upgrade", "head", copy=sys.argv[3] == "copy")
 """
 
 
@@ -82,7 +82,7 @@ def test_scratch_of_a_killed_rehearsal_is_removed_by_the_next_one(workdir: Path,
     assert left, "nothing was left behind: the test did not kill mid-rehearsal"
     m = Migrator(db_url)
     try:
-        report = m.upgrade("head", dry_run=True)  # the next rehearsal (not slow here)
+        report = m.dry_run("upgrade", "head")  # the next rehearsal (not slow here)
         assert not report.failed
     finally:
         m.close()

@@ -52,7 +52,7 @@ def test_sql_from_a_rehearsal_runs_to_the_same_rows_as_the_upgrade(workdir: Path
         m.revision("create events", EVENTS)
         m.upgrade("head")
         m.revision("rows", ROWS)
-        script = str(m.upgrade("head", sql=True))
+        script = str(m.sql("upgrade", "head"))
         assert script.startswith("-- Alembic cannot render this offline")
         path = Path(sqlite_url.removeprefix("sqlite:///"))
         copy = workdir / "by-script.db"

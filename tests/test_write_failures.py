@@ -144,7 +144,7 @@ def test_sql_that_cannot_render_is_one_line_naming_the_revision(workdir: Path, d
         m.revision("create events table", EVENTS, apply=True)
         bad = m.revision("count rows", READS_ROWS)
         with pytest.raises(MigmagicError) as caught:
-            m.upgrade("head", sql=True)
+            m.sql("upgrade", "head")
         text = str(caught.value)
         assert text.startswith(f"Cannot render the SQL of revision {bad.revision} ('count rows'), line ")
         assert ": AttributeError: 'NoneType' object has no attribute 'fetchall'. A revision that reads" in text

@@ -1,0 +1,113 @@
+"""Rehearsals tell the truth: a dry run or verify never reaches the real database through a schema name, and a
+rehearsal in the real database's rolled-back transaction that a revision commits says exactly what was committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import tables
+from snapshot import snapshot
+
+from migmagic import Migrator
+from migmagic.errors import RehearsalRefused
+
+EVENTS = '''def upgrade():
+    op.create_table("events", sa.Column("id", sa.Integer, primary_key=True), sa.Column("title", sa.String(50)))
+
+
+def downgrade():
+    op.drop_table("events")
+'''
+
+
+def _fill(url: str) -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO events (id, title) VALUES (1, 'a'), (2, 'b')"))
+    finally:
+        engine.dispose()
+
+
+def _name(url: str) -> str:
+    return str(sa.engine.make_url(url).database)
+
+
+@pytest.mark.parametrize("how", ["traced", "op.execute"])
+def test_mariadb_rehearsals_never_reach_the_real_database_by_name(how: str, mariadb_url: str, workdir: Path) -> None:
+    db = _name(mariadb_url)
+    m = Migrator.init(mariadb_url)
+    try:
+        m.revision("events", EVENTS, apply=True)
+        _fill(mariadb_url)
+        if how == "traced":  # as autogenerate writes it for models with __table_args__ = {"schema": ...}
+            up, down = f'op.add_column("events", sa.Column("venue", sa.String(50)), schema="{db}")', f'op.drop_column("events", "venue", schema="{db}")'
+        else:
+            up, down = f'op.execute("ALTER TABLE {db}.events ADD COLUMN venue VARCHAR(50)")', f'op.execute("ALTER TABLE `{db}`.events DROP COLUMN venue")'
+        venue = m.revision("venue", f"def upgrade():\n    {up}\n\n\ndef downgrade():\n    {down}\n").revision
+        gone = m.revision("gone", f'def upgrade():\n    op.drop_table("events", schema="{db}")\n\n\ndef downgrade():\n    pass\n').revision
+        before = snapshot(mariadb_url)
+        with pytest.raises(RehearsalRefused) as refused:
+            m.dry_run("upgrade", venue)
+        assert f"names the database {db} itself" in str(refused.value) and venue in str(refused.value)
+        assert snapshot(mariadb_url) == before
+        with pytest.raises(RehearsalRefused):
+            m.verify()
+        assert snapshot(mariadb_url) == before
+        # The real upgrade, then a downgrade rehearsed: the real table keeps its rows.
+        m.upgrade(venue)
+        before = snapshot(mariadb_url)
+        with pytest.raises(RehearsalRefused):
+            m.dry_run("downgrade", "-1")
+        assert snapshot(mariadb_url) == before
+        with pytest.raises(RehearsalRefused):
+            m.dry_run("upgrade", gone)
+        assert snapshot(mariadb_url) == before and "events" in tables(mariadb_url)
+    finally:
+        m.close()
+
+
+def test_mariadb_revisions_without_a_schema_still_rehearse(mariadb_url: str, workdir: Path) -> None:
+    m = Migrator.init(mariadb_url)
+    try:
+        m.revision("events", EVENTS)
+        m.revision("venue", 'def upgrade():\n    op.add_column("events", sa.Column("venue", sa.String(50)))\n\n\ndef downgrade():\n    op.drop_column("events", "venue")\n')
+        before = snapshot(mariadb_url)
+        report = m.dry_run("upgrade", "head")
+        assert not report.failed, report.failure
+        assert snapshot(mariadb_url) == before
+        assert not m.verify().failures
+        assert snapshot(mariadb_url) == before
+    finally:
+        m.close()
+
+
+COMMITS = '''def upgrade():
+    op.create_table("committed", sa.Column("id", sa.Integer, primary_key=True))
+    op.get_bind().connection.dbapi_connection.commit()
+    op.create_table("after", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("after")
+    op.drop_table("committed")
+'''
+
+
+def test_postgresql_dry_run_a_revision_commits_says_what_was_committed(pg_url: str, workdir: Path) -> None:
+    m = Migrator.init(pg_url)
+    try:
+        m.revision("events", EVENTS, apply=True)
+        rev = m.revision("commits through the driver", COMMITS).revision
+        with pytest.raises(RehearsalRefused) as refused:
+            m.dry_run("upgrade", "head")
+        text = str(refused.value)
+        assert f"Revision {rev}" in text and "committed to the real database" in text, text
+        assert "CREATE TABLE committed" in text and "--copy" in refused.value.notebook_text(), text
+        held: Any = tables(pg_url)
+        assert "committed" in held  # what the message says was committed, was
+    finally:
+        m.close()
