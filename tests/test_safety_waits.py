@@ -54,7 +54,7 @@ def test_mariadb_dry_run_gives_up_after_lock_timeout_naming_table_and_holder(wor
                     other.execute(sa.text("UPDATE events SET title = 'changed'"))
                 else:
                     other.exec_driver_sql("LOCK TABLES events WRITE")
-                error = _in_a_thread(lambda m=m: m.upgrade("head", dry_run=True))
+                error = _in_a_thread(lambda m=m: m.dry_run("upgrade", "head"))
                 other.rollback()
                 if held == "table lock":
                     other.exec_driver_sql("UNLOCK TABLES")
@@ -124,7 +124,7 @@ def test_sqlite_dry_run_copy_gives_up_after_lock_timeout(workdir: Path, sqlite_u
         other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
         try:
             other.execute("BEGIN EXCLUSIVE")  # another connection writing: no reader gets in
-            error = _in_a_thread(lambda: m.upgrade("head", dry_run=True))
+            error = _in_a_thread(lambda: m.dry_run("upgrade", "head"))
         finally:
             other.execute("ROLLBACK")
             other.close()

@@ -38,10 +38,6 @@ NAMING_CONVENTION = (
     "naming convention names the constraints its revisions leave unnamed and later drop by name "
 )
 KNOWN: dict[tuple[str, str], str] = {
-    ("optuna", "postgresql"): (
-        "issue 20: replay - the second fresh PostgreSQL database fails at v2.4.0.a with "
-        "'type \"studydirection\" already exists' (the first run's enum memo is not in the replayed revision)"
-    ),
     ("prefect", "postgresql"): (
         "issue 25.4: migmagic runs postgresql+asyncpg:// through psycopg (settings.SYNC_DRIVERS); "
         "c8d5f2a71b3e's exec_driver_sql(\"SELECT format('%I.%I', ...)\") then fails: "
