@@ -47,7 +47,7 @@ def build(
     wait: float = 30.0,
     label: str | None = None,
     rehearsal: Observer | None = None,
-    scratch_of: str | None = None,
+    scratch_guard: Observer | None = None,
 ) -> list[Observer]:
     """The observers :data:`TABLE` gives ``command``, made with what the command was asked."""
     made: list[Observer] = []
@@ -60,16 +60,16 @@ def build(
             made.append(RestorePoint(restore_points, wait=wait, label=label))
         elif name == "progress" and progress is not None:
             made.append(ProgressLine(progress))
-        elif name == "scratch guard" and scratch_of is not None:  # MySQL/MariaDB: the real database, by name
-            from .rehearse import StaysOnTheScratch
-
-            made.append(StaysOnTheScratch(scratch_of))
+        elif name == "scratch guard" and scratch_guard is not None:  # MySQL/MariaDB: the real database is not reached by name
+            made.append(scratch_guard)
         elif name == "rehearsal":
             if rehearsal is None:
                 raise ValueError(f"{command} needs its rehearsal observer")
             made.append(rehearsal)
     if rehearsal is not None and "rehearsal" not in TABLE[command]:
         raise ValueError(f"{command} does not rehearse")
+    if scratch_guard is not None and "scratch guard" not in TABLE[command]:
+        raise ValueError(f"{command} runs on no scratch database")
     return made
 
 

@@ -337,6 +337,7 @@ class StaysOnTheScratch(run.Observer):
         self.notes: list[str] = []
         self._names = re.compile(rf"(?<![\w$`]){re.escape(real)}(?![\w$])`?\s*\.|`{re.escape(real)}`\s*\.")
         self._listening: contextlib.ExitStack | None = None
+        self._tap: Any = None
         self._step: Step | None = None
 
     def planned(self, plan: run.Plan, ex: run.Execution) -> None:
@@ -345,9 +346,10 @@ class StaysOnTheScratch(run.Observer):
         for traced in record_operations(plan.scripts, plan.steps, ex.conn.dialect.name):
             if any(op.schema == self.real for op in traced.ops):
                 self._refuse(traced.revision, traced.direction, plan.scripts.info(traced.revision).message, f"schema={self.real!r}")
-        if self._listening is None:
+        if self._tap is not ex.tap:  # each run (verify makes several) has a tap of its own
             self._listening = contextlib.ExitStack()
             self._listening.enter_context(ex.tap.subscribed(before=self._before))
+            self._tap = ex.tap
 
     def step_started(self, step: Step) -> None:
         self._step = step
@@ -371,9 +373,9 @@ class StaysOnTheScratch(run.Observer):
         )
 
 
-def _scratch_guard(db: Database) -> str | None:
-    """The real database's name where a revision could reach it from a scratch database (MySQL/MariaDB), else None."""
-    return db.kind.real_name() if db.kind.schemas_are_databases else None
+def _scratch_guard(db: Database) -> StaysOnTheScratch | None:
+    """Where a revision could reach the real database ``db`` from a scratch database by its name (MySQL/MariaDB): the observer that stops it."""
+    return StaysOnTheScratch(db.kind.real_name()) if db.kind.schemas_are_databases else None
 
 
 # =========================================================================== dry runs
@@ -426,7 +428,7 @@ def rehearse(
     started = time.perf_counter()
     error: MigrationFailed | None = None
     try:
-        watching = observers.build(row, progress=progress, rehearsal=capture, scratch_of=_scratch_guard(real))
+        watching = observers.build(row, progress=progress, rehearsal=capture, scratch_guard=_scratch_guard(real))
         run.migrate(target.db, scripts, command, goal, observers=watching, rollback=target.rollback, row=row)
     except MigrationFailed as exc:
         error = exc
@@ -572,14 +574,14 @@ def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None
     return "\n".join(head) + "\n" + body, bool(len(report.steps))
 
 
-def _move_to(db: Database, scripts: Scripts, start: str, guard: str | None) -> None:
+def _move_to(db: Database, scripts: Scripts, start: str, guard: StaysOnTheScratch | None) -> None:
     """Bring a scratch database to revision ``start`` (up or down), through the one execution path."""
     from . import state
 
     with db.reading() as conn:
         st = state.of(conn, scripts, with_ledger=False)
     below = start == "base" or scripts.resolve(start).id in st.applied
-    run.migrate(db, scripts, "downgrade" if below else "upgrade", start, row="scratch", observers=observers.build("scratch", scratch_of=guard))
+    run.migrate(db, scripts, "downgrade" if below else "upgrade", start, row="scratch", observers=observers.build("scratch", scratch_guard=guard))
 
 
 # =========================================================================== verify
@@ -631,7 +633,7 @@ def verify(
     with throwaway(db) as tdb:
         first = scripts.info(order[0]) if order else None
         for parent in first.down_revisions if first else ():
-            run.migrate(tdb, scripts, "upgrade", parent, row="verify", observers=observers.build("verify", scratch_of=guard))
+            run.migrate(tdb, scripts, "upgrade", parent, row="verify", observers=observers.build("verify", scratch_guard=guard))
         for i, rev in enumerate(order):
             row, stop, warned = _round_trip(tdb, scripts, rev, guard)
             rows.append(row)
@@ -663,7 +665,7 @@ def verify(
     return report
 
 
-def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: str | None) -> tuple[dict[str, Any], str | None, list[str]]:
+def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: StaysOnTheScratch | None) -> tuple[dict[str, Any], str | None, list[str]]:
     """One revision's row: upgrade, downgrade, compare, upgrade again; and why to stop, if the run cannot go on."""
     info = scripts.info(rev)
     row: dict[str, Any] = {"revision": rev, "message": info.message, "upgrade": "not run", "downgrade": "not run", "round trip": "not run", "what differs": None}
@@ -671,14 +673,14 @@ def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: str | None) ->
     notes: list[str] = []
     before = _snap(tdb)
     try:
-        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_of=guard)).notes
+        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_guard=guard)).notes
     except MigrationFailed as exc:
         row.update({"upgrade": "failed", "what differs": f"upgrade failed: {_text(exc)}"})
         return row, f"not run: {rev} did not upgrade", notes
     row["upgrade"] = "ok"
     up = _snap(tdb)
     try:
-        notes += run.migrate(tdb, scripts, "downgrade", f"{rev}-1" if info.down_revisions else "base", row="verify", observers=observers.build("verify", scratch_of=guard)).notes
+        notes += run.migrate(tdb, scripts, "downgrade", f"{rev}-1" if info.down_revisions else "base", row="verify", observers=observers.build("verify", scratch_guard=guard)).notes
     except MigrationFailed as exc:
         row.update({"downgrade": "failed", "what differs": f"downgrade failed: {_text(exc)}"})
         if not tdb.transactional_ddl:
@@ -688,7 +690,7 @@ def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: str | None) ->
     row["downgrade"] = "not restored" if defects else "ok"
     said += defects + order_notes
     try:
-        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_of=guard)).notes
+        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_guard=guard)).notes
     except MigrationFailed as exc:
         row["round trip"] = "failed"
         row["what differs"] = "; ".join([*said, f"upgrade again failed: {_text(exc)}"])
