@@ -94,7 +94,7 @@ def repair(db: Database, scripts: Scripts, rev: str, applied: bool, observers: S
     The version table is set to what Alembic's own bookkeeping would hold had the
     step completed (``applied`` matching its direction) or never run.
     """
-    from .adapter import ALEMBIC_VERSION, heads_after, repair_step, version_statements
+    from .adapter import ALEMBIC_VERSION, heads_after, step_of, version_statements
 
     rev_id = rev if rev in scripts else scripts.resolve(rev).id
     message = scripts.info(rev_id).message
@@ -110,7 +110,7 @@ def repair(db: Database, scripts: Scripts, rev: str, applied: bool, observers: S
                 fixes=[Fix("stamp", (rev_id,))],
             )
         completed = applied == (half.direction == "upgrade")
-        heads = heads_after(before.heads, [repair_step(scripts, rev_id, half.direction)]) if completed else before.heads
+        heads = heads_after(before.heads, [step_of(scripts, rev_id, half.direction)]) if completed else before.heads
         word = "applied" if applied else "not applied"
         note = f"marked {word} by hand: its {half.direction} had stopped after {half.committed}"
         source = scripts.info(rev_id).source if applied else None

@@ -666,21 +666,36 @@ def verify(
 
 
 def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: StaysOnTheScratch | None) -> tuple[dict[str, Any], str | None, list[str]]:
-    """One revision's row: upgrade, downgrade, compare, upgrade again; and why to stop, if the run cannot go on."""
+    """One revision's row: from its own parents, upgrade it, downgrade it alone, compare, upgrade again; and why to stop.
+
+    Each revision is proven from its own parents (a merge from all of them), whatever other
+    branches are applied: the downgrade unapplies this revision and nothing else (Alembic's step
+    for it, its version-table bookkeeping Alembic's own), so the other heads stay as they were.
+    """
     info = scripts.info(rev)
     row: dict[str, Any] = {"revision": rev, "message": info.message, "upgrade": "not run", "downgrade": "not run", "round trip": "not run", "what differs": None}
     said: list[str] = []
     notes: list[str] = []
+
+    def migrate(command: str, target: str, make_plan: run.Planner | None = None) -> list[str]:
+        return run.migrate(tdb, scripts, command, target, row="verify", observers=observers.build("verify", scratch_guard=guard), make_plan=make_plan).notes
+
+    try:
+        for parent in (*info.down_revisions, *info.depends_on):
+            notes += migrate("upgrade", parent)
+    except MigrationFailed as exc:
+        row.update({"upgrade": "not run", "what differs": f"its parents did not upgrade: {_text(exc)}"})
+        return row, f"not run: {rev}'s parents did not upgrade", notes
     before = _snap(tdb)
     try:
-        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_guard=guard)).notes
+        notes += migrate("upgrade", rev)
     except MigrationFailed as exc:
         row.update({"upgrade": "failed", "what differs": f"upgrade failed: {_text(exc)}"})
         return row, f"not run: {rev} did not upgrade", notes
     row["upgrade"] = "ok"
     up = _snap(tdb)
     try:
-        notes += run.migrate(tdb, scripts, "downgrade", f"{rev}-1" if info.down_revisions else "base", row="verify", observers=observers.build("verify", scratch_guard=guard)).notes
+        notes += migrate("downgrade", rev, make_plan=_alone(scripts, rev))
     except MigrationFailed as exc:
         row.update({"downgrade": "failed", "what differs": f"downgrade failed: {_text(exc)}"})
         if not tdb.transactional_ddl:
@@ -690,7 +705,7 @@ def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: StaysOnTheScra
     row["downgrade"] = "not restored" if defects else "ok"
     said += defects + order_notes
     try:
-        notes += run.migrate(tdb, scripts, "upgrade", rev, row="verify", observers=observers.build("verify", scratch_guard=guard)).notes
+        notes += migrate("upgrade", rev)
     except MigrationFailed as exc:
         row["round trip"] = "failed"
         row["what differs"] = "; ".join([*said, f"upgrade again failed: {_text(exc)}"])
@@ -700,6 +715,17 @@ def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: StaysOnTheScra
     said += [f"after upgrading again: {d.replace('not restored', 'differs').replace('left behind', 'appeared')}" for d in again]
     row["what differs"] = "; ".join(said) or None
     return row, None, notes
+
+
+def _alone(scripts: Scripts, rev: str) -> run.Planner:
+    """The planner of the downgrade of ``rev`` alone (Alembic's step for it), wherever the other heads are."""
+    from .adapter import step_of
+
+    def make(ex: run.Execution, before: Any) -> run.Plan:
+        run.verify(ex.conn, scripts, before)
+        return run.Plan("downgrade", rev, before, [step_of(scripts, rev, "downgrade")], scripts)
+
+    return make
 
 
 def _single_head(scripts: Scripts) -> dict[str, Any]:

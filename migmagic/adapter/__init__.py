@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .autogenerate import Generated, NameFilter, Namer, compare_models, generate
 from .offline import compile_problem, offline_statements, render_sql
-from .runtime import current_heads, heads_after, repair_step, run_steps, version_statements
+from .runtime import current_heads, heads_after, run_steps, step_of, version_statements
 from .scripts import (
     ALEMBIC_VERSION,
     LEFTOVER_SUFFIX,
@@ -53,6 +53,6 @@ ALEMBIC_INTERNALS: dict[str, str] = {
 __all__ = [
     "ALEMBIC_INTERNALS", "ALEMBIC_VERSION", "LEFTOVER_SUFFIX", "Generated", "NameFilter", "Namer", "RecordedOp", "RecordedStep",
     "RevisionInfo", "ScriptCache", "Scripts", "Step", "_compile", "compare_models", "compile_problem", "current_heads", "generate",
-    "heads_after", "offline_statements", "quiet", "record_operations", "render_sql", "repair_step", "run_steps", "translated",
+    "heads_after", "offline_statements", "quiet", "record_operations", "render_sql", "run_steps", "step_of", "translated",
     "version_statements",
 ]

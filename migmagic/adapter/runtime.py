@@ -120,7 +120,7 @@ def heads_after(heads: Sequence[str], steps: Sequence[Step]) -> tuple[str, ...]:
     return result
 
 
-def repair_step(scripts: Scripts, rev: str, direction: str) -> Step:
+def step_of(scripts: Scripts, rev: str, direction: str) -> Step:
     """A :class:`Step` of ``rev`` in ``direction`` that is not part of a plan (``repair`` records it as done)."""
     from alembic.runtime.migration import RevisionStep
 
