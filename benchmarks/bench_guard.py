@@ -109,7 +109,7 @@ def _fresh(base: Path, folder: Path, work: Path, body: str, message: str, keep: 
 def guard(rows: int, repeats: int) -> dict[str, float]:
     from migmagic import guard as g
     from migmagic import run
-    from migmagic.adapter import record_operations
+    from migmagic.adapter import trace_operations
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -121,7 +121,7 @@ def guard(rows: int, repeats: int) -> dict[str, float]:
         for _ in range(repeats):
             with run.locked(m.db, "upgrade") as ex:
                 t0 = time.perf_counter()
-                record_operations(plan.scripts, plan.steps, "sqlite")
+                trace_operations(plan.scripts, plan.steps, "sqlite")
                 t1 = time.perf_counter()
                 findings = g.analyse(plan, ex.conn).findings
                 t2 = time.perf_counter()

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .adapter import Scripts
     from .state import State
 
-Progress = run.Progress
+OnProgress = run.OnProgress
 
 
 class Migrator:
@@ -210,7 +210,7 @@ class Migrator:
         apply: bool = False,
         reapply: bool = False,
         accept_data_loss: bool = False,
-        progress: Progress | None = None,
+        progress: OnProgress | None = None,
         strict: bool = False,
     ) -> display.RevisionWritten:
         """Write the revision named ``message`` holding ``body`` (default: empty upgrade/downgrade).
@@ -299,11 +299,11 @@ class Migrator:
         scripts.check_target(target)
         return run.plan(command, target, scripts, self.db.read(state.of, scripts))
 
-    def upgrade(self, target: str = "head", *, progress: Progress | None = None, accept_data_loss: bool = False) -> display.Outcome:
+    def upgrade(self, target: str = "head", *, progress: OnProgress | None = None, accept_data_loss: bool = False) -> display.Outcome:
         """Upgrade to ``target`` (``head``, ``+1``, an id...); refused if it would destroy data, unless ``accept_data_loss``."""
         return self._migrate("upgrade", target, progress=progress, accept_data_loss=accept_data_loss)
 
-    def downgrade(self, target: str, *, progress: Progress | None = None, accept_data_loss: bool = False) -> display.Outcome:
+    def downgrade(self, target: str, *, progress: OnProgress | None = None, accept_data_loss: bool = False) -> display.Outcome:
         """Downgrade to ``target`` (``-1``, ``base``, an id...); refused if it would destroy data, unless ``accept_data_loss``."""
         return self._migrate("downgrade", target, progress=progress, accept_data_loss=accept_data_loss)
 
@@ -312,7 +312,7 @@ class Migrator:
         return run.migrate(self.db, self.scripts(), "stamp", target, purge=purge, observers=self._observers("stamp"))
 
     def dry_run(
-        self, command: str, target: str, *, copy: bool = False, sample: int | None = None, full: bool = False, progress: Progress | None = None
+        self, command: str, target: str, *, copy: bool = False, sample: int | None = None, full: bool = False, progress: OnProgress | None = None
     ) -> display.Rehearsal:
         """``command`` (``upgrade`` or ``downgrade``) to ``target`` rehearsed on a scratch copy: a :class:`~migmagic.display.Rehearsal`; the database is not changed.
 
@@ -339,7 +339,7 @@ class Migrator:
         """The observers :data:`migmagic.observers.TABLE` gives ``command`` in this session."""
         return observers.build(command, restore_points=self.kept_restore_points, wait=self.lock_timeout, **asked)
 
-    def _migrate(self, command: str, target: str, *, progress: Progress | None, accept_data_loss: bool) -> display.Outcome:
+    def _migrate(self, command: str, target: str, *, progress: OnProgress | None, accept_data_loss: bool) -> display.Outcome:
         watching = self._observers(command, progress=progress, accept_data_loss=accept_data_loss)
         return run.migrate(self.db, self.scripts(), command, target, observers=watching)
 
@@ -422,12 +422,12 @@ class Migrator:
                     hint="Just upgrade: {0}.", fixes=[Fix("upgrade")],
                 )
             row = ledger.row(revision=info.id, direction="accept", message=info.message, seconds=None, source=info.source, alembic_version=ALEMBIC_VERSION)
-            return run.Plan("accept", info.id, before, [], scripts, bookkeeping=lambda ex: ex.record(row))
+            return run.Plan("accept", info.id, before, [], scripts, bookkeeping=lambda ex: ex.ledger_row(row))
 
         run.migrate(self.db, scripts, "accept", info.id, observers=self._observers("accept"), make_plan=make_plan)
         return display.Message(f"Accepted the current source of {info.id} ({info.message!r}) as applied.")
 
-    def resume(self, *, progress: Progress | None = None) -> display.Outcome:
+    def resume(self, *, progress: OnProgress | None = None) -> display.Outcome:
         """MySQL/MariaDB: finish the half-applied revision, skipping the statements that committed (checked against the file)."""
         from . import halfway
 

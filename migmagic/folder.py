@@ -208,7 +208,7 @@ class Folder:
         try:
             return self.write(path, text)
         except MigmagicError:
-            self.restore(path, previous)
+            self.put_back(path, previous)
             raise
         except OSError as exc:  # a full disk, an unwritable folder: the temporary file is gone, the old file kept
             raise RevisionWriteFailed.of(path, exc, existed=previous is not None) from None
@@ -219,7 +219,7 @@ class Folder:
         replace(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         return self.scripts()
 
-    def restore(self, path: Path, previous: bytes | None) -> None:
+    def put_back(self, path: Path, previous: bytes | None) -> None:
         """Put ``path`` back byte for byte (``previous`` None: it did not exist); the cache re-reads it.
 
         The old bytes go through a new file renamed over ``path``, so the file's

@@ -3,7 +3,7 @@
 The guard is an observer of a run (see :mod:`migmagic.observers` for the commands
 that get it): it sees each :class:`~migmagic.run.Plan` under the migration lock,
 before any step runs, on the connection that will run it. Each planned revision's ``op`` calls are
-recorded without running them (:func:`migmagic.adapter.record_operations`,
+recorded without running them (:func:`migmagic.adapter.trace_operations`,
 batch blocks included), then counted on the database:
 
 * ``drop_table``: the table's rows;
@@ -37,7 +37,7 @@ from .run import Observer
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from .adapter import RecordedOp, RecordedStep
+    from .adapter import TracedOp, TracedStep
     from .run import Execution, Plan
 
 COLUMNS = ["revision", "operation", "table", "column", "rows at stake"]
@@ -132,12 +132,12 @@ def _may_destroy(plan: Plan) -> bool:
 
 def analyse(plan: Plan, conn: Connection) -> Analysis:
     """Record the plan's operations and count, on ``conn``, what they would destroy."""
-    from .adapter import record_operations
+    from .adapter import trace_operations
 
     if not _may_destroy(plan):
         return Analysis()
 
-    recorded = record_operations(plan.scripts, plan.steps, conn.dialect.name)
+    recorded = trace_operations(plan.scripts, plan.steps, conn.dialect.name)
     counter = _Counter(conn)
     out = Analysis()
     for step in recorded:
@@ -154,7 +154,7 @@ def analyse(plan: Plan, conn: Connection) -> Analysis:
     return out
 
 
-def _not_analysed(plan: Plan, step: RecordedStep, why: str) -> str:
+def _not_analysed(plan: Plan, step: TracedStep, why: str) -> str:
     message = plan.scripts.info(step.revision).message
     return f"The data-loss guard did not analyse the {step.direction} of {step.revision} ({message!r}): {why}."
 
@@ -208,7 +208,7 @@ class _Counter:
 
     # ---- one operation
 
-    def follow(self, revision: str, op: RecordedOp) -> list[Finding]:
+    def follow(self, revision: str, op: TracedOp) -> list[Finding]:
         """Count what ``op`` destroys, then update the names as ``op`` changes them."""
         if op.table is None:
             return []
@@ -246,7 +246,7 @@ class _Counter:
                 self.columns[(key, op.column)] = None
         return found
 
-    def _alter(self, revision: str, key: TableKey, shown: str, op: RecordedOp) -> list[Finding]:
+    def _alter(self, revision: str, key: TableKey, shown: str, op: TracedOp) -> list[Finding]:
         assert op.column is not None
         real_col = self.real_column(key, op.column)
         if real_col is None:

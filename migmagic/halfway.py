@@ -55,7 +55,7 @@ def resume(db: Database, scripts: Scripts, observers: Sequence[run.Observer] = (
                 hint="Restore the file; or put the database right by hand and record it with {0} or {1}.",
                 fixes=journal.ways_out(half.revision)[1:],
             )
-        run.verify(ex.conn, scripts, replace(before, half_applied=[]))
+        run.refuse_untrusted(ex.conn, scripts, replace(before, half_applied=[]))
         target = half.revision if half.direction == "upgrade" else f"{half.revision}-1"
         the_plan = run.plan(half.direction, target, scripts, before)
         if [(s.revision, s.direction) for s in the_plan.steps] != [(half.revision, half.direction)]:
@@ -120,7 +120,7 @@ def repair(db: Database, scripts: Scripts, rev: str, applied: bool, observers: S
         def books(ex: run.Execution) -> None:
             version_statements(ex.conn, before.heads, heads)
             _forget(ex.conn, half)
-            ex.record(row)
+            ex.ledger_row(row)
 
         return run.Plan("repair", rev_id, before, [], scripts, bookkeeping=books)
 

@@ -18,7 +18,7 @@ from .run import Observer
 
 if TYPE_CHECKING:
     from .adapter import Step
-    from .run import Execution, Plan, Progress
+    from .run import Execution, OnProgress, Plan
 
 TABLE: dict[str, tuple[str, ...]] = {
     # command       observers, in the order they hear a plan (the guard first: a refused plan needs no restore point)
@@ -30,10 +30,10 @@ TABLE: dict[str, tuple[str, ...]] = {
     "repair": (),  # bookkeeping only: the version table, a ledger row
     "accept": (),  # a ledger row
     "settle": (),  # a re-apply killed part-way: the file put back, nothing runs
-    "dry run": ("rehearsal", "scratch guard", "progress"),  # on a scratch copy: the guard's findings are in the report, never a refusal
-    "verify": ("scratch guard",),  # a throwaway database
-    "scratch": ("scratch guard",),  # a scratch copy moved to where --sql starts, before its capture
-    "sql capture": ("rehearsal", "scratch guard"),  # --sql where Alembic cannot render offline: a rehearsal on a scratch copy
+    "dry run": ("rehearsal", "scratch only", "progress"),  # on a scratch copy: the guard's findings are in the report, never a refusal
+    "verify": ("scratch only",),  # a throwaway database
+    "scratch": ("scratch only",),  # a scratch copy moved to where --sql starts, before its capture
+    "sql capture": ("rehearsal", "scratch only"),  # --sql where Alembic cannot render offline: a rehearsal on a scratch copy
 }
 """command -> the observers it gets. ``--accept-data-loss`` leaves out the data-loss guard; nothing else changes the set."""
 
@@ -41,13 +41,13 @@ TABLE: dict[str, tuple[str, ...]] = {
 def build(
     command: str,
     *,
-    progress: Progress | None = None,
+    progress: OnProgress | None = None,
     accept_data_loss: bool = False,
     restore_points: int = 0,
     wait: float = 30.0,
     label: str | None = None,
     rehearsal: Observer | None = None,
-    scratch_guard: Observer | None = None,
+    scratch_only: Observer | None = None,
 ) -> list[Observer]:
     """The observers :data:`TABLE` gives ``command``, made with what the command was asked."""
     made: list[Observer] = []
@@ -60,15 +60,15 @@ def build(
             made.append(RestorePoint(restore_points, wait=wait, label=label))
         elif name == "progress" and progress is not None:
             made.append(ProgressLine(progress))
-        elif name == "scratch guard" and scratch_guard is not None:  # MySQL/MariaDB: the real database is not reached by name
-            made.append(scratch_guard)
+        elif name == "scratch only" and scratch_only is not None:  # MySQL/MariaDB: the real database is not reached by name
+            made.append(scratch_only)
         elif name == "rehearsal":
             if rehearsal is None:
                 raise ValueError(f"{command} needs its rehearsal observer")
             made.append(rehearsal)
     if rehearsal is not None and "rehearsal" not in TABLE[command]:
         raise ValueError(f"{command} does not rehearse")
-    if scratch_guard is not None and "scratch guard" not in TABLE[command]:
+    if scratch_only is not None and "scratch only" not in TABLE[command]:
         raise ValueError(f"{command} runs on no scratch database")
     return made
 
@@ -93,7 +93,7 @@ class RestorePoint(Observer):
 class ProgressLine(Observer):
     """The progress line (see :mod:`migmagic.progress`): each plan's steps named before they run, then one tick per step."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: OnProgress) -> None:
         self.progress = progress
         self.notes: list[str] = []
         self._steps: Sequence[Step] = ()

@@ -102,7 +102,7 @@ class _Reapply:
         scripts = self.folder.scripts()
         before = ex.state(scripts)
         self.original = before.heads
-        run.verify(ex.conn, scripts, before)
+        run.refuse_untrusted(ex.conn, scripts, before)
         rev = self.existing.id
         if not before.is_applied(rev):
             raise InvalidTarget(
@@ -222,7 +222,7 @@ class _Reapply:
     def _put_back(self) -> None:
         """The old file, byte for byte, once the new one may have been written; the cache re-reads it."""
         if self.stage in ("write", "upgrade", "commit"):
-            self.folder.restore(self.path, self.old_bytes)
+            self.folder.put_back(self.path, self.old_bytes)
             self.folder.drop_old(self.path)
             try:
                 self.folder.scripts()  # warm again, with the old code
@@ -301,7 +301,7 @@ def settle(db: Database, folder: Folder) -> list[str]:
                 if entry is not None and entry.checksum == now:
                     folder.drop_old(path)
                 elif (entry is not None and entry.checksum == checksum(old_text)) or (entry is None and db.transactional_ddl):
-                    folder.restore(path, old)
+                    folder.put_back(path, old)
                     folder.drop_old(path)
                     done.append(f"{short_path(path)} holds its old code again: the re-apply that wrote it did not commit.")
                 elif entry is None:

@@ -341,9 +341,9 @@ class StaysOnTheScratch(run.Observer):
         self._step: Step | None = None
 
     def planned(self, plan: run.Plan, ex: run.Execution) -> None:
-        from .adapter import record_operations
+        from .adapter import trace_operations
 
-        for traced in record_operations(plan.scripts, plan.steps, ex.conn.dialect.name):
+        for traced in trace_operations(plan.scripts, plan.steps, ex.conn.dialect.name):
             if any(op.schema == self.real for op in traced.ops):
                 self._refuse(traced.revision, traced.direction, plan.scripts.info(traced.revision).message, f"schema={self.real!r}")
         if self._tap is not ex.tap:  # each run (verify makes several) has a tap of its own
@@ -373,7 +373,7 @@ class StaysOnTheScratch(run.Observer):
         )
 
 
-def _scratch_guard(db: Database) -> StaysOnTheScratch | None:
+def _scratch_only(db: Database) -> StaysOnTheScratch | None:
     """Where a revision could reach the real database ``db`` from a scratch database by its name (MySQL/MariaDB): the observer that stops it."""
     return StaysOnTheScratch(db.kind.real_name()) if db.kind.schemas_are_databases else None
 
@@ -417,7 +417,7 @@ def _read(db: Database) -> tuple[snapshot.Snapshot, dict[str, int]]:
 
 
 def rehearse(
-    target: Target, scripts: Scripts, command: str, goal: str, real: Database, *, progress: run.Progress | None = None, row: str = "dry run"
+    target: Target, scripts: Scripts, command: str, goal: str, real: Database, *, progress: run.OnProgress | None = None, row: str = "dry run"
 ) -> display.Rehearsal:
     """Run ``command`` to ``goal`` through :func:`migmagic.run.migrate` on ``target``; the report, failed or not."""
     from . import observers
@@ -428,7 +428,7 @@ def rehearse(
     started = time.perf_counter()
     error: MigrationFailed | None = None
     try:
-        watching = observers.build(row, progress=progress, rehearsal=capture, scratch_guard=_scratch_guard(real))
+        watching = observers.build(row, progress=progress, rehearsal=capture, scratch_only=_scratch_only(real))
         run.migrate(target.db, scripts, command, goal, observers=watching, rollback=target.rollback, row=row)
     except MigrationFailed as exc:
         error = exc
@@ -506,7 +506,7 @@ def is_upgrade(plan: Callable[[str, str], run.Plan], target: str) -> bool:
 
 
 def dry_run(
-    db: Database, scripts: Scripts, command: str, goal: str, *, copy: bool = False, sample: int | None = SAMPLE, progress: run.Progress | None = None
+    db: Database, scripts: Scripts, command: str, goal: str, *, copy: bool = False, sample: int | None = SAMPLE, progress: run.OnProgress | None = None
 ) -> display.Rehearsal:
     """``command`` (upgrade, downgrade) to ``goal`` rehearsed on a scratch copy of ``db``; ``db`` is not changed."""
     scripts.check_target(goal)
@@ -559,7 +559,7 @@ def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None
     command = "upgrade" if upgrade else "downgrade"
     with scratch_copy(db, copy=True, sample=0) as target:
         if start:
-            _move_to(target.db, scripts, start, _scratch_guard(db))
+            _move_to(target.db, scripts, start, _scratch_only(db))
         report = rehearse(target, scripts, command, end, db, row="sql capture")
     if report.failed:
         raise failed(report)
@@ -581,7 +581,7 @@ def _move_to(db: Database, scripts: Scripts, start: str, guard: StaysOnTheScratc
     with db.reading() as conn:
         st = state.of(conn, scripts, with_ledger=False)
     below = start == "base" or scripts.resolve(start).id in st.applied
-    run.migrate(db, scripts, "downgrade" if below else "upgrade", start, row="scratch", observers=observers.build("scratch", scratch_guard=guard))
+    run.migrate(db, scripts, "downgrade" if below else "upgrade", start, row="scratch", observers=observers.build("scratch", scratch_only=guard))
 
 
 # =========================================================================== verify
@@ -629,11 +629,11 @@ def verify(
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     reached_end = True
-    guard = _scratch_guard(db)
+    guard = _scratch_only(db)
     with throwaway(db) as tdb:
         first = scripts.info(order[0]) if order else None
         for parent in first.down_revisions if first else ():
-            run.migrate(tdb, scripts, "upgrade", parent, row="verify", observers=observers.build("verify", scratch_guard=guard))
+            run.migrate(tdb, scripts, "upgrade", parent, row="verify", observers=observers.build("verify", scratch_only=guard))
         for i, rev in enumerate(order):
             row, stop, warned = _round_trip(tdb, scripts, rev, guard)
             rows.append(row)
@@ -678,7 +678,7 @@ def _round_trip(tdb: Database, scripts: Scripts, rev: str, guard: StaysOnTheScra
     notes: list[str] = []
 
     def migrate(command: str, target: str, make_plan: run.Planner | None = None) -> list[str]:
-        return run.migrate(tdb, scripts, command, target, row="verify", observers=observers.build("verify", scratch_guard=guard), make_plan=make_plan).notes
+        return run.migrate(tdb, scripts, command, target, row="verify", observers=observers.build("verify", scratch_only=guard), make_plan=make_plan).notes
 
     try:
         for parent in (*info.down_revisions, *info.depends_on):
@@ -722,7 +722,7 @@ def _alone(scripts: Scripts, rev: str) -> run.Planner:
     from .adapter import step_of
 
     def make(ex: run.Execution, before: Any) -> run.Plan:
-        run.verify(ex.conn, scripts, before)
+        run.refuse_untrusted(ex.conn, scripts, before)
         return run.Plan("downgrade", rev, before, [step_of(scripts, rev, "downgrade")], scripts)
 
     return make

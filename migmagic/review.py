@@ -19,7 +19,7 @@ say (a SELECT, a statement on a table the plan itself created).
   (read from ``sizes_from``, the real database's name on the same server, if given).
 
 Its own queries go through the driver's cursor, so the statement listeners on
-the connection (the dry run's capture, the transaction guard, the journal) never
+the connection (the dry run's capture, the transaction keeper, the journal) never
 see them. Nothing here commits; on PostgreSQL nothing here writes.
 """
 

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from .database import Database
     from .state import State
 
-Progress = Callable[[int, int, "Step | None"], None]
+OnProgress = Callable[[int, int, "Step | None"], None]
 """Called as ``progress(done, total, step)``: before the first step of a plan (``step`` None) and after each.
 
 A progress object may also have ``begin(steps)``: it is given each plan's steps
@@ -123,7 +123,7 @@ def plan(command: str, target: str, scripts: Scripts, before: State, *, purge: b
     return Plan(command, target, before, scripts.plan(command, target, heads), scripts, purge)
 
 
-def verify(conn: Connection, scripts: Scripts, before: State) -> None:
+def refuse_untrusted(conn: Connection, scripts: Scripts, before: State) -> None:
     """Refuse to run when a revision is half-applied, or an applied one is missing from the folder or was edited since it was applied."""
     if before.half_applied:
         raise journal.refusal(before.half_applied[0])
@@ -171,7 +171,7 @@ class Stage(str, enum.Enum):
 
 
 class Tap:
-    """The one listener on a locked connection's statements: the transaction guard, MySQL/MariaDB's journal,
+    """The one listener on a locked connection's statements: the transaction keeper, MySQL/MariaDB's journal,
     replay's recording and a dry run's capture subscribe to it; none of them listens on its own.
 
     ``before(statement, parameters)`` subscribers may refuse a statement (raise) or replace it (return a
@@ -252,7 +252,7 @@ class Execution:
         # Where DDL rolls back: the points where the command's transaction committed before its end
         # (a revision's autocommit_block), as (steps done then, the step whose block it was).
         self.commits: list[tuple[list[Step], Step]] = []
-        self._guard: _Guard | None = None
+        self._keeper: _TransactionKeeper | None = None
         self.replayed = 0  # steps run from a recording of their plan (see migmagic.replay)
         self.recordings: list[replay.Recording] = []  # made by this command's runs: stored once it committed
 
@@ -315,7 +315,7 @@ class Execution:
             step.seconds, clock = now - clock, now
             source = plan.scripts.info(step.revision).source if step.revision in plan.scripts else None
             note = self.journal.finish(step) if self.journal else None
-            self.record(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION, note=note))
+            self.ledger_row(ledger.row(revision=step.revision, direction=step.direction, message=step.message, seconds=step.seconds, source=source, alembic_version=adapter.ALEMBIC_VERSION, note=note))
             if self.journal:
                 self.journal.forget()
             if step.heads_after is not None:
@@ -328,17 +328,17 @@ class Execution:
         with collector.held():
             if plan.executor == "recorded":
                 assert plan.recording is not None  # chosen with it (replay.choose)
-                with _Guard(self, plan) as self._guard:
+                with _TransactionKeeper(self, plan) as self._keeper:
                     plan.recording.play(self.conn, plan.steps, started, self._checked(finished, plan))
                 self.replayed += len(plan.steps)
             elif self.journal is None:
                 recorder = replay.Recorder(replay.key_of(plan.scripts, plan.steps, self.conn), len(plan.steps)) if _worth_recording(plan, self) else None
                 listening = self.tap.subscribed(before=recorder.before) if recorder else contextlib.nullcontext()
-                with _Guard(self, plan) as self._guard, listening:
+                with _TransactionKeeper(self, plan) as self._keeper, listening:
                     adapter.run_steps(
                         self.conn, plan.scripts, plan.steps, on_step=self._checked(recorder.paused(finished) if recorder else finished, plan),
                         on_start=recorder.starting(started) if recorder else started,
-                        transaction_per_migration=False, purge=plan.purge, on_autocommit=self._guard.autocommit,
+                        transaction_per_migration=False, purge=plan.purge, on_autocommit=self._keeper.autocommit,
                     )
                 made = recorder.recording() if recorder is not None else None
                 if made is not None:
@@ -365,9 +365,9 @@ class Execution:
 
         def after(step: Step) -> None:
             finished(step)
-            guard = self._guard
-            if guard is not None and (guard.ended or not self.db.in_transaction(self.conn)):
-                self._stop_after(step, plan, guard.ended or "through the driver")
+            keeper = self._keeper
+            if keeper is not None and (keeper.ended or not self.db.in_transaction(self.conn)):
+                self._stop_after(step, plan, keeper.ended or "through the driver")
 
         return after
 
@@ -401,7 +401,7 @@ class Execution:
             ledger.insert(self.conn, rows)
             watch.forget(self.conn)
 
-    def record(self, row: dict[str, Any]) -> None:
+    def ledger_row(self, row: dict[str, Any]) -> None:
         """A ledger row: kept for the commit, or (per step) inserted and committed now."""
         self.rows.append(row)
         if self.per_step:
@@ -474,8 +474,8 @@ def ends_transaction(statement: str) -> str | None:
     return transaction_end(statement)
 
 
-class _Guard:
-    """While a plan runs where DDL rolls back: the command's transaction ends only where migmagic says (the *transaction guard*).
+class _TransactionKeeper:
+    """While a plan runs where DDL rolls back: the command's transaction ends only where migmagic says (the *transaction keeper*).
 
     A statement that would end it (``op.execute("COMMIT")``, the usual workaround for
     PostgreSQL's ``ALTER TYPE ... ADD VALUE``) is refused before it reaches the
@@ -494,7 +494,7 @@ class _Guard:
         self.ended: str | None = None  # how a revision ended the transaction, when one did
         self._subscription: contextlib.AbstractContextManager[None] | None = None
 
-    def __enter__(self) -> _Guard:
+    def __enter__(self) -> _TransactionKeeper:
         self._subscription = self.ex.tap.subscribed(before=self._statement, commit=self._commit)
         self._subscription.__enter__()
         return self
@@ -574,7 +574,7 @@ def planner(command: str, target: str, scripts: Scripts, *, purge: bool = False)
 
     def make(ex: Execution, before: State) -> Plan:
         if command != "stamp":
-            verify(ex.conn, scripts, before)  # before planning: a plan from a missing head is Alembic's error, not ours
+            refuse_untrusted(ex.conn, scripts, before)  # before planning: a plan from a missing head is Alembic's error, not ours
         the_plan = plan(command, target, scripts, before, purge=purge)
         _choose_executor(the_plan, ex)
         return the_plan
@@ -667,7 +667,7 @@ def failure(db: Database, command: str, exc: BaseException, ex: Execution | None
             "or put the database right by hand and {1} or {2}."
         )
     if hint is None:
-        ended = ex._guard.ended if ex and ex._guard else None
+        ended = ex._keeper.ended if ex and ex._keeper else None
         if db.transactional_ddl and ex and (ex.commits or ended):
             hint = _committed_before(ex, rev, ended)
         elif db.transactional_ddl:

@@ -59,10 +59,10 @@ def test_the_table_says_which_observers_each_command_gets() -> None:
         "repair": (),
         "accept": (),
         "settle": (),
-        "dry run": ("rehearsal", "scratch guard", "progress"),
-        "verify": ("scratch guard",),
-        "scratch": ("scratch guard",),
-        "sql capture": ("rehearsal", "scratch guard"),
+        "dry run": ("rehearsal", "scratch only", "progress"),
+        "verify": ("scratch only",),
+        "scratch": ("scratch only",),
+        "sql capture": ("rehearsal", "scratch only"),
     }
     from migmagic.guard import Guard
 

@@ -7,7 +7,7 @@
 * :mod:`.tracing`: a revision's operations recorded, not run (``alembic.operations``).
 
 Everything else in migmagic works with the plain objects defined here
-(:class:`RevisionInfo`, :class:`Step`, :class:`Scripts`, :class:`RecordedOp`) and the
+(:class:`RevisionInfo`, :class:`Step`, :class:`Scripts`, :class:`TracedOp`) and the
 functions below. The Alembic internals relied on are :data:`ALEMBIC_INTERNALS`, complete:
 ``tests/test_layout.py`` fails on any private Alembic name used that is not in it, and on
 any used outside this package. The supported Alembic range is pinned in ``pyproject.toml``.
@@ -29,7 +29,7 @@ from .scripts import (
     quiet,
     translated,
 )
-from .tracing import RecordedOp, RecordedStep, record_operations
+from .tracing import TracedOp, TracedStep, trace_operations
 
 ALEMBIC_INTERNALS: dict[str, str] = {
     "ScriptDirectory._load_revisions": "scripts: replaced, to load the scripts from migmagic's code cache",
@@ -51,8 +51,8 @@ ALEMBIC_INTERNALS: dict[str, str] = {
 """Every private name of Alembic that migmagic uses (``Class._name`` or ``module._name``), and what for."""
 
 __all__ = [
-    "ALEMBIC_INTERNALS", "ALEMBIC_VERSION", "LEFTOVER_SUFFIX", "Generated", "NameFilter", "Namer", "RecordedOp", "RecordedStep",
+    "ALEMBIC_INTERNALS", "ALEMBIC_VERSION", "LEFTOVER_SUFFIX", "Generated", "NameFilter", "Namer", "TracedOp", "TracedStep",
     "RevisionInfo", "ScriptCache", "Scripts", "Step", "_compile", "compare_models", "compile_problem", "current_heads", "generate",
-    "heads_after", "offline_statements", "quiet", "record_operations", "render_sql", "run_steps", "step_of", "translated",
+    "heads_after", "offline_statements", "quiet", "trace_operations", "render_sql", "run_steps", "step_of", "translated",
     "version_statements",
 ]

@@ -30,7 +30,7 @@ from .scripts import Scripts, Step, _tidy, quiet
 
 
 @dataclass(frozen=True)
-class RecordedOp:
+class TracedOp:
     """One ``op`` call of a revision, recorded, not run.
 
     ``name`` is Alembic's operation (``drop_table``, ``drop_column``,
@@ -55,12 +55,12 @@ class RecordedOp:
 
 
 @dataclass
-class RecordedStep:
+class TracedStep:
     """A step's operations; ``unfollowed`` says why the recording stopped (None: every call was recorded)."""
 
     revision: str
     direction: str
-    ops: list[RecordedOp] = field(default_factory=list)
+    ops: list[TracedOp] = field(default_factory=list)
     unfollowed: str | None = None
 
 
@@ -71,17 +71,17 @@ class _Unfollowable(Exception):
 _DATA_OPS = {"ExecuteSQLOp": "op.execute", "BulkInsertOp": "op.bulk_insert"}
 
 
-def _as_recorded(operation: Any, batch: bool, dialect_name: str) -> RecordedOp:
+def _as_traced(operation: Any, batch: bool, dialect_name: str) -> TracedOp:
     from alembic.operations import ops
 
     schema = getattr(operation, "schema", None)
     table = getattr(operation, "table_name", None)
     if isinstance(operation, ops.DropColumnOp):
-        return RecordedOp("drop_column", table, schema, operation.column_name, batch=batch)
+        return TracedOp("drop_column", table, schema, operation.column_name, batch=batch)
     if isinstance(operation, ops.AddColumnOp):
-        return RecordedOp("add_column", table, schema, operation.column.name, batch=batch)
+        return TracedOp("add_column", table, schema, operation.column.name, batch=batch)
     if isinstance(operation, ops.RenameTableOp):
-        return RecordedOp("rename_table", table, schema, new_name=operation.new_table_name)
+        return TracedOp("rename_table", table, schema, new_name=operation.new_table_name)
     if isinstance(operation, ops.AlterColumnOp):
         new_type = operation.modify_type
         if isinstance(new_type, type):  # type_=sa.Integer, not sa.Integer()
@@ -93,7 +93,7 @@ def _as_recorded(operation: Any, batch: bool, dialect_name: str) -> RecordedOp:
                 shown = str(new_type.compile(dialect=_dialect(dialect_name)))
             except Exception:  # a type this dialect cannot render: as SQLAlchemy names it
                 shown = repr(new_type)
-        return RecordedOp(
+        return TracedOp(
             "alter_column", table, schema, operation.column_name, new_name=operation.modify_name,
             nullable=operation.modify_nullable, length=length if isinstance(length, int) else None, type=shown, batch=batch,
             new_type=new_type, existing_type=operation.existing_type,
@@ -101,7 +101,7 @@ def _as_recorded(operation: Any, batch: bool, dialect_name: str) -> RecordedOp:
     name = {"DropTableOp": "drop_table", "CreateTableOp": "create_table"}.get(type(operation).__name__)
     if name is None:
         name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(operation).__name__.removesuffix("Op")).lower()
-    return RecordedOp(name, table, schema, batch=batch)
+    return TracedOp(name, table, schema, batch=batch)
 
 
 def _dialect(name: str) -> Any:
@@ -110,7 +110,7 @@ def _dialect(name: str) -> Any:
     return {"sqlite": sqlite, "postgresql": postgresql, "mysql": mysql, "mariadb": mysql}.get(name, sqlite).dialect()
 
 
-def record_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str) -> list[RecordedStep]:
+def trace_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str) -> list[TracedStep]:
     """The ``op`` calls of each upgrade or downgrade step, recorded without running them (stamps are skipped).
 
     A step whose code reads or writes data itself, or raises while recorded,
@@ -120,25 +120,25 @@ def record_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str
 
     with quiet():  # Alembic logs the offline context it makes
         ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": io.StringIO()})
-    out: list[RecordedStep] = []
+    out: list[TracedStep] = []
     for step in steps:
         if step.direction not in ("upgrade", "downgrade") or step.revision not in scripts:
             continue
-        recorded = RecordedStep(step.revision, step.direction)
+        recorded = TracedStep(step.revision, step.direction)
         out.append(recorded)
 
-        def stop(why: str, recorded: RecordedStep = recorded) -> Any:
+        def stop(why: str, recorded: TracedStep = recorded) -> Any:
             recorded.unfollowed = recorded.unfollowed or why
             raise _Unfollowable(why)
 
-        def recorder(batch: bool, recorded: RecordedStep = recorded) -> Callable[[Any], Any]:
+        def recorder(batch: bool, recorded: TracedStep = recorded) -> Callable[[Any], Any]:
             def invoke(operation: Any) -> Any:
                 kind = type(operation).__name__
                 if kind in _DATA_OPS:
                     stop(f"it reads or writes data itself ({_DATA_OPS[kind]})")
                 if type(operation).__module__ != ops.__name__:
                     stop(f"it calls a custom operation ({kind})")
-                recorded.ops.append(_as_recorded(operation, batch, dialect_name))
+                recorded.ops.append(_as_traced(operation, batch, dialect_name))
                 return operation.to_table(ctx) if isinstance(operation, ops.CreateTableOp) else None
 
             return invoke
