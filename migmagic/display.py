@@ -711,6 +711,8 @@ class Rehearsal:
     """The statements the revisions ran and the version-table updates, as a script."""
     described: list[Any] = field(default_factory=list, repr=False)
     """The schema of the copy after the plan, as :func:`migmagic.schema.describe` reads it (for ``diagram --dry-run``)."""
+    review: Any = None
+    """What each statement locked, rewrote or copied, and the real tables' sizes (:mod:`migmagic.review`): a DataFrame."""
 
     @property
     def failed(self) -> bool:
@@ -721,6 +723,7 @@ class Rehearsal:
             ("steps", self.steps),
             ("schema difference", self.schema_changes),
             ("rows per table", self.row_counts),
+            ("locks, rewrites and copies", self.review),
             ("SQL that ran", self.statements),
         ]
 
@@ -796,6 +799,8 @@ class Rehearsal:
             out.append(_details("Rows per table", _html_table(self.row_counts), opened=len(self.row_counts) <= _SHORT))
         if self.schema_changes is not None and len(self.schema_changes):
             out.append(_details("Schema difference", _html_table(self.schema_changes), opened=len(self.schema_changes) <= _SHORT))
+        if self.review is not None and len(self.review):
+            out.append(_details("Locks, rewrites and copies (what each statement did to the real tables' size)", _html_table(self.review), opened=True))
         if self.statements is not None and len(self.statements):
             out.append(_details(f"SQL that ran ({len(self.statements)} statements)", _statements_html(self.statements), opened=False))
         if self.steps is not None and len(self.steps):

@@ -48,6 +48,7 @@ from .errors import (
     UsageError,
     VerifyFailed,
 )
+from .review import table as review_table
 
 if TYPE_CHECKING:
 
@@ -199,9 +200,11 @@ class Capture(run.Observer):
 
     hears_statements = True  # replay never runs under it: every statement is shown as Alembic sends it
 
-    def __init__(self, rolled_back: bool = False, real_url: str = "") -> None:
+    def __init__(self, rolled_back: bool = False, real_url: str = "", sizes_from: str | None = None) -> None:
         self.rolled_back = rolled_back
         self.real_url = real_url
+        self.sizes_from = sizes_from  # MySQL/MariaDB: the real database, whose tables' sizes the review reports
+        self._reviewer: Any = None
         self._conn: Any = None
         self.notes: list[str] = []
         self.plan: run.Plan | None = None
@@ -225,8 +228,11 @@ class Capture(run.Observer):
             analysis = guard.analyse(plan, ex.conn)
             self.seen["findings"] = [f"{f.revision}: {f.words()}" for f in analysis.findings] + analysis.unanalysed
         if self._listening is None:
+            from . import review
+
+            self._reviewer = review.reviewer(ex.conn, sizes_from=self.sizes_from)
             self._listening = contextlib.ExitStack()
-            self._listening.enter_context(ex.tap.subscribed(before=self._before, commit=self._commit if self.rolled_back else None))
+            self._listening.enter_context(ex.tap.subscribed(before=self._before, after=self._after, commit=self._commit if self.rolled_back else None))
 
     def step_started(self, step: Step) -> None:
         assert self.plan is not None
@@ -274,6 +280,12 @@ class Capture(run.Observer):
             "step": self._index + 1, "revision": step.revision, "kind": kind, "statement": statement.strip(), "parameters": params,
             "values": (parameters, context.dialect.paramstyle, context.dialect.name, executemany) if params and context is not None else None,
         })
+        if self._reviewer is not None and kind == "revision":
+            self._reviewer.before(statement)
+
+    def _after(self, statement: str, context: Any) -> None:
+        if self._index is not None and self._reviewer is not None and statement_kind(statement) == "revision":
+            self._reviewer.after(statement)
 
     def _commit(self) -> None:
         if self._index is not None and self.plan is not None:
@@ -422,7 +434,7 @@ def rehearse(
     """Run ``command`` to ``goal`` through :func:`migmagic.run.migrate` on ``target``; the report, failed or not."""
     from . import observers
 
-    capture = Capture(rolled_back=target.rollback, real_url=real.masked_url)
+    capture = Capture(rolled_back=target.rollback, real_url=real.masked_url, sizes_from=real.kind.real_name() or None if real.kind.schemas_are_databases else None)
     before, counts_before = _read(target.db)
     seen = capture.seen
     started = time.perf_counter()
@@ -474,6 +486,7 @@ def rehearse(
         statements=capture.frame(), sql=capture.script(), warnings=warnings, caveats=caveats, findings=seen.get("findings", []),
         failure=failure, failed_revision=error.revision if error else None, failed_statement=error.statement if error else None,
         described=seen.get("described", []),
+        review=review_table(capture._reviewer.reviews) if capture._reviewer is not None else None,
     )
 
 
