@@ -37,7 +37,10 @@ OLDER_ENV = {
     "d79b76e18a71bc9456e77d52cd3da32c37f6fb39b2a5492ae6884ddea45b8445": "da204f7",
     "60012d6c6d25ac960bf823adbf39196fbab6c86e99650fd9b7d7cc52c7d09c05": "9c475ed",
     "8e7f943a72bc3a33f56e924152ffa80eed9c4c787ffa6a8d6e9b137e9d382237": "fcfb41c",
+    # Uses a connection handed in, but the `alembic` command on it runs plain Alembic.
+    "832fd9c3ccb047e60591882353ad3f8413b9850b3cc1fe78f050497b4460cb54": "d20a6b9",
 }
+_PLAIN = "the alembic command run on it gets none of migmagic's guarantees (lock, ledger, refusal of edited revisions)"
 UPDATE_ENV = "%migrate init --update-env"
 _IGNORES = "it ignores a connection handed to it (pytest-alembic's test database, Flask-Migrate's) and migrates DATABASE_URL's database instead"
 
@@ -203,7 +206,8 @@ def env_notes(folder: Path, dialect: str | None = None) -> list[str]:
                 f"{UPDATE_ENV} adds {FILTER.count(chr(10)) - 1} lines to it that leave them out."
             ]
     if kind == "older":
-        return [f"{env} was written by an older migmagic: {_IGNORES}. Run {UPDATE_ENV} to rewrite it."]
+        reason = _PLAIN if OLDER_ENV[_checksum((folder / "env.py").read_text(encoding="utf-8"))] == "d20a6b9" else _IGNORES
+        return [f"{env} was written by an older migmagic: {reason}. Run {UPDATE_ENV} to rewrite it."]
     if kind == "edited":
         return [
             f"{env} was written by an older migmagic and edited since: {_IGNORES}. "

@@ -283,3 +283,16 @@ def version(url: str) -> set[str]:
             return {r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))}
     finally:
         engine.dispose()
+
+
+def without_migmagic(env: dict[str, str], base: Any) -> dict[str, str]:
+    """``env`` for a subprocess where ``import migmagic`` fails, as on a server migmagic is not installed on.
+
+    The folder's env.py then runs plain Alembic: what the tests of plain Alembic's behaviour need.
+    """
+    from pathlib import Path
+
+    shadow = Path(base) / "no-migmagic"
+    (shadow / "migmagic").mkdir(parents=True, exist_ok=True)
+    (shadow / "migmagic" / "__init__.py").write_text('raise ImportError("migmagic is not installed here")\n')
+    return {**env, "PYTHONPATH": os.pathsep.join([str(shadow), *filter(None, [env.get("PYTHONPATH")])])}

@@ -11,7 +11,7 @@ from typing import Any
 
 import alembic
 import pytest
-from conftest import ADD_VENUE, EVENTS, Shell, columns, tables, version
+from conftest import ADD_VENUE, EVENTS, Shell, columns, tables, version, without_migmagic
 
 import migmagic
 from migmagic import revisionfile
@@ -33,7 +33,7 @@ def _path(m: Any, rev: str) -> Path:
 def _alembic_command(*args: str, url: str) -> subprocess.CompletedProcess[str]:
     """The plain ``alembic`` command from this venv, with the URL in DATABASE_URL."""
     exe = Path(sys.executable).with_name("alembic")
-    env = {**os.environ, "DATABASE_URL": url}
+    env = without_migmagic({**os.environ, "DATABASE_URL": url}, Path.cwd().parent)
     done = subprocess.run([str(exe), "-c", "migrations/alembic.ini", *args], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done

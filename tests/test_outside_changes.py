@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADD_VENUE, EVENTS, table_revision
+from conftest import ADD_VENUE, EVENTS, table_revision, without_migmagic
 
 ALEMBIC = str(Path(sys.executable).parent / "alembic")
 
@@ -35,7 +35,8 @@ def downgrade():
 
 
 def alembic(*args: str, url: str) -> None:
-    env = dict(os.environ, DATABASE_URL=url)
+    """The plain `alembic` command (migmagic not importable where it runs: its env.py then runs plain Alembic)."""
+    env = without_migmagic(dict(os.environ, DATABASE_URL=url), Path.cwd().parent)
     done = subprocess.run([ALEMBIC, "-c", "migrations/alembic.ini", *args], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVENTS, table_revision, tables, version
+from conftest import EVENTS, table_revision, tables, version, without_migmagic
 
 ALEMBIC = str(Path(sys.executable).parent / "alembic")
 
 
 def alembic(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DATABASE_URL=url)
+    """The plain `alembic` command: migmagic not importable where it runs (a deploy image without it)."""
+    env = without_migmagic(dict(os.environ, DATABASE_URL=url), Path.cwd().parent)
     return subprocess.run([ALEMBIC, "-c", "migrations/alembic.ini", *args], env=env, capture_output=True, text=True)
 
 

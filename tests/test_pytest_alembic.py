@@ -108,8 +108,12 @@ def snapshot(url: str) -> dict[str, Any]:
     try:
         with engine.connect() as conn:
             out: dict[str, Any] = {}
-            for name in sorted(sa.inspect(conn).get_table_names()):
-                rows = conn.execute(sa.text(f'SELECT * FROM "{name}"' if conn.dialect.name != "mysql" else f"SELECT * FROM `{name}`"))
+            insp = sa.inspect(conn)
+            names = [f'"{n}"' for n in insp.get_table_names()]
+            if conn.dialect.name == "postgresql" and insp.has_schema("migmagic"):  # migmagic's own tables
+                names += [f'migmagic."{n}"' for n in insp.get_table_names(schema="migmagic")]
+            for name in sorted(names):
+                rows = conn.execute(sa.text(f"SELECT * FROM {name}"))
                 out[name] = sorted(tuple(str(v) for v in r) for r in rows)
     finally:
         engine.dispose()
@@ -159,7 +163,7 @@ def test_the_plugins_tests_run_on_their_own_database(kind: str, workdir: Path, t
             conn.execute(sa.text("INSERT INTO users (id, name) VALUES (2, 'a user of the app')"))
         engine.dispose()
         before = snapshot(url)
-        assert before["users"] == [("1", "admin", "None"), ("2", "a user of the app", "None")]
+        assert before['"users"'] == [("1", "admin", "None"), ("2", "a user of the app", "None")]
 
         done = run_pytest_alembic(workdir, "migrations", test_url, url)
 
@@ -199,7 +203,7 @@ class Event(Base):
 # Each tutorial's folder and database, as the notebook names them; the models tutorial's final
 # models, as a module a project would keep them in (its cells define them in the notebook).
 TUTORIALS = {
-    "getting-started": ("getting-started/migrations", "sqlite:///migmagic.db", None),
+    "getting-started": ("getting-started/migrations", "sqlite:///getting-started.db", None),
     "models-and-autogenerate": ("models-and-autogenerate/migrations", "sqlite:///models.db", TUTORIAL_MODELS),
     "rehearse-and-verify": ("rehearse-and-verify/migrations", "sqlite:///rehearse.db", None),
 }
@@ -220,6 +224,7 @@ def test_the_plugins_tests_pass_on_each_tutorials_folder(tutorial: str, tmp_path
         monkeypatch.syspath_prepend(str(work))
         Migrator.init(url, folder, metadata="tutorial_models:Base").close()
     before = snapshot(url)
+    assert before['"alembic_version"'], f"{url} is not the database {tutorial} migrated"
     for kind in ("sqlite", "postgresql"):
         for test_url in fresh_database(kind, tmp_path / kind):
             if kind == "sqlite":
@@ -232,11 +237,11 @@ def test_the_plugins_tests_pass_on_each_tutorials_folder(tutorial: str, tmp_path
 
 @pytest.mark.notebook
 def test_the_plugins_tests_leave_a_postgresql_tutorial_database_alone(pg_url: str, tmp_path: Path) -> None:
-    """The getting-started tutorial run on PostgreSQL (DATABASE_URL), then pytest-alembic on a PostgreSQL test database."""
+    """The getting-started tutorial run on PostgreSQL (its MIGMAGIC_TUTORIAL_URL), then pytest-alembic on a PostgreSQL test database."""
     work = tmp_path / "work"
-    execute(copy_to(NOTEBOOKS / "getting-started.ipynb", work), work, env={"DATABASE_URL": pg_url})
+    execute(copy_to(NOTEBOOKS / "getting-started.ipynb", work), work, env={"MIGMAGIC_TUTORIAL_URL": pg_url})
     before = snapshot(pg_url)
-    assert before["events"] and before["alembic_version"]
+    assert before['"events"'] and before['"alembic_version"'] and before['migmagic."migmagic_ledger"']
     for test_url in fresh_database("postgresql", tmp_path / "test"):
         done = run_pytest_alembic(work, "getting-started/migrations", test_url, pg_url, with_models=False)
         assert_passed(done, 4)

@@ -10,13 +10,21 @@ The database, first found first used:
    used as it is and no other connection is opened;
 2. the DATABASE_URL environment variable;
 3. sqlalchemy.url in alembic.ini.
+
+`alembic upgrade` and `alembic downgrade` (online, no connection handed in) go
+through migmagic's execution core where migmagic is importable: the migration
+lock with bounded waits, ledger rows, refusal of an applied revision edited
+since, all-or-nothing on SQLite and PostgreSQL. Where it is not, plain Alembic
+runs, and says so in one line.
 """
 
 import importlib
 import os
+import sys
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import engine_from_config, pool
 from sqlalchemy.engine import Connection, make_url
 
@@ -92,7 +100,40 @@ async def _run_async(connectable) -> None:
         await connection.run_sync(do_run_migrations)
 
 
+def _command():
+    """Alembic's command name (upgrade, downgrade, ...), or None when not run by the `alembic` command."""
+    cmd = getattr(config.cmd_opts, "cmd", None)
+    return getattr(cmd[0], "__name__", None) if cmd else None
+
+
+def _target():
+    """The target as typed (``head``, ``-1``, ``ae10+2``...), for migmagic to read with Alembic's grammar."""
+    typed = getattr(config.cmd_opts, "revision", None)
+    return typed if isinstance(typed, str) else context.get_revision_argument()
+
+
+def run_through_migmagic() -> bool:
+    """This command through migmagic's execution core; False when migmagic is not importable here."""
+    try:
+        from migmagic import cli_env
+    except ImportError:
+        print("migmagic is not importable here: plain Alembic runs (no lock, ledger or check of edited revisions).", file=sys.stderr)
+        return False
+    if not cli_env.routes(_command(), offline=False, handed_in=False):
+        return False
+    command = context._proxy  # migmagic drives Alembic in-process; this command's environment is put back after
+    try:
+        print(cli_env.run(url=_url(), folder=os.path.dirname(os.path.abspath(__file__)), command=_command(), target=_target()))
+    except cli_env.Refused as refused:
+        raise CommandError(str(refused)) from None
+    finally:
+        command._install_proxy()
+    return True
+
+
 def run_migrations_online() -> None:
+    if handed_in is None and _command() in ("upgrade", "downgrade") and run_through_migmagic():
+        return
     connectable = handed_in
     if connectable is None:
         url = _url()
