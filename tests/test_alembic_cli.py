@@ -205,3 +205,15 @@ def test_without_migmagic_the_command_runs_plain_alembic_and_says_so(workdir: An
     said = [line for line in done.stderr.splitlines() if "migmagic" in line]
     assert said == ["migmagic is not importable here: plain Alembic runs (no lock, ledger or check of edited revisions)."]
     assert version(sqlite_url) == {head} and ledger(sqlite_url) == []
+
+
+def test_migmagic_alembic_plain_runs_plain_alembic(workdir: Any, sqlite_url: str) -> None:
+    from migmagic import Migrator
+
+    m = Migrator.init(sqlite_url)
+    head = m.revision("create events table", EVENTS).revision
+    m.close()
+    env = dict(os.environ, DATABASE_URL=sqlite_url, MIGMAGIC_ALEMBIC="plain")
+    done = subprocess.run([ALEMBIC, "-c", "migrations/alembic.ini", "upgrade", "head"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert version(sqlite_url) == {head} and ledger(sqlite_url) == []

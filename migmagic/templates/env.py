@@ -113,7 +113,12 @@ def _target():
 
 
 def run_through_migmagic() -> bool:
-    """This command through migmagic's execution core; False when migmagic is not importable here."""
+    """This command through migmagic's execution core; False when migmagic is not importable here.
+
+    MIGMAGIC_ALEMBIC=plain in the environment runs plain Alembic (a reference measurement, say).
+    """
+    if os.environ.get("MIGMAGIC_ALEMBIC") == "plain":
+        return False
     try:
         from migmagic import cli_env
     except ImportError:
