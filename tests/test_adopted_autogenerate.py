@@ -166,7 +166,7 @@ def test_postgresql_an_earlier_versions_tables_move_to_migmagic_s_schema(workdir
     m = Migrator(pg_url)
     assert m.status().outside == [] and m.status().applied == 1  # read where it is
     m.revision("create rooms table", table_revision("rooms"))
-    m.upgrade("head", dry_run=True)
+    m.dry_run("upgrade", "head")
     assert m.status().outside == []  # the rehearsal moved nothing for good
     m.upgrade("head")
     assert m.status().outside == [] and m.status().applied == 2
