@@ -313,7 +313,8 @@ def _upgrade_process(cfg: Config, tmp: Path, full: int) -> Row:
     make_folder(folder, n, _sqlite_url(alembic_db))
     alembic_argv = [_bin("alembic"), "-c", str(folder / "alembic.ini"), "upgrade", "head"]
     mm_code = f"from migmagic import Migrator; Migrator({_sqlite_url(mm_db)!r}, {str(folder)!r}).upgrade('head')"
-    env = {**os.environ, "DATABASE_URL": _sqlite_url(alembic_db)}
+    # MIGMAGIC_ALEMBIC=plain: the folder's env.py runs plain Alembic (else the command goes through migmagic's core).
+    env = {**os.environ, "DATABASE_URL": _sqlite_url(alembic_db), "MIGMAGIC_ALEMBIC": "plain"}
     subjects = {
         "migmagic": (timing.process([sys.executable, "-c", mm_code], env=env, cwd=str(work)), lambda: _unlink(mm_db)),
         "alembic": (timing.process(alembic_argv, env=env, cwd=str(work)), lambda: _unlink(alembic_db)),
