@@ -33,10 +33,19 @@ def test_a_replayed_step_that_fails_shows_no_migmagic_module_as_revision_code(wo
         else:
             raise AssertionError("the upgrade should fail: t exists")
         assert not any("/migmagic/" in line for line in lines), lines
-        assert "(revision code)" not in "\n".join(lines)
         assert "table t already exists" in lines[0] and "Nothing was applied" in lines[0]
     finally:
         m.close()
+
+
+def test_a_failure_raised_outside_revision_code_is_one_line_without_a_traceback() -> None:
+    """A replayed step's statement is sent by migmagic, not by revision code: no "(revision code)" traceback of migmagic's module."""
+    try:
+        raise sa.exc.OperationalError("CREATE TABLE t (id INTEGER)", {}, Exception("table t already exists"))
+    except sa.exc.OperationalError as exc:
+        error = MigrationFailed("Revision abc ('t') failed during upgrade: table t already exists.", revision="abc", original=exc)
+    lines = error._render_traceback_()
+    assert len(lines) == 1 and "(revision code)" not in lines[0], lines
 
 
 def test_a_sqlite_file_that_cannot_be_opened_names_the_file_not_a_server(workdir: Path) -> None:
