@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import display, ledger, lint, observers, rehearse, revisionfile, run, settings, state
 from .database import Database
 from .display import short_path
-from .errors import Fix, InvalidTarget, RestoreUnavailable, UsageError, upgrade_after_write
+from .errors import Fix, InvalidTarget, UsageError, upgrade_after_write
 from .folder import EMPTY_BODY, Folder, unchanged
 
 if TYPE_CHECKING:
@@ -347,13 +347,7 @@ class Migrator:
         """SQLite: put back restore ``point`` (default: the latest): schema, rows, version table and ledger."""
         from .restore import put_back
 
-        try:
-            return put_back(self.db, point)
-        except RestoreUnavailable as exc:
-            if self.kept_restore_points == 0 and not exc.points:  # none taken: because they are off
-                exc.retell(f"{exc.database} has no restore points yet: they are off (restore_points = 0).",
-                           "%config Migrate.restore_points = 3 turns them on, for the commands that change the database from then on.")
-            raise
+        return put_back(self.db, point, kept=self.kept_restore_points)
 
     def restore_points(self) -> pd.DataFrame:
         """SQLite: the restore points, oldest first (point, taken at, before, revision then, size)."""

@@ -351,14 +351,16 @@ class _Chosen:
     others: list[int] = field(default_factory=list)
 
 
-def _choose(db: Database, database_file: Path, point: int | str | None) -> _Chosen:
+def _choose(db: Database, database_file: Path, point: int | str | None, kept: int | None = None) -> _Chosen:
     points = points_of(database_file)
     numbers = [p.point for p in points]
     if not points:
+        off = kept == 0  # none taken because they are off: say that, not that one is taken before each command
         raise RestoreUnavailable(
-            f"{db.masked_url} has no restore points yet.",
+            f"{db.masked_url} has no restore points yet" + (": they are off (restore_points = 0)." if off else "."),
             database=db.masked_url,
-            hint="One is taken before each upgrade, downgrade, stamp and re-apply that changes the database.",
+            hint="%config Migrate.restore_points = 3 turns them on, for the commands that change the database from then on."
+            if off else "One is taken before each upgrade, downgrade, stamp and re-apply that changes the database.",
         )
     if point is None:
         chosen = points[-1]
@@ -381,7 +383,7 @@ def _choose(db: Database, database_file: Path, point: int | str | None) -> _Chos
     return _Chosen(chosen, path, numbers)
 
 
-def put_back(db: Database, point: int | str | None = None) -> Restored:
+def put_back(db: Database, point: int | str | None = None, *, kept: int | None = None) -> Restored:
     """Restore ``point`` (default: the latest) into the live file, and record it in the ledger.
 
     Refused when the point is of another database (the file was made again since).
@@ -392,7 +394,7 @@ def put_back(db: Database, point: int | str | None = None) -> Restored:
     from .adapter import ALEMBIC_VERSION
 
     database_file = _file_of(db)
-    chosen = _choose(db, database_file, point)
+    chosen = _choose(db, database_file, point, kept)  # kept: the session's restore_points, for the words when there are none
     p = chosen.point
     started = time.perf_counter()
     if not database_file.exists():  # the file is gone: the point brings it back, nothing is lost
