@@ -633,6 +633,8 @@ def migrate(
         n = len(done)
         replayed = f" ({ex.replayed} replayed from recorded SQL)" if ex.replayed else ""
         summary = f"{PAST.get(command, command)} {db.masked_url} to {where}: {n} step{'s' if n != 1 else ''}{replayed} in {seconds:.2f} s."
+        if command == "stamp":
+            summary += f" It was at {the_plan.before.where}."
     return display.Outcome(summary, display.steps_table(done), ex.notes())
 
 

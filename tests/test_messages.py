@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import EVENTS, Shell
 
 
@@ -24,3 +26,21 @@ def test_restore_with_restore_points_off_says_they_are_off(ip_empty: Shell, sqli
     assert run.failed
     assert "taken before each" not in run.output  # not true: none is taken
     assert "restore_points = 0" in run.output and "%config Migrate.restore_points = 3" in run.output
+
+
+def test_stamp_names_what_it_stamped_over(workdir: Path, sqlite_url: str) -> None:
+    """Issue 23 item 11: a stamp to base says which revisions it unstamped, not 'base' twice."""
+    from conftest import table_revision
+
+    from migmagic import Migrator
+
+    m = Migrator.init(sqlite_url)
+    m.revision("a", table_revision("a"))
+    b = m.revision("b", table_revision("b")).revision
+    m.upgrade("head")
+    down = m.stamp("base")
+    assert "to base: 1 step" in down.summary and f"It was at {b}." in down.summary
+    assert list(down.steps["message"]) == [f"stamped over {b}"]
+    up = m.stamp("head")
+    assert f"to {b}: 1 step" in up.summary and "It was at base." in up.summary
+    m.close()

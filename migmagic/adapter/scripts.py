@@ -519,7 +519,8 @@ class Scripts:
         for s in alembic_steps:
             if getattr(s, "is_stamp", False) or not hasattr(s, "revision"):
                 rev = ",".join(s.to_) if hasattr(s, "to_") else ""
-                steps.append(Step(rev or "base", getattr(s, "doc", "") or "", "stamp", _alembic=s))
+                was = ", ".join(getattr(s, "from_", ()) or ()) or "base"
+                steps.append(Step(rev or "base", f"stamped over {was}", "stamp", _alembic=s))
             else:
                 info = self.info(s.revision.revision)
                 direction = "upgrade" if s.is_upgrade else "downgrade"
