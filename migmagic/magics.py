@@ -37,6 +37,10 @@ class _Parser(argparse.ArgumentParser):
             word = unrecognized.group(1).split("=")[0]
             options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
             raise UsageError(f"{self.prog}: unknown option {word!r}.", hint=_did_you_mean(word, options) or f"See {self.prog} -h.")
+        needs = re.match(r"argument (-\w)/--\w[\w-]*: expected one argument", message)
+        if needs:  # argparse reads a value that starts with "-" as an option
+            flag = needs.group(1)
+            raise UsageError(f"{self.prog}: {flag} needs a value after it.", hint=f'A value that starts with "-" is written {flag}="-x".')
         raise UsageError(f"{self.prog}: {message}.", hint=f"See {self.prog} -h.")
 
     def exit(self, status: int = 0, message: str | None = None) -> Any:

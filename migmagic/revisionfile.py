@@ -110,6 +110,12 @@ def check_message(message: str | None, what: str = "A revision", hint: str | Non
     message = (message or "").strip()
     if not message:
         raise UsageError(f"{what} needs a message: -m MESSAGE.", hint=hint)
+    bad = next((c for c in message if c == "\x00" or (ord(c) < 32 and c not in "\t")), None)
+    if bad is not None:
+        raise UsageError(
+            f"The message {message!r} holds a control character ({bad!r}), which a revision file cannot carry. Nothing was written.",
+            hint="Use a message of printable characters.",
+        )
     return message
 
 

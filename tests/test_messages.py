@@ -44,3 +44,27 @@ def test_stamp_names_what_it_stamped_over(workdir: Path, sqlite_url: str) -> Non
     up = m.stamp("head")
     assert f"to {b}: 1 step" in up.summary and "It was at base." in up.summary
     m.close()
+
+
+def test_a_message_that_starts_with_a_dash_is_explained(ip_empty: Shell, sqlite_url: str) -> None:
+    """Issue 21 (rough): -m "-x" gave argparse's "expected one argument"."""
+    ip_empty.ok(f"%migrate init {sqlite_url}")
+    run = ip_empty.run('%%revision -m "-x"\ndef upgrade():\n    pass\n')
+    assert run.failed and '-m needs a value after it' in run.output and '-m="-x"' in run.output, run.output
+    written = ip_empty.ok('%%revision -m="-x"\ndef upgrade():\n    pass\n')
+    assert written.message == "-x"
+
+
+def test_a_nul_in_a_message_writes_nothing_and_says_so(workdir: Path, sqlite_url: str) -> None:
+    """Issue 21 (rough): a NUL character in a message said "Fix the file" though nothing was written."""
+    import pytest
+
+    from migmagic import Migrator
+    from migmagic.errors import UsageError
+
+    m = Migrator.init(sqlite_url)
+    with pytest.raises(UsageError) as refused:
+        m.revision("bad\x00name", "def upgrade():\n    pass\n")
+    assert "Nothing was written" in str(refused.value) and "Fix the file" not in str(refused.value)
+    assert not list((m.folder / "versions").glob("*.py"))
+    m.close()
