@@ -510,12 +510,20 @@ def _mark_failed(statements: list[dict[str, Any]], failed: str | None) -> None:
 
 
 def is_upgrade(plan: Callable[[str, str], run.Plan], target: str) -> bool:
-    """Whether going to ``target`` is an upgrade (or nothing to do) rather than a downgrade."""
+    """Whether going to ``target`` is an upgrade (or nothing to do) rather than a downgrade.
+
+    An upgrade plan with steps is an upgrade; otherwise (Alembic refuses it, or it has
+    nothing to do: ``base``, an applied revision) a downgrade plan with steps is a downgrade.
+    """
     try:
-        plan("upgrade", target)
-        return True
+        if plan("upgrade", target).steps:
+            return True
     except InvalidTarget:
         return False
+    try:
+        return not plan("downgrade", target).steps
+    except InvalidTarget:
+        return True
 
 
 def dry_run(
@@ -582,6 +590,10 @@ def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None
         "",
     ]
     body = report.sql
+    if body and upgrade and (start or "base") == "base":  # from an empty database: the version table first, as Alembic's script has it
+        from .adapter import version_table_ddl
+
+        body = f"{version_table_ddl(db.dialect_name)};\n\n{body}"
     if body and db.transactional_ddl:
         body = f"BEGIN;\n\n{body}COMMIT;\n"
     return "\n".join(head) + "\n" + body, bool(len(report.steps))

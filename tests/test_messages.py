@@ -68,3 +68,22 @@ def test_a_nul_in_a_message_writes_nothing_and_says_so(workdir: Path, sqlite_url
     assert "Nothing was written" in str(refused.value) and "Fix the file" not in str(refused.value)
     assert not list((m.folder / "versions").glob("*.py"))
     m.close()
+
+
+def test_sql_captured_from_base_creates_the_version_table_first(workdir: Path, sqlite_url: str, tmp_path: Path) -> None:
+    """Issue 23 item 4: ``--sql base:head`` captured from a rehearsal (SQLite batch mode) runs on an empty database."""
+    import sqlite3
+
+    from migmagic import Migrator
+
+    m = Migrator.init(sqlite_url)
+    m.revision("a", 'def upgrade():\n    op.create_table("a", sa.Column("id", sa.Integer, primary_key=True), sa.Column("n", sa.String(10)))\n\n\ndef downgrade():\n    op.drop_table("a")\n')
+    b = m.revision("b", 'def upgrade():\n    with op.batch_alter_table("a") as t:\n        t.alter_column("n", type_=sa.String(20))\n\n\ndef downgrade():\n    pass\n').revision
+    m.upgrade("head")
+    script = str(m.sql("upgrade", "base:head"))
+    assert "Captured instead from a rehearsal" in script and "CREATE TABLE alembic_version" in script
+    fresh = sqlite3.connect(tmp_path / "fresh.db")
+    fresh.executescript(script)
+    assert fresh.execute("SELECT version_num FROM alembic_version").fetchall() == [(b,)]
+    fresh.close()
+    m.close()

@@ -293,3 +293,32 @@ def test_diagram_dry_run_marks_what_the_plan_adds_and_removes(workdir: Any, sqli
     assert f'<font color="{ADDED[0]}">venue_id' in picture.dot or f'color="{ADDED[0]}"' in picture.dot
     assert REMOVED[0] in picture.dot and "old_note" in picture.dot and "venues" in picture.dot
     assert picture.dot.count("->") == 1  # the new foreign key, drawn
+
+
+@pytest.mark.parametrize("target", ["base", "-1", "first"])
+def test_diagram_dry_run_of_a_downgrade_marks_what_it_removes(target: str, workdir: Any, sqlite_url: str) -> None:
+    """Issue 23 item 3: ``diagram --dry-run`` to a target below the database draws the downgrade, its removals marked."""
+    from migmagic import Migrator
+    from migmagic.diagram import REMOVED
+
+    m = Migrator.init(sqlite_url)
+    first = m.revision("create events", '''def upgrade():
+    op.create_table("events", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("events")
+''').revision
+    m.revision("venues", '''def upgrade():
+    op.create_table("venues", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("venues")
+''')
+    m.upgrade("head")
+    before = version(sqlite_url)
+    picture = m.diagram(dry_run=first if target == "first" else target)
+    assert version(sqlite_url) == before
+    assert REMOVED[0] in picture.dot and "venues" in picture.dot, picture.dot
+    m.close()

@@ -16,7 +16,7 @@ any used outside this package. The supported Alembic range is pinned in ``pyproj
 from __future__ import annotations
 
 from .autogenerate import Generated, NameFilter, Namer, compare_models, generate
-from .offline import compile_problem, offline_statements, render_sql
+from .offline import compile_problem, offline_statements, render_sql, version_table_ddl
 from .runtime import current_heads, heads_after, run_steps, step_of, version_statements
 from .scripts import (
     ALEMBIC_VERSION,
@@ -53,6 +53,6 @@ ALEMBIC_INTERNALS: dict[str, str] = {
 __all__ = [
     "ALEMBIC_INTERNALS", "ALEMBIC_VERSION", "LEFTOVER_SUFFIX", "Generated", "NameFilter", "Namer", "TracedOp", "TracedStep",
     "RevisionInfo", "ScriptCache", "Scripts", "Step", "_compile", "compare_models", "compile_problem", "current_heads", "generate",
-    "heads_after", "offline_statements", "quiet", "trace_operations", "render_sql", "run_steps", "step_of", "translated",
+    "heads_after", "offline_statements", "quiet", "trace_operations", "render_sql", "run_steps", "step_of", "translated", "version_table_ddl",
     "version_statements",
 ]

@@ -15,6 +15,15 @@ from ..errors import InvalidTarget
 from .scripts import Scripts, _config, _tidy, quiet, translated
 
 
+def version_table_ddl(dialect_name: str) -> str:
+    """The ``CREATE TABLE alembic_version`` statement Alembic's offline mode writes at the top of a script that starts at base."""
+    from sqlalchemy.schema import CreateTable
+
+    with quiet():
+        ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": io.StringIO()})
+        return str(CreateTable(ctx._version).compile(dialect=ctx.dialect)).strip()
+
+
 def render_sql(
     scripts: Scripts, dialect_name: str, upgrade: bool, start: str | None, target: str, *, transactional_ddl: bool
 ) -> tuple[str, bool]:
