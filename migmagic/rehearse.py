@@ -106,12 +106,13 @@ _REFLECTION = re.compile(r"^\s*(pragma|show\b|describe\b|select\s+database\(\))|
 
 
 def statement_kind(statement: str) -> str:
-    """What a captured statement is: ``revision`` (the revision's own SQL), ``version table``, ``ledger`` or ``reflection``."""
+    """What a captured statement is: ``revision`` (the revision's own SQL), ``version table``, ``migmagic`` (its own
+    bookkeeping: ledger, journal, the watch's table) or ``reflection``."""
     lowered = statement.lower()
     if _REFLECTION.search(statement):
         return "reflection"
-    if "migmagic_ledger" in lowered:
-        return "ledger"
+    if "migmagic_" in lowered:
+        return "migmagic"
     if "alembic_version" in lowered:
         return "reflection" if lowered.lstrip().startswith("select") else "version table"
     return "revision"
@@ -204,6 +205,7 @@ class Capture(run.Observer):
         self.rolled_back = rolled_back
         self.real_url = real_url
         self.sizes_from = sizes_from  # MySQL/MariaDB: the real database, whose tables' sizes the review reports
+        self.counted_on: Database | None = None  # a rehearsal on a sample: the real database, where the guard counts
         self._reviewer: Any = None
         self._conn: Any = None
         self.notes: list[str] = []
@@ -225,7 +227,8 @@ class Capture(run.Observer):
         if plan.command in ("upgrade", "downgrade") and plan.steps:  # what the guard would find, counted on the copy
             from . import guard
 
-            analysis = guard.analyse(plan, ex.conn)
+            # On a sample (MySQL/MariaDB), what is at stake is counted on the real tables (counts only), not on the sample.
+            analysis = self.counted_on.read(lambda real: guard.analyse(plan, real)) if self.counted_on is not None else guard.analyse(plan, ex.conn)
             self.seen["findings"] = [f"{f.revision}: {f.words()}" for f in analysis.findings] + analysis.unanalysed
         if self._listening is None:
             from . import review
@@ -299,7 +302,8 @@ class Capture(run.Observer):
         )
 
     def frame(self) -> Any:
-        rows = [{**s, "statement": " ".join(s["statement"].split())} for s in self.statements if s["kind"] != "reflection"]
+        # What the plan sends: not Alembic's reads, nor migmagic's own bookkeeping (which a real run sends as well, on every database).
+        rows = [{**s, "statement": " ".join(s["statement"].split())} for s in self.statements if s["kind"] not in ("reflection", "migmagic")]
         return display.table(rows, ["step", "revision", "kind", "statement", "parameters"])
 
     def script(self) -> str:
@@ -435,6 +439,8 @@ def rehearse(
     from . import observers
 
     capture = Capture(rolled_back=target.rollback, real_url=real.masked_url, sizes_from=real.kind.real_name() or None if real.kind.schemas_are_databases else None)
+    if target.db is not real and not real.transactional_ddl:  # a sample of the real rows: count what is at stake on the real tables
+        capture.counted_on = real
     before, counts_before = _read(target.db)
     seen = capture.seen
     started = time.perf_counter()

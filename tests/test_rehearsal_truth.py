@@ -111,3 +111,34 @@ def test_postgresql_dry_run_a_revision_commits_says_what_was_committed(pg_url: s
         assert "committed" in held  # what the message says was committed, was
     finally:
         m.close()
+
+
+def test_mariadb_dry_run_on_a_sample_counts_what_is_at_stake_on_the_real_table(mariadb_url: str, workdir: Path) -> None:
+    """Issue 23 item 10: with --sample, "data at stake" is the real table's; migmagic's own statements are not the plan's."""
+    m = Migrator.init(mariadb_url)
+    try:
+        m.revision("events", EVENTS, apply=True)
+        _fill(mariadb_url)  # two rows, two titles
+        m.revision("drop title", 'def upgrade():\n    op.drop_column("events", "title")\n\n\ndef downgrade():\n    op.add_column("events", sa.Column("title", sa.String(50)))\n')
+        report = m.dry_run("upgrade", "head", sample=1)
+        assert any("2 values of events.title" in str(f) for f in report.findings), report.findings
+        kinds = set(report.statements["kind"])
+        assert "migmagic" not in kinds and not any("migmagic_" in s for s in report.statements["statement"]), report.statements
+    finally:
+        m.close()
+
+
+def test_every_database_lists_the_same_kinds_of_statement(workdir: Path, tmp_path: Path) -> None:
+    """The ledger insert MariaDB sends per step is migmagic's, not the plan's: no database lists it."""
+    from conftest import fresh_database
+
+    for kind in ("sqlite", "mariadb"):
+        (tmp_path / kind).mkdir()
+        for url in fresh_database(kind, tmp_path / kind):
+            m = Migrator(url, workdir / kind / "migrations")
+            try:
+                m.revision("events", EVENTS)
+                report = m.dry_run("upgrade", "head")
+                assert set(report.statements["kind"]) == {"revision", "version table"}, (kind, report.statements)
+            finally:
+                m.close()
