@@ -57,7 +57,7 @@ def build(
 
             made.append(Guard())
         elif name == "restore point" and restore_points > 0:
-            made.append(RestorePoint(restore_points, wait=wait, label=label))
+            made.append(RestorePoint(restore_points, wait=wait, label=label, say=accept_data_loss))
         elif name == "progress" and progress is not None:
             made.append(ProgressLine(progress))
         elif name == "scratch only" and scratch_only is not None:  # MySQL/MariaDB: the real database is not reached by name
@@ -76,11 +76,12 @@ def build(
 class RestorePoint(Observer):
     """SQLite: a restore point of the database file before the command's first step (see :mod:`migmagic.restore`)."""
 
-    def __init__(self, keep: int, *, wait: float, label: str | None) -> None:
+    def __init__(self, keep: int, *, wait: float, label: str | None, say: bool = False) -> None:
         from .restore import Taker
 
         self.taker = Taker(keep, wait=wait, label=label)
         self.notes = self.taker.notes
+        self.say = say  # --accept-data-loss: the way back is named in the result
         self._tried = False
 
     def planned(self, plan: Plan, ex: Execution) -> None:
@@ -88,6 +89,12 @@ class RestorePoint(Observer):
             return
         self._tried = True
         self.taker(plan, ex.conn)
+        taken = self.taker.taken
+        if self.say and taken is not None:
+            self.notes.append(
+                f"Restore point {taken.point} was taken before it: %migrate restore {taken.point} "
+                f"(restore({taken.point}) in Python) puts the database back as it was, the data it destroyed included."
+            )
 
 
 class ProgressLine(Observer):

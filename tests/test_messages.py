@@ -87,3 +87,25 @@ def test_sql_captured_from_base_creates_the_version_table_first(workdir: Path, s
     assert fresh.execute("SELECT version_num FROM alembic_version").fetchall() == [(b,)]
     fresh.close()
     m.close()
+
+
+def test_accept_data_loss_names_the_restore_point_it_took(workdir: Path, sqlite_url: str) -> None:
+    """Issue 23 item 11: --accept-data-loss says how to get the data back (SQLite's restore point)."""
+    import sqlalchemy as sa
+    from conftest import table_revision
+
+    from migmagic import Migrator
+
+    m = Migrator.init(sqlite_url)
+    m.revision("t", table_revision("t"), apply=True)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO t (id) VALUES (1), (2)"))
+    engine.dispose()
+    done = m.downgrade("base", accept_data_loss=True)
+    said = [n for n in done.notes if "Restore point" in n]
+    assert said and "%migrate restore" in said[0], done.notes
+    number = int(said[0].split()[2])
+    m.restore(number)
+    assert "t" in {str(r) for r in m.schema()["name"]}
+    m.close()
