@@ -114,22 +114,29 @@ class Migrator:
         m.ensure_folder(metadata)
         return m
 
-    def ensure_folder(self, metadata: str | None = None, *, update_env: bool = False) -> bool:
+    def ensure_folder(self, metadata: str | None = None, *, update_env: bool = False, check_url: bool = False) -> bool:
         """Write the folder (``alembic.ini``, ``env.py``, ``script.py.mako``, ``versions/``) if missing.
 
         An existing Alembic folder is used as it is (``update_env``: an older migmagic's env.py rewritten, a project's own told to leave out migmagic's tables). True when files were written.
+        ``check_url`` (``init``): nothing is written until the database answers; then an ``alembic.ini``
+        migmagic wrote earlier is made to name this URL (and the next status says so).
         """
-        return self.files.ensure(self.db.url, metadata, update_env=update_env)
+        if check_url:
+            self.db.read(lambda _conn: None)  # a mistyped URL is one line here, and writes nothing
+        return self.files.ensure(self.db.url, metadata, update_env=update_env, record_url=check_url)
 
     def status(self) -> display.Status:
         """Database (masked), folder, current, heads, pending, edited, missing, lock."""
         scripts = self.scripts()
         st = self.state()
-        return display.Status(
+        shown = display.Status(
             database=self.db.described_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
             applied=len(st.applied), pending=list(reversed(st.pending)), edited=st.edited, outside=st.outside,
-            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied, notes=self.files.env_notes(self.db.dialect_name),
+            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied,
+            notes=[*self.files.said, *self.files.env_notes(self.db.dialect_name)],
         )
+        self.files.said.clear()
+        return shown
 
     def current(self) -> display.Current:
         """The revision(s) the database is at."""

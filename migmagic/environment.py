@@ -90,6 +90,25 @@ def _record_metadata(folder: Path, metadata: str) -> bool:
     return True
 
 
+def record_url(folder: Path, url: str) -> str | None:
+    """Make the ``sqlalchemy.url`` line of an ``alembic.ini`` migmagic wrote say ``url`` (as :func:`_url_line` writes it).
+
+    ``%migrate init`` with a corrected URL: the folder, the next kernel and the ``alembic``
+    command then use it. Returns the line it replaced, or None when nothing changed (or the
+    ini is not migmagic's: a project's own is never edited).
+    """
+    ini = folder / "alembic.ini"
+    text = ini.read_text(encoding="utf-8") if ini.is_file() else ""
+    if not text.startswith(_WRITTEN_BY_MIGMAGIC):
+        return None
+    line = _url_line(url)
+    found = re.search(r"^(?:sqlalchemy\.url = .*|# sqlalchemy\.url is not written: .*)$", text, re.MULTILINE)
+    if found is None or found.group(0) == line:
+        return None
+    ini.write_text(text[: found.start()] + line + text[found.end():], encoding="utf-8")
+    return found.group(0)
+
+
 def write(folder: Path, url: str, metadata: str | None = None) -> bool:
     """Create what is missing of ``folder``; True when anything was written.
 

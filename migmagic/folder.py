@@ -35,6 +35,7 @@ class Folder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._cache: Any = None
+        self.said: list[str] = []  # what ensure() changed in an existing folder, for the next status
 
     def __repr__(self) -> str:
         return f"Folder({str(self.path)!r})"
@@ -72,9 +73,21 @@ class Folder:
             out.append((leftover.with_name(leftover.name[1:].removesuffix(LEFTOVER_SUFFIX)), leftover.read_bytes()))
         return out
 
-    def ensure(self, url: str, metadata: str | None = None, *, update_env: bool = False) -> bool:
-        """Write the Alembic environment if missing (``update_env``: see :func:`migmagic.environment.update_env`); True when files were written."""
+    def ensure(self, url: str, metadata: str | None = None, *, update_env: bool = False, record_url: bool = False) -> bool:
+        """Write the Alembic environment if missing (``update_env``: see :func:`migmagic.environment.update_env`); True when files were written.
+
+        ``record_url`` (``init`` with a URL that works): an ``alembic.ini`` migmagic wrote
+        earlier is made to name it; what changed is said once in :attr:`said`.
+        """
+        existed = (self.path / "alembic.ini").is_file()
         wrote = environment.write(self.path, url, metadata=metadata)
+        if record_url and existed:
+            old = environment.record_url(self.path, url)
+            if old is not None:
+                from .settings import mask_url
+
+                self.said.append(f"{self.path.name}/alembic.ini now names {mask_url(url)} for the alembic command (it had: {mask_url(old)}).")
+                wrote = True
         return environment.update_env(self.path) or wrote if update_env else wrote
 
     def env_notes(self, dialect: str | None = None) -> list[str]:

@@ -109,3 +109,18 @@ def test_accept_data_loss_names_the_restore_point_it_took(workdir: Path, sqlite_
     m.restore(number)
     assert "t" in {str(r) for r in m.schema()["name"]}
     m.close()
+
+
+def test_an_init_that_cannot_connect_writes_nothing_and_a_corrected_one_fixes_the_ini(ip_empty: Shell, workdir: Path, tmp_path: Path) -> None:
+    """Issue 23 item 6: a mistyped URL writes no alembic.ini; a corrected init makes the ini name the URL that works, and says so."""
+    wrong = ip_empty.run("%migrate init postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    assert wrong.failed and "ConnectionFailed" in wrong.output
+    assert not (workdir / "migrations").exists()
+    # A folder an earlier init wrote with a URL that turned out wrong:
+    (workdir / "old").mkdir()
+    ip_empty.ok(f"%migrate init sqlite:///{tmp_path / 'first.db'} --dir old/migrations")
+    good = f"sqlite:///{tmp_path / 'second.db'}"
+    status = ip_empty.ok(f"%migrate init {good} --dir old/migrations")
+    ini = (workdir / "old" / "migrations" / "alembic.ini").read_text()
+    assert f"sqlalchemy.url = {good}" in ini and "first.db" not in ini
+    assert any("alembic.ini now names" in n for n in status.notes), status.notes
