@@ -1,13 +1,17 @@
 """The Python API: one :class:`Migrator` bound to a database and a revision folder.
 
 A façade, as Alembic's ``command.py`` is for Alembic: one short method per
-command, gluing the modules that do the work —
+command and mode (``upgrade``, ``sql``, ``dry_run``...; the magics' registry,
+:mod:`migmagic.commands`, names which), gluing the modules that do the work —
 
 * :mod:`migmagic.folder`: the revision folder on disk (scripts, writes);
 * :mod:`migmagic.state`: where the database stands against the folder;
-* :mod:`migmagic.run`: the one execution path (lock, plan, verify, steps, ledger, commit);
+* :mod:`migmagic.run`: the one execution path (lock, plan, observers, steps, ledger, commit);
+* :mod:`migmagic.observers`: which observers (data-loss guard, restore point, progress) each command gets;
 * :mod:`migmagic.reapply`, :mod:`migmagic.autogen`, :mod:`migmagic.schema`: the rest.
 
+The façade opens no connection and takes no lock: it reads through
+:meth:`migmagic.database.Database.read` and changes through :func:`migmagic.run.migrate`.
 Methods return DataFrames or small result objects (see :mod:`migmagic.display`).
 Nothing here knows IPython. Every command that touches the database first loads
 and checks the whole revision folder (syntax, ``upgrade()``, parents, cycles,

@@ -1,23 +1,28 @@
 """The execution path: every change migmagic makes to a database goes through here.
 
-One sequence, written once::
+One sequence, written once, that every command drives (:func:`migrate`)::
 
-    lock -> ledger table -> read the state -> plan -> verify -> steps -> ledger rows -> commit
+    lock -> ledger table -> read the state -> the command's planner -> observers' planned
+         -> steps (Alembic, or the plan's recording) -> observers' finished -> ledger rows -> commit
                                                                       (or roll back and report)
 
 * :func:`locked` takes the migration lock on a connection (see
-  :mod:`migmagic.database`) and yields an :class:`Execution`; when the block
-  ends normally the ledger rows are inserted and the transaction commits.
-* :func:`plan` makes a :class:`Plan`, a value: the command, the target, the
-  :class:`~migmagic.state.State` before, and the ordered steps (revision,
-  direction, checksum, message). Nothing has run when a caller looks at it.
-* :meth:`Execution.run` runs a plan's steps on the locked connection through
-  :func:`migmagic.adapter.run_steps`, times them and makes their ledger rows.
+  :mod:`migmagic.database`) and yields an :class:`Execution` of a command, with the
+  observers :mod:`migmagic.observers` made for it and one :class:`Tap` on the
+  connection's statements; when the block ends normally the observers see it
+  finished, the ledger rows are inserted and the transaction commits.
+* A *planner* is what differs between commands: :func:`planner` for
+  ``upgrade``/``downgrade``/``stamp`` (refuse what cannot be trusted, then
+  :func:`plan`); ``resume``, ``repair``, ``accept`` and verify's single steps bring
+  their own. A :class:`Plan` is a value: the command, the target, the
+  :class:`~migmagic.state.State` before, the ordered steps, and who runs them
+  (``executor``: Alembic, or the recording of this very plan, see :mod:`migmagic.replay`).
+* :meth:`Execution.run` tells the observers the plan (they may refuse it), runs its
+  steps on the locked connection, times them, makes their ledger rows, and tells the
+  observers each step; where the database stands after each step is what Alembic's
+  own bookkeeping left.
 * :func:`failure` turns whatever went wrong into a :class:`MigrationFailed`
   that says truthfully what is applied.
-
-:func:`migrate` is that sequence for one plan (``upgrade``, ``downgrade``,
-``stamp``); :mod:`migmagic.reapply` runs it with three acts under one lock.
 
 What is in a transaction, per database: SQLite and PostgreSQL roll DDL back, so
 a whole command is one transaction and the ledger rows are inserted just before
