@@ -118,16 +118,14 @@ class Migrator:
         m.ensure_folder(metadata)
         return m
 
-    def ensure_folder(self, metadata: str | None = None, *, update_env: bool = False, check_url: bool = False) -> bool:
+    def ensure_folder(self, metadata: str | None = None, *, update_env: bool = False, record_url: bool = False) -> bool:
         """Write the folder (``alembic.ini``, ``env.py``, ``script.py.mako``, ``versions/``) if missing.
 
         An existing Alembic folder is used as it is (``update_env``: an older migmagic's env.py rewritten, a project's own told to leave out migmagic's tables). True when files were written.
-        ``check_url`` (``init``): nothing is written until the database answers; then an ``alembic.ini``
-        migmagic wrote earlier is made to name this URL (and the next status says so).
+        ``record_url`` (``init``): an ``alembic.ini`` migmagic wrote earlier is made to name this
+        URL, so a corrected ``init`` fixes a mistyped one (and the next status says so).
         """
-        if check_url:
-            self.db.read(lambda _conn: None)  # a mistyped URL is one line here, and writes nothing
-        return self.files.ensure(self.db.url, metadata, update_env=update_env, record_url=check_url)
+        return self.files.ensure(self.db.url, metadata, update_env=update_env, record_url=record_url)
 
     def status(self) -> display.Status:
         """Database (masked), folder, current, heads, pending, edited, missing, lock."""

@@ -250,7 +250,7 @@ class Migrate(Magics):
         """The command's method called with the line's options (see :func:`migmagic.commands.call`); its result placed or shown."""
         if command.name == "init":  # binds the session: the one command that is not a Migrator method
             m = self._bind(a.url, a.dir)
-            m.ensure_folder(metadata=a.metadata, update_env=a.update_env, check_url=True)
+            m.ensure_folder(metadata=a.metadata, update_env=a.update_env, record_url=True)
             return m.status()
         with contextlib.ExitStack() as stack:
             context = {"namespace": self._namespace, "progress": lambda: stack.enter_context(_progress())}

