@@ -301,6 +301,10 @@ class Capture(run.Observer):
             fixes=[Fix(step.direction, (step.revision,), options=(("dry_run", True), ("copy", True)))],
         )
 
+    def review(self) -> Any:
+        """What each statement locked, rewrote or copied (:mod:`migmagic.review`), as a table; None before the plan ran."""
+        return review_table(self._reviewer.reviews) if self._reviewer is not None else None
+
     def frame(self) -> Any:
         # What the plan sends: not Alembic's reads, nor migmagic's own bookkeeping (which a real run sends as well, on every database).
         rows = [{**s, "statement": " ".join(s["statement"].split())} for s in self.statements if s["kind"] not in ("reflection", "migmagic")]
@@ -492,7 +496,7 @@ def rehearse(
         statements=capture.frame(), sql=capture.script(), warnings=warnings, caveats=caveats, findings=seen.get("findings", []),
         failure=failure, failed_revision=error.revision if error else None, failed_statement=error.statement if error else None,
         described=seen.get("described", []),
-        review=review_table(capture._reviewer.reviews) if capture._reviewer is not None else None,
+        review=capture.review(),
     )
 
 
