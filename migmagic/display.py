@@ -343,6 +343,8 @@ class Status:
     """MySQL/MariaDB: steps that stopped half-way (:class:`migmagic.journal.HalfApplied`: revision, direction, statements)."""
     notes: list[str] = field(default_factory=list)
     """About the folder itself (an env.py from an older migmagic), one line each."""
+    reapplying: list[str] = field(default_factory=list)
+    """Applied revisions whose file holds the code of a re-apply that has not committed (:attr:`migmagic.state.State.reapplying`)."""
 
     @property
     def problems(self) -> list[str]:
@@ -354,6 +356,11 @@ class Status:
         ]
         out += [f"Revision {r} is applied but its file is missing from {self.folder}." for r in self.missing]
         out += [f"Revision {r} was edited after it was applied: upgrade will refuse (%migrate accept {r})." for r in self.edited]
+        out += [
+            f"Revision {r} is being re-applied, or a re-apply of it was killed: its file holds new code the database did not commit. "
+            "The next command once the lock is free puts the old code back; re-run the --reapply cell then."
+            for r in self.reapplying
+        ]
         return out + self.notes
 
     @property
@@ -367,6 +374,7 @@ class Status:
             ("applied", str(self.applied)),
             ("pending", ", ".join(self.pending) or "none"),
             ("edited since applied", ", ".join(self.edited) or "none"),
+            *([("re-apply not committed", ", ".join(self.reapplying))] if self.reapplying else []),
             ("applied outside migmagic", ", ".join(self.outside) or "none"),
             *([("half-applied", ", ".join(h.summary for h in self.half_applied))] if self.half_applied else []),
             ("lock", self.lock or "free"),

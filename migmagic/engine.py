@@ -101,7 +101,7 @@ class Migrator:
     def state(self, *, with_ledger: bool = True) -> State:
         """Where the database stands against the folder: applied, pending, edited, missing, outside."""
         scripts = self.scripts()
-        return self.db.read(state.of, scripts, with_ledger=with_ledger)
+        return self.db.read(state.of, scripts, with_ledger=with_ledger, kept=self.files.kept_checksums())
 
     # ------------------------------------------------------------------ init & status
 
@@ -134,7 +134,7 @@ class Migrator:
         shown = display.Status(
             database=self.db.described_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
             applied=len(st.applied), pending=list(reversed(st.pending)), edited=st.edited, outside=st.outside,
-            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied,
+            lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied, reapplying=st.reapplying,
             notes=[*self.files.said, *self.files.env_notes(self.db.dialect_name)],
         )
         self.files.said.clear()
@@ -423,6 +423,11 @@ class Migrator:
                 raise InvalidTarget(
                     f"Revision {info.id} is not applied: there is nothing to accept.", target=info.id,
                     hint="Just upgrade: {0}.", fixes=[Fix("upgrade")],
+                )
+            if info.id in self.files.kept_checksums():  # the lock came free after scripts() could settle
+                raise InvalidTarget(
+                    f"Revision {info.id}'s file holds code a re-apply did not commit: there is nothing to accept. Nothing was changed.",
+                    target=info.id, hint="{0} puts its old code back; then re-run the --reapply cell.", fixes=[Fix("status")],
                 )
             row = ledger.row(revision=info.id, direction="accept", message=info.message, seconds=None, source=info.source, alembic_version=ALEMBIC_VERSION)
             return run.Plan("accept", info.id, before, [], scripts, bookkeeping=lambda ex: ex.ledger_row(row))

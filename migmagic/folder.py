@@ -73,6 +73,16 @@ class Folder:
             out.append((leftover.with_name(leftover.name[1:].removesuffix(LEFTOVER_SUFFIX)), leftover.read_bytes()))
         return out
 
+    def kept_checksums(self) -> dict[str, str]:
+        """Revision id -> checksum of the old code a re-apply kept beside its file (one that has not committed)."""
+        kept = {}
+        for _path, old in self.leftovers():
+            text = old.decode("utf-8-sig", errors="replace")
+            rev = revisionfile.rev_id_of(text)
+            if rev:
+                kept[rev] = revisionfile.checksum(text)
+        return kept
+
     def ensure(self, url: str, metadata: str | None = None, *, update_env: bool = False, record_url: bool = False) -> bool:
         """Write the Alembic environment if missing (``update_env``: see :func:`migmagic.environment.update_env`); True when files were written.
 

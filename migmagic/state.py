@@ -43,6 +43,11 @@ class State:
     """What changes to the version table made outside migmagic since its last command did, not yet in the ledger."""
     half_applied: list[journal.HalfApplied] = field(default_factory=list)
     """MySQL/MariaDB: revisions whose step stopped after some of its statements committed (always empty elsewhere)."""
+    reapplying: list[str] = field(default_factory=list)
+    """Applied revisions whose file holds the code of a re-apply that has not committed (running elsewhere, or
+    killed before its commit): the database has the old code, kept beside the file, which the next command
+    under the lock puts back (see :func:`migmagic.reapply.settle`). Never in :attr:`edited`: accepting the
+    file's code would record code the database did not commit."""
 
     def is_applied(self, rev: str) -> bool:
         return rev in self.applied
@@ -53,14 +58,17 @@ class State:
         return ", ".join(self.heads) or "base"
 
 
-def of(conn: Connection, scripts: Scripts, *, with_ledger: bool = True) -> State:
-    """The state of the database on ``conn`` (inside the caller's transaction)."""
+def of(conn: Connection, scripts: Scripts, *, with_ledger: bool = True, kept: Mapping[str, str] | None = None) -> State:
+    """The state of the database on ``conn`` (inside the caller's transaction).
+
+    ``kept``: revision id -> checksum of the old code a re-apply kept beside its file (:meth:`Folder.kept_checksums`).
+    """
     from .adapter import current_heads
 
     heads = current_heads(conn)
     entries = ledger.latest(conn) if with_ledger else {}
     seen = watch.events(scripts, heads, watch.changes(conn)) if with_ledger else []
-    st = compute(scripts, heads, _seen(entries, seen), with_ledger=with_ledger)
+    st = compute(scripts, heads, _seen(entries, seen), with_ledger=with_ledger, kept=kept or {})
     if seen:
         st = replace(st, unrecorded=seen)
     if with_ledger and journal.keeps_journal(conn):
@@ -79,16 +87,21 @@ def _seen(entries: dict[str, ledger.Entry], seen: list[watch.Event]) -> dict[str
     return entries
 
 
-def compute(scripts: Scripts, heads: tuple[str, ...], entries: Mapping[str, ledger.Entry], *, with_ledger: bool = True) -> State:
-    """The state of a database at ``heads`` whose ledger holds ``entries``."""
+def compute(
+    scripts: Scripts, heads: tuple[str, ...], entries: Mapping[str, ledger.Entry], *, with_ledger: bool = True, kept: Mapping[str, str] | None = None
+) -> State:
+    """The state of a database at ``heads`` whose ledger holds ``entries`` (``kept``: see :func:`of`)."""
     known = [h for h in heads if h in scripts]
     missing = [h for h in heads if h not in scripts]
     applied = scripts.applied(known)
     pending = [r for r in scripts.ids() if r not in applied]
     ordered = sorted(applied)
-    edited = [r for r in ordered if _edited(scripts, entries, r)]
+    changed = [r for r in ordered if _edited(scripts, entries, r)]
+    kept = kept or {}
+    reapplying = [r for r in changed if r in kept and entries[r].checksum == kept[r]]
+    edited = [r for r in changed if r not in reapplying]
     outside = [r for r in ordered if r not in entries or entries[r].direction == ledger.OUTSIDE] if with_ledger else []
-    return State(heads, frozenset(applied), pending, missing, edited, outside, entries)
+    return State(heads, frozenset(applied), pending, missing, edited, outside, entries, reapplying=reapplying)
 
 
 HISTORY_COLUMNS = ["revision", "parent", "message", "created", "applied", "markers", "branch labels"]
