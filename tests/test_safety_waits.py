@@ -133,3 +133,30 @@ def test_sqlite_dry_run_copy_gives_up_after_lock_timeout(workdir: Path, sqlite_u
         assert "uncommitted write on another connection" in said and "copying it for the dry run" in said, said
     finally:
         m.close()
+
+
+@pytest.mark.servers
+def test_postgresql_copy_dry_run_gives_up_after_lock_timeout_when_the_clone_waits(workdir: Path, tmp_path: Path) -> None:
+    """``--copy``'s ``CREATE DATABASE … TEMPLATE`` waits for a lock on the real database (another session's
+    uncommitted ``COMMENT ON DATABASE``, from the maintenance database): it gives up after lock_timeout, in one line,
+    and the real database is untouched."""
+    for url in fresh_database("postgresql", tmp_path):
+        m = Migrator.init(url, lock_timeout=1)
+        real = sa.engine.make_url(url).database
+        elsewhere = sa.create_engine(sa.engine.make_url(url).set(database="postgres"))
+        try:
+            m.revision("create events", EVENTS)
+            m.upgrade("head")
+            m.revision("add venue", ADD_VENUE)
+            with elsewhere.connect() as other:
+                other.exec_driver_sql(f'COMMENT ON DATABASE "{real}" IS \'being documented\'')  # left uncommitted
+                error = _in_a_thread(lambda m=m: m.dry_run("upgrade", "head", copy=True))
+                other.rollback()
+            assert isinstance(error, MigmagicError), repr(error)
+            said = _one_line(error)
+            assert "waited 1 s" in said and "creating the clone" in said, said
+            assert "Traceback" not in said and "sqlalche.me" not in said
+            assert columns(url, "events") == ["id", "title", "event_type"] and len(version(url)) == 1  # the real database as it was
+        finally:
+            elsewhere.dispose()
+            m.close()
