@@ -415,7 +415,16 @@ def put_back(db: Database, point: int | str | None = None, *, kept: int | None =
         )
     notes: list[str] = []
     existing = points_of(database_file)
-    undo = take(database_file, f"restore {p.point}", now_at, keep=len(existing) + 1, notes=notes, wait=db.lock_timeout) if now_at else None
+    at_stake = bool(now_at or lost)  # a database at base with no rows beyond the point's has nothing to undo
+    undo = take(database_file, f"restore {p.point}", now_at, keep=len(existing) + 1, notes=notes, wait=db.lock_timeout) if at_stake else None
+    if at_stake and undo is None:  # a full disk, say: without a point of the state now, the restore could not be undone
+        why = notes[-1].split(": ", 1)[-1].rstrip(".") if notes else "it could not be written"
+        gone = f" It would drop what was written after the point: {'; '.join(lost)}." if lost else ""
+        raise RestoreUnavailable(
+            f"Cannot restore point {p.point} into {db.masked_url}: a restore point of the database as it is now could not be "
+            f"taken first ({why}), and without it the restore could not be undone.{gone} Nothing was restored.",
+            database=db.masked_url, hint="Free disk space (or make the folder writable) and run the restore again.",
+        )
     staging = folder_of(database_file) / f".restoring-{p.point}.db"
     staging.unlink(missing_ok=True)
     try:

@@ -90,3 +90,44 @@ def test_a_deleted_database_file_comes_back_from_its_point(workdir: Path, sqlite
         assert _titles(path) == ["a"]
     finally:
         m.close()
+
+
+RESTORE_WITH_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from migmagic import Migrator
+from migmagic.errors import MigmagicError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as a full disk fails one
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+m = Migrator(sys.argv[1])
+try:
+    m.restore(1)
+except MigmagicError as exc:
+    print(type(exc).__name__, str(exc))
+"""
+
+
+def test_a_restore_that_cannot_write_says_nothing_was_restored(workdir: Path) -> None:
+    """Issue 21 (item 10 and a rough item): a restore that runs out of room (a real process whose files may not grow
+    past a limit, as on a full disk) cannot take the point that would undo it: refused in one line that says what it
+    would have dropped and that nothing was restored; the database keeps its rows. (It restored, dropping the rows
+    for good with only a note, before.)"""
+    import subprocess
+    import sys
+
+    url = "sqlite:///p.db"
+    m = Migrator.init(url)
+    m.revision("create events", EVENTS)
+    m.upgrade("head")  # point 1: before it, an empty database
+    _insert(url, *[f"talk {i:05d} " + "x" * 200 for i in range(2000)])  # the database is now far above the limit
+    m.close()
+    size = (workdir / "p.db").stat().st_size
+    before = (workdir / "p.db").read_bytes()
+    done = subprocess.run([sys.executable, "-c", RESTORE_WITH_A_FILE_SIZE_LIMIT, url, str(size // 4)], capture_output=True, text=True, timeout=120)
+    said = done.stdout.strip()
+    assert said.startswith("RestoreUnavailable Cannot restore point 1"), (said, done.stderr)
+    assert "a restore point of the database as it is now could not be taken first" in said, said
+    assert "It would drop what was written after the point: table events (2,000 rows" in said, said
+    assert "Nothing was restored" in said and "Traceback" not in done.stderr, (said, done.stderr)
+    assert not [f for f in (workdir / "p.db.migmagic-restore").iterdir() if f.name.endswith((".partial", ".db")) and not f.name.startswith("1-")]
+    assert (workdir / "p.db").read_bytes() == before and len(_titles(workdir / "p.db")) == 2000
