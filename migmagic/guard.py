@@ -10,6 +10,8 @@ batch blocks included), then counted on the database:
 * ``drop_column``: the column's non-NULL values;
 * ``alter_column(nullable=False)``: the column's NULLs;
 * ``alter_column(type_=String(n))``: the values longer than ``n`` characters.
+* ``alter_column(type_=...)``: the values the new type would change (on PostgreSQL
+  through ``postgresql_using=`` when given: that expression makes the new values).
 
 The plan is followed step by step: a table or column that an earlier step of
 the same plan creates (or a table it empties by dropping) has nothing at stake,
@@ -254,7 +256,11 @@ class _Counter:
         found: list[Finding] = []
         if op.nullable is False:
             found.append(Finding(revision, "make NOT NULL", shown, op.column, self._count(*real_col, "nulls")))
-        if op.length is not None:
+        if op.using is not None and op.new_type is not None:  # USING decides the values, not a cast of the old ones
+            old = op.existing_type if op.existing_type is not None else self.column_type(*real_col)
+            changed = self._count_converted(real_col[0], real_col[1], op.new_type, old, op.using)
+            found.append(Finding(revision, f"convert to {op.type or op.new_type} USING {op.using}", shown, op.column, changed))
+        elif op.length is not None:
             longer = self._count(*real_col, "longer", op.length)
             found.append(Finding(revision, f"narrow to {op.type or f'VARCHAR({op.length})'}", shown, op.column, longer))
         elif op.new_type is not None:
@@ -263,8 +269,11 @@ class _Counter:
             found.append(Finding(revision, f"convert to {op.type or op.new_type}", shown, op.column, changed))
         return found
 
-    def _count_converted(self, table: TableKey, column: str, new: Any, old: Any) -> int:
-        """The values of ``column`` that do not come back the same through the new type (``'12x'`` as INTEGER is 12)."""
+    def _count_converted(self, table: TableKey, column: str, new: Any, old: Any, using: str | None = None) -> int:
+        """The values of ``column`` that do not come back the same through the new type (``'12x'`` as INTEGER is 12).
+
+        ``using``: PostgreSQL's ``USING`` expression, which makes the new values instead of a cast of the old ones.
+        """
         dialect = self.conn.dialect
         to_new, back = _cast_target(new, dialect), _cast_target(old, dialect) if old is not None else None
         if to_new is None or back is None:
@@ -272,7 +281,7 @@ class _Counter:
         q = dialect.identifier_preparer
         where = f"{q.quote_schema(table[0])}.{q.quote(table[1])}" if table[0] else q.quote(table[1])
         col = q.quote(column)
-        again = f"CAST(CAST({col} AS {to_new}) AS {back})"
+        again = f"CAST(CAST({col if using is None else f'({using})'} AS {to_new}) AS {back})"
         sql = f"SELECT count(*) FROM {where} WHERE {col} IS NOT NULL AND ({again} IS NULL OR {again} <> {col})"
         try:
             with self.conn.begin_nested():

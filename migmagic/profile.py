@@ -106,7 +106,7 @@ def _profile(_sha: str, function: str, source: str) -> Profile:
         not_offline=_not_plain(tree, fn, offline=frozenset({"execute", "get_context"})),
         pure=pure,
         pure_without_batch=pure_without_batch,
-        may_destroy=not_plain is not None or any(_names(node, DESTROYING) for node in reached),
+        may_destroy=not_plain is not None or _imports_operations(tree) or any(_names(node, DESTROYING) or _recreates_its_way(node) for node in reached),
         needs_autocommit=any(_names(node, {"autocommit_block"}) or _says_concurrently(node) for node in reached),
     )
 
@@ -114,6 +114,22 @@ def _profile(_sha: str, function: str, source: str) -> Profile:
 def _names(node: ast.AST, attributes: frozenset[str] | set[str]) -> bool:
     """Whether ``node`` calls any of ``attributes`` as a method (``op.drop_table``, ``batch.drop_column``, ``ctx.autocommit_block``)."""
     return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in attributes for n in ast.walk(node))
+
+
+def _imports_operations(tree: ast.Module) -> bool:
+    """Whether the module imports ``op``'s functions by name (``from alembic.op import drop_table``): calls :func:`_names` cannot see."""
+    return any(
+        isinstance(n, ast.ImportFrom) and (n.module == "alembic.op" or (n.module or "").startswith("alembic.operations")) for n in ast.walk(tree)
+    )
+
+
+def _recreates_its_way(node: ast.AST) -> bool:
+    """Whether ``node`` opens a batch that recreates the table from a definition of its own (``copy_from``, ``reflect_args``)."""
+    return any(
+        isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "batch_alter_table"
+        and any(k.arg in ("copy_from", "reflect_args") for k in n.keywords)
+        for n in ast.walk(node)
+    )
 
 
 def _says_concurrently(node: ast.AST) -> bool:

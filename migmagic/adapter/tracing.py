@@ -50,6 +50,7 @@ class TracedOp:
     length: int | None = None
     type: str | None = None
     batch: bool = False
+    using: str | None = None  # PostgreSQL: the USING expression an alter_column converts the values with
     new_type: Any = field(default=None, compare=False)  # the SQLAlchemy type an alter_column sets
     existing_type: Any = field(default=None, compare=False)  # the type it says the column has
 
@@ -96,12 +97,18 @@ def _as_traced(operation: Any, batch: bool, dialect_name: str) -> TracedOp:
         return TracedOp(
             "alter_column", table, schema, operation.column_name, new_name=operation.modify_name,
             nullable=operation.modify_nullable, length=length if isinstance(length, int) else None, type=shown, batch=batch,
-            new_type=new_type, existing_type=operation.existing_type,
+            using=_using(operation, dialect_name), new_type=new_type, existing_type=operation.existing_type,
         )
     name = {"DropTableOp": "drop_table", "CreateTableOp": "create_table"}.get(type(operation).__name__)
     if name is None:
         name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(operation).__name__.removesuffix("Op")).lower()
     return TracedOp(name, table, schema, batch=batch)
+
+
+def _using(operation: Any, dialect_name: str) -> str | None:
+    """The ``postgresql_using=`` expression of an ``alter_column`` on PostgreSQL (Alembic uses it only there)."""
+    using = operation.kw.get("postgresql_using") if dialect_name == "postgresql" else None
+    return None if using is None else str(using)
 
 
 def _dialect(name: str) -> Any:
@@ -146,7 +153,10 @@ def trace_operations(scripts: Scripts, steps: Sequence[Step], dialect_name: str)
         operations = Operations(ctx)
 
         @contextlib.contextmanager
-        def batch_alter_table(table_name: str, schema: str | None = None, **_kw: Any) -> Iterator[Any]:
+        def batch_alter_table(table_name: str, schema: str | None = None, **kw: Any) -> Iterator[Any]:
+            given = [name for name in ("copy_from", "reflect_args") if kw.get(name) is not None and not (isinstance(kw[name], tuple | list) and not kw[name])]
+            if given:  # the table is made again from that definition: what it leaves out is not copied
+                stop(f"its batch_alter_table({given[0]}=...) recreates {table_name} from a definition of its own")
             batch = BatchOperations(ctx, impl=types.SimpleNamespace(table_name=table_name, schema=schema))  # type: ignore[arg-type]
             batch.invoke = recorder(True)  # type: ignore[method-assign,assignment]
             yield batch
