@@ -316,6 +316,10 @@ class SQLite(Kind):
     def gave_up_waiting(self, exc: BaseException) -> bool:
         return "database is locked" in str(getattr(exc, "orig", None) or exc)
 
+    def migration_lock(self) -> contextlib.AbstractContextManager[None]:
+        """The migration lock alone, with no connection (``restore`` holds it while it counts, copies and replaces)."""
+        return self._lock_file()
+
     @contextlib.contextmanager
     def _lock_file(self) -> Iterator[None]:
         """An exclusive ``flock`` on the file's lock file (:func:`migmagic.cache.lock_file`), for the whole command.

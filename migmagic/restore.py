@@ -24,6 +24,10 @@ A restore first checks that the point is of this database (:func:`_identity`:
 the file and the first row of its ledger; a database made again since is
 refused), counts the rows written after the point that it will drop, and takes
 a restore point of the database as it is, so that the restore can be undone.
+It holds the migration lock throughout, and the connection it copies into reads
+``PRAGMA data_version`` before the counting and again before each try of the
+copy (which never waits inside SQLite): a write another connection committed in
+between stops the restore, with nothing restored.
 
 PostgreSQL and MySQL/MariaDB have no restore points: :func:`put_back` and
 :func:`listing` say so in one line and point to ``--dry-run`` and the data-loss
@@ -174,15 +178,39 @@ class _Busy(Exception):
     pass
 
 
-def _copy(source: sqlite3.Connection, target: sqlite3.Connection, wait: float) -> None:
-    """Every page of ``source`` into ``target`` in one backup step, retried while the file is locked, at most ``wait`` seconds."""
+class _Changed(Exception):
+    pass
+
+
+class _Again(Exception):
+    pass
+
+
+def _copy(source: sqlite3.Connection, target: sqlite3.Connection, wait: float, *, unchanged_since: int | None = None) -> None:
+    """Every page of ``source`` into ``target`` in one backup step, retried while the file is locked, at most ``wait`` seconds.
+
+    ``unchanged_since``: the ``PRAGMA data_version`` ``target`` read before the restore counted what
+    it drops; before each try the copy checks that no other connection has committed since
+    (:class:`_Changed` if one has), so what it said it drops is what it drops. ``target`` must not
+    wait for the lock itself (timeout 0): a write committed during such a wait would go unseen.
+    """
     deadline = time.monotonic() + wait
 
     def progress(status: int, _remaining: int, _total: int) -> None:
-        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
-            raise _Busy()
+        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if time.monotonic() > deadline:
+                raise _Busy()
+            if unchanged_since is not None:
+                raise _Again()  # try again from the check, not from inside the backup
 
-    source.backup(target, pages=-1, progress=progress, sleep=0.05)
+    while True:
+        if unchanged_since is not None and target.execute("PRAGMA data_version").fetchone()[0] != unchanged_since:
+            raise _Changed()
+        try:
+            source.backup(target, pages=-1, progress=progress, sleep=0.05)
+            return
+        except _Again:
+            time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- which database, and its rows
@@ -391,16 +419,28 @@ def put_back(db: Database, point: int | str | None = None, *, kept: int | None =
     restore can be undone; the result says which rows written after the point
     are gone (rows counted per table: values changed in place are not).
     """
-    from .adapter import ALEMBIC_VERSION
-
     database_file = _file_of(db)
     chosen = _choose(db, database_file, point, kept)  # kept: the session's restore_points, for the words when there are none
+    kind = db.kind
+    assert isinstance(kind, kinds.SQLite)  # _file_of refused the others
+    with kind.migration_lock(), contextlib.ExitStack() as stack:  # no migmagic command of another kernel runs in between
+        # The connection the point is copied into, opened before anything is counted: a write another
+        # connection commits after this is seen before the copy (PRAGMA data_version), and stops it.
+        target = stack.enter_context(_sqlite(database_file, timeout=0)) if database_file.exists() else None
+        return _put_back(db, database_file, chosen, target)
+
+
+def _put_back(db: Database, database_file: Path, chosen: _Chosen, target: sqlite3.Connection | None) -> Restored:
+    from .adapter import ALEMBIC_VERSION
+
     p = chosen.point
     started = time.perf_counter()
-    if not database_file.exists():  # the file is gone: the point brings it back, nothing is lost
+    version: int | None = None
+    if target is None:  # the file is gone: the point brings it back, nothing is lost
         identity, lost, now_at = p.identity, [], ""
     else:
         try:
+            version = int(target.execute("PRAGMA data_version").fetchone()[0])
             with _sqlite(database_file, read_only=True) as live, _sqlite(chosen.path, read_only=True) as then:
                 identity, now_counts, now_at = _identity(live, database_file), _counts(live), _heads(live)
                 lost = _lost(now_counts, _counts(then))
@@ -435,13 +475,22 @@ def put_back(db: Database, point: int | str | None = None, *, kept: int | None =
                 revision=p.revision[:64], direction="restore", message=f"restore point {p.point}, taken {p.taken_at} UTC before {p.before}",
                 seconds=None, source=None, alembic_version=ALEMBIC_VERSION,
             ))
-            with _sqlite(database_file, timeout=0.05) as live:
-                _copy(stage, live, db.lock_timeout)
+            if target is not None:
+                _copy(stage, target, db.lock_timeout, unchanged_since=version)
+            else:
+                with _sqlite(database_file, timeout=0.05) as live:
+                    _copy(stage, live, db.lock_timeout)
     except BaseException as exc:
         if undo is not None:  # nothing was restored: nothing to undo
             _forget(database_file, undo)
         if isinstance(exc, _Busy):
             raise _busy(db) from None
+        if isinstance(exc, _Changed):
+            raise RestoreUnavailable(
+                f"Cannot restore point {p.point} into {db.masked_url}: another connection wrote to it while the restore was "
+                f"being prepared, so what it would drop is no longer what it counted. Nothing was restored.",
+                database=db.masked_url, hint="Run the restore again (it counts again), once the other writer is done.",
+            ) from None
         if isinstance(exc, sqlite3.Error | OSError):  # a full disk, a read-only folder: one backup step, so nothing changed
             raise RestoreUnavailable(
                 f"Cannot restore point {p.point} into {db.masked_url}: {exc}. Nothing was restored.",

@@ -131,3 +131,58 @@ def test_a_restore_that_cannot_write_says_nothing_was_restored(workdir: Path) ->
     assert "Nothing was restored" in said and "Traceback" not in done.stderr, (said, done.stderr)
     assert not [f for f in (workdir / "p.db.migmagic-restore").iterdir() if f.name.endswith((".partial", ".db")) and not f.name.startswith("1-")]
     assert (workdir / "p.db").read_bytes() == before and len(_titles(workdir / "p.db")) == 2000
+
+
+WRITE_WHILE_THE_RESTORE_WAITS = """
+import sqlite3, sys, time
+from pathlib import Path
+db, folder = sys.argv[1], Path(sys.argv[2])
+conn = sqlite3.connect(db, isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO events (title, event_type) VALUES ('written while restoring', 'talk')")
+print("holding", flush=True)
+deadline = time.monotonic() + 30
+while not list(folder.glob(".restoring-*")) and time.monotonic() < deadline:  # the restore has staged the point
+    time.sleep(0.01)
+conn.execute("COMMIT")
+print("committed", flush=True)
+"""
+
+
+def test_a_row_committed_while_the_restore_waits_is_never_dropped_unsaid(workdir: Path, sqlite_url: str) -> None:
+    """Issue 21 (a hostile user's attack): another process commits a row while the restore waits for the write lock.
+    The restore used to count before it and copy the point over it after: the row was gone, not among the rows it
+    said it dropped, and not in the point that undoes the restore. Now the row stays, or is said and can come back."""
+    import subprocess
+    import sys
+
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    m = Migrator.init(sqlite_url)
+    try:
+        m.revision("create events", EVENTS)
+        m.upgrade("head")
+        _insert(sqlite_url, "a")
+        m.revision("more", table_revision("more"))
+        m.upgrade("head")  # the latest point: one row
+        m.lock_timeout = 30
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITE_WHILE_THE_RESTORE_WAITS, str(path), str(path) + ".migmagic-restore"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "holding"
+        try:
+            done = m.restore()
+        except RestoreUnavailable as exc:
+            assert "Nothing was restored" in str(exc), str(exc)
+            done = None
+        assert writer.wait(timeout=60) == 0
+        if done is None:
+            assert _titles(path) == ["a", "written while restoring"]
+            return
+        said = repr(done)
+        assert "1 row of events" in said, said  # the row it dropped is named...
+        assert done.undo is not None
+        m.restore(done.undo)  # ...and the restore can be undone with it
+        assert _titles(path) == ["a", "written while restoring"]
+    finally:
+        m.close()
