@@ -229,7 +229,8 @@ class Capture(run.Observer):
 
             # On a sample (MySQL/MariaDB), what is at stake is counted on the real tables (counts only), not on the sample.
             analysis = self.counted_on.read(lambda real: guard.analyse(plan, real)) if self.counted_on is not None else guard.analyse(plan, ex.conn)
-            self.seen["findings"] = [f"{f.revision}: {f.words()}" for f in analysis.findings] + analysis.unanalysed
+            self.seen["findings"] = [f"{f.revision}: {f.words()}" for f in analysis.findings]
+            self.seen["unanalysed"] = analysis.unanalysed  # notes, as the real run gives them: nothing known to be at stake
         if self._listening is None:
             from . import review
 
@@ -455,7 +456,7 @@ def rehearse(
     except MigrationFailed as exc:
         error = exc
     seconds = time.perf_counter() - started
-    caveats = list(target.caveats)
+    caveats = list(target.caveats) + list(seen.get("unanalysed", []))
     reads = sum(s["kind"] == "reflection" for s in capture.statements)
     if reads:
         caveats.append(f"Not listed: {reads} read{'s' if reads != 1 else ''} Alembic made to look at the schema and the version table.")

@@ -347,3 +347,25 @@ def test_mariadb_rehearses_on_a_sample_with_foreign_keys_kept(workdir: Any, mari
     finally:
         engine.dispose()
     assert left == []
+
+
+def test_dry_run_of_a_revision_the_guard_cannot_follow_is_not_called_destructive(migrator: Migrator) -> None:
+    """A revision using the migration context itself (an index built in autocommit_block()) destroys
+    nothing: the rehearsal says it went through, as the real upgrade runs it without --accept-data-loss,
+    and what the guard could not analyse is a note, not something "it would destroy"."""
+    migrator.revision("create events", EVENTS)
+    migrator.revision("index concurrently", '''def upgrade():
+    with op.get_context().autocommit_block():
+        op.create_index("ix_events_title", "events", ["title"], postgresql_concurrently=True, if_not_exists=True)
+
+
+def downgrade():
+    op.drop_index("ix_events_title", "events")
+''')
+    clone = {"copy": True} if migrator.db.dialect_name == "postgresql" else {}  # its rolled-back transaction cannot hold an autocommit block
+    report = migrator.dry_run("upgrade", "head", **clone)
+    assert not report.failed and report.findings == []
+    assert report.at_stake is None and "It went through" in repr(report) and "accept-data-loss" not in repr(report)
+    assert any("did not analyse the upgrade" in c and "op.get_context()" in c for c in report.caveats), report.caveats
+    done = migrator.upgrade("head")  # the real upgrade: no refusal, the same note
+    assert any("did not analyse the upgrade" in n for n in done.notes), done.notes
