@@ -168,7 +168,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 # tutorials first and the reference in a reader's order; pages not named here follow, by file name.
 ORDER = [
     "index.md", "tutorials", "revision-cells.md", "commands", "autogenerate.md", "models.md", "pictures.md",
-    "rehearse.md", "in-ci.md", "where-things-live.md", "databases.md", "guarantees.md", "replay.md",
+    "rehearse.md", "review.md", "in-ci.md", "where-things-live.md", "databases.md", "guarantees.md", "replay.md",
     "python-api.md", "benchmarks.md", "layout.md", "development.md",
 ]
 
