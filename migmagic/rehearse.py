@@ -342,13 +342,18 @@ class Capture(run.Observer):
         return "".join(out)
 
 
+_EXECUTABLE_COMMENT = re.compile(r"/\*M?!\d*")
+_COMMENT = re.compile(r"/\*.*?\*/|(?:--\s|#)[^\n]*", re.DOTALL)
+
+
 class StaysOnTheScratch(run.Observer):
     """MySQL/MariaDB, where a schema is a database: a rehearsal on a scratch database never reaches the real one (``real``).
 
     Before anything runs, a revision whose traced operations name the real database
     (``schema="app"``, as autogenerate writes for models with a schema) is refused;
-    while it runs, any statement that names the real database is stopped before it
-    reaches the server (the revision's own SQL, a helper's, an untraced one's).
+    while it runs, any statement that names the real database (``app.t``, ``ALTER DATABASE
+    app``) or moves the connection with ``USE`` is stopped before it reaches the server (the
+    revision's own SQL, a helper's, an untraced one's; what ``/*! ... */`` holds included).
     """
 
     hears_statements = True
@@ -356,7 +361,12 @@ class StaysOnTheScratch(run.Observer):
     def __init__(self, real: str) -> None:
         self.real = real
         self.notes: list[str] = []
-        self._names = re.compile(rf"(?<![\w$`]){re.escape(real)}(?![\w$])`?\s*\.|`{re.escape(real)}`\s*\.")
+        name = rf"(?:(?<![\w$`]){re.escape(real)}(?![\w$])|`{re.escape(real)}`)"
+        self._names = re.compile(rf"{name}`?\s*\.")
+        # USE moves the rest of the rehearsal (the version table too) onto that database; ALTER DATABASE app changes the real one.
+        self._leaves = re.compile(
+            rf"(?:^|;)\s*use\b|\b(?:database|schema)\s+(?:if\s+(?:not\s+)?exists\s+)?{name}", re.IGNORECASE
+        )
         self._listening: contextlib.ExitStack | None = None
         self._tap: Any = None
         self._step: Step | None = None
@@ -383,7 +393,10 @@ class StaysOnTheScratch(run.Observer):
             self._listening.close()
 
     def _before(self, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if self._step is not None and self._names.search(statement):
+        if self._step is None:
+            return
+        run = _EXECUTABLE_COMMENT.sub(" ", statement)  # MySQL runs what /*! ... */ holds
+        if self._names.search(run) or self._leaves.search(_COMMENT.sub(" ", run)):
             self._refuse(self._step.revision, self._step.direction, self._step.message, " ".join(statement.split())[:120])
 
     def _refuse(self, revision: str, direction: str, message: str, what: str) -> None:

@@ -70,6 +70,43 @@ def test_mariadb_rehearsals_never_reach_the_real_database_by_name(how: str, mari
         m.close()
 
 
+def _charset(url: str) -> str:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :d"
+            return str(conn.execute(sa.text(query), {"d": _name(url)}).scalar())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["USE {db}", "/*!40101 USE `{db}` */", "ALTER DATABASE {db} CHARACTER SET utf8mb4", "ALTER SCHEMA `{db}` COLLATE latin1_bin"],
+)
+def test_mariadb_rehearsals_never_reach_the_real_database_by_use_or_alter_database(sql: str, mariadb_url: str, workdir: Path) -> None:
+    """Issue 21 (a hostile user's attacks): ``USE app`` moved the rest of the rehearsal, the version table included,
+    onto the real database (the real table was dropped, the real version table moved); ``ALTER DATABASE app`` changed
+    the real database's character set while the dry run said nothing was changed. Both are stopped before they run."""
+    db = _name(mariadb_url)
+    m = Migrator.init(mariadb_url)
+    try:
+        m.revision("events", EVENTS, apply=True)
+        _fill(mariadb_url)
+        body = f'def upgrade():\n    op.execute("{sql.format(db=db)}")\n    op.drop_table("events")\n\n\ndef downgrade():\n    pass\n'
+        m.revision("off the scratch", body)
+        before, charset = snapshot(mariadb_url), _charset(mariadb_url)
+        with pytest.raises(RehearsalRefused) as refused:
+            m.dry_run("upgrade", "head")
+        assert f"names the database {db} itself" in str(refused.value), str(refused.value)
+        assert snapshot(mariadb_url) == before and _charset(mariadb_url) == charset
+        with pytest.raises(RehearsalRefused):
+            m.verify()
+        assert snapshot(mariadb_url) == before and _charset(mariadb_url) == charset
+    finally:
+        m.close()
+
+
 def test_mariadb_revisions_without_a_schema_still_rehearse(mariadb_url: str, workdir: Path) -> None:
     m = Migrator.init(mariadb_url)
     try:
