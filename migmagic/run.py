@@ -518,6 +518,34 @@ class _TransactionKeeper:
                 f"{found} would end migmagic's transaction, so it was not run. For statements "
                 "that cannot run in a transaction, use op.get_context().autocommit_block()."
             )
+        if not self.in_block and not self.ended and not self.ex.db.in_transaction(self.ex.conn):
+            self._ended_through_the_driver()
+
+    def _ended_through_the_driver(self) -> None:
+        """SQLite: the revision committed or rolled back on the driver's connection; what follows would run in autocommit.
+
+        The version table tells which, once a step of the plan is done: still where
+        those steps left it, a commit (their ledger rows are committed now, and a new
+        transaction begins, so a later failure rolls back only what follows); back
+        where the plan began, a rollback (this statement is refused: nothing is
+        applied). Before the plan's first step is done it cannot tell: taken for a commit.
+        """
+        raw = self.ex.conn.connection.dbapi_connection
+        assert raw is not None
+        try:
+            heads = sorted(r[0] for r in raw.execute("SELECT version_num FROM alembic_version"))
+        except Exception:  # the version table this command made was rolled back
+            heads = []
+        if self.ex.current_done and heads != sorted(self.ex.where):
+            raise TransactionEndRefused(
+                "The revision rolled back migmagic's transaction through the driver (a rollback on its DBAPI connection), "
+                "so the statements after it were not run."
+            )
+        self.ended = "through the driver: a commit on its DBAPI connection"
+        raw.execute("BEGIN IMMEDIATE")
+        self.ex.flush()  # the rows of the steps done, which that commit made applied
+        raw.execute("COMMIT")
+        raw.execute("BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
         if self.in_block:

@@ -73,6 +73,38 @@ def test_a_sqlite_commit_through_the_driver_stops_truthfully(workdir: Any, sqlit
     assert tables(sqlite_url) == {"first", "middle", "middle_after"}
 
 
+DRIVER_THEN_FAILS = '''def upgrade():
+    op.create_table("middle", sa.Column("id", sa.Integer, primary_key=True))
+    op.get_bind().connection.dbapi_connection.{how}()
+    op.create_table("middle_after", sa.Column("id", sa.Integer, primary_key=True))
+    {then}
+
+
+def downgrade():
+    pass
+'''
+
+
+@pytest.mark.parametrize("how", ["commit", "rollback"])
+@pytest.mark.parametrize("then", ["pass", 'op.execute("SELECT * FROM no_such_table")'])
+def test_a_sqlite_transaction_ended_through_the_driver_is_told_as_it_is(workdir: Any, sqlite_url: str, how: str, then: str) -> None:
+    """Issue 21 (a hostile user's attacks): after a rollback (or a commit) sent through the driver, the statements that
+    followed ran in autocommit: the error said "Nothing was applied" while middle_after (or first and middle) had been
+    committed. What the error says is now what the database holds."""
+    m = Migrator.init(sqlite_url)
+    revs = _three(m, DRIVER_THEN_FAILS.format(how=how, then=then))
+    with pytest.raises((MigrationFailed, RevisionEndedTransaction)) as caught:
+        m.upgrade("head")
+    said = str(caught.value)
+    if "Nothing was applied" in said:
+        assert tables(sqlite_url) == set() and version(sqlite_url) == set(), said
+    else:
+        committed = caught.value.committed if isinstance(caught.value, RevisionEndedTransaction) else caught.value.completed
+        assert version(sqlite_url) == ({committed[-1]} if committed else set()), said
+        assert [r for r, in ledger_rows(sqlite_url, "revision")] == committed, said
+        assert {"first"} <= tables(sqlite_url) if revs[0] in committed else True, said
+
+
 SQLITE_BLOCK = '''def upgrade():
     op.create_table("middle", sa.Column("id", sa.Integer, primary_key=True))
     with op.get_context().autocommit_block():
