@@ -396,7 +396,7 @@ def _compare(db: Database, scripts: Scripts | None, md: MetaData, include_unmana
     where = TableFilter(md, include_unmanaged)
     with db.reading() as conn:
         if scripts is not None:
-            db_heads = adapter.current_heads(conn)
+            db_heads = adapter.current_heads(conn, scripts.environment)
             if set(db_heads) != set(scripts.heads):
                 raise _not_at_head(db, db_heads, scripts.heads, "check")
         try:

@@ -96,6 +96,8 @@ class Migrator:
 
             settle(self.db, self.files)
             scripts = self.files.scripts()
+        if self.files.learn(self.db) is not None:  # a project's own env.py: what it configures, learned once
+            scripts = self.files.scripts()
         return scripts
 
     def state(self, *, with_ledger: bool = True) -> State:
@@ -135,7 +137,7 @@ class Migrator:
             database=self.db.described_url, folder=short_path(self.folder), current=list(st.heads), heads=list(scripts.heads),
             applied=len(st.applied), pending=list(reversed(st.pending)), edited=st.edited, outside=st.outside,
             lock=self.db.lock_holder(), missing=st.missing, half_applied=st.half_applied, reapplying=st.reapplying,
-            notes=[*self.files.said, *self.files.env_notes(self.db.dialect_name)],
+            notes=[*self.files.said, *self.files.env_notes(self.db.dialect_name), *self.files.env_configures()],
         )
         self.files.said.clear()
         return shown

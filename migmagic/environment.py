@@ -152,6 +152,11 @@ def _checksum(text: str) -> str:
     return hashlib.sha256(text.replace("\r\n", "\n").encode("utf-8")).hexdigest()
 
 
+def checksum_of(path: Path) -> str:
+    """The checksum of a file's text (line ends as written on any system), as :func:`env_kind` compares them."""
+    return _checksum(path.read_text(encoding="utf-8", errors="replace"))
+
+
 def env_kind(folder: Path) -> str:
     """What ``folder/env.py`` is: ``current``, ``older`` (an earlier migmagic's, unedited),
     ``edited`` (an earlier migmagic's, edited since), or ``other`` (not migmagic's, or missing)."""

@@ -2,7 +2,9 @@
 
 A write is atomic (a temporary file beside the target, renamed over it) and
 checked: the folder must still load afterwards, or the file is put back byte
-for byte. Nothing here opens a database connection.
+for byte. Nothing here opens a database connection, but :meth:`Folder.learn`: a
+project's own ``env.py`` is run once (per checksum) on a connection of its own, to
+learn what it passes to ``context.configure`` (:mod:`migmagic.adapter.envpy`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .adapter import RevisionInfo, Scripts
+    from .adapter import Environment, RevisionInfo, Scripts
+    from .database import Database
 
 EMPTY_BODY = "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
 
@@ -36,6 +39,7 @@ class Folder:
         self.path = path
         self._cache: Any = None
         self.said: list[str] = []  # what ensure() changed in an existing folder, for the next status
+        self._env: tuple[str, Any] | None = None  # (env.py's checksum, what it configures), once learned
 
     def __repr__(self) -> str:
         return f"Folder({str(self.path)!r})"
@@ -46,7 +50,39 @@ class Folder:
             from .adapter import ScriptCache
 
             self._cache = ScriptCache(self.path)
-        return self._cache.load()
+        scripts = self._cache.load()
+        scripts.environment = self._env[1] if self._env is not None else type(scripts.environment)()
+        return scripts
+
+    # ------------------------------------------------------------------ what a project's own env.py configures
+
+    def learn(self, db: Database) -> Environment | None:
+        """What the folder's own ``env.py`` passes to ``context.configure`` (None: migmagic's own, or no env.py).
+
+        Run once per checksum of ``env.py``, on a connection of its own that is rolled back
+        (:func:`migmagic.adapter.learn`); from then on :meth:`scripts` carries it. A
+        database that cannot be reached is left to the command to report: nothing is kept.
+        """
+        kind = environment.env_kind(self.path)
+        env = self.path / "env.py"
+        if kind != "other" or not env.is_file():
+            self._env = None
+            return None
+        digest = environment.checksum_of(env)
+        if self._env is None or self._env[0] != digest:
+            from .adapter import learn
+
+            try:
+                with db.connect() as conn:
+                    learned = learn(self.path, conn)
+            except MigmagicError:  # the database cannot be reached: the command says so itself
+                return None
+            self._env = (digest, learned)
+        return self._env[1]
+
+    def env_configures(self) -> list[str]:
+        """One line for each thing the folder's own ``env.py`` configures that migmagic does not apply (once learned)."""
+        return self._env[1].notes(short_path(self.path / "env.py")) if self._env is not None else []
 
     # ------------------------------------------------------------------ a re-apply's old bytes
 

@@ -80,7 +80,7 @@ def resume(db: Database, scripts: Scripts, observers: Sequence[run.Observer] = (
     with db.reading() as conn:
         from .adapter import current_heads
 
-        after = current_heads(conn)
+        after = current_heads(conn, scripts.environment)
     outcome.summary = (
         f"Resumed {half.revision} ({half.message!r}): skipped {n} statement{'s' if n != 1 else ''} that had committed, "
         f"ran {ran}; {db.masked_url} is at {', '.join(after) or 'base'} ({time.perf_counter() - started:.2f} s)."
@@ -118,7 +118,7 @@ def repair(db: Database, scripts: Scripts, rev: str, applied: bool, observers: S
         said.update(word=word, heads=heads)
 
         def books(ex: run.Execution) -> None:
-            version_statements(ex.conn, before.heads, heads)
+            version_statements(ex.conn, before.heads, heads, scripts.environment)
             _forget(ex.conn, half)
             ex.ledger_row(row)
 

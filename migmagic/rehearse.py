@@ -105,15 +105,15 @@ def throwaway(db: Database) -> Iterator[Database]:
 _REFLECTION = re.compile(r"^\s*(pragma|show\b|describe\b|select\s+database\(\))|sqlite_master|sqlite_temp_master|pg_catalog\.|information_schema\.", re.I)
 
 
-def statement_kind(statement: str) -> str:
-    """What a captured statement is: ``revision`` (the revision's own SQL), ``version table``, ``migmagic`` (its own
-    bookkeeping: ledger, journal, the watch's table) or ``reflection``."""
+def statement_kind(statement: str, version_table: str = "alembic_version") -> str:
+    """What a captured statement is: ``revision`` (the revision's own SQL), ``version table`` (``version_table``: the
+    one the folder's env.py names), ``migmagic`` (its own bookkeeping: ledger, journal, the watch's table) or ``reflection``."""
     lowered = statement.lower()
     if _REFLECTION.search(statement):
         return "reflection"
     if "migmagic_" in lowered:
         return "migmagic"
-    if "alembic_version" in lowered:
+    if "alembic_version" in lowered or re.search(rf"\b{re.escape(version_table.lower())}\b", lowered):
         return "reflection" if lowered.lstrip().startswith("select") else "version table"
     return "revision"
 
@@ -267,8 +267,9 @@ class Capture(run.Observer):
         if self.rolled_back:
             _still_in_transaction(ex, self.seen.get("transaction"))
         self.seen["heads"] = ex.heads()
-        self.seen["snapshot"], self.seen["counts"] = snapshot.take(ex.conn), snapshot.row_counts(ex.conn)
-        self.seen["described"] = schema.describe(ex.conn)
+        skip = _own_version_table(self.plan.scripts if self.plan is not None else None)
+        self.seen["snapshot"], self.seen["counts"] = snapshot.take(ex.conn, skip), snapshot.row_counts(ex.conn, skip)
+        self.seen["described"] = schema.describe(ex.conn, skip)
 
     # ---- the statements
 
@@ -277,7 +278,7 @@ class Capture(run.Observer):
             return
         step = self.plan.steps[self._index]
         params = None if not parameters else repr(parameters)[:200]
-        kind = statement_kind(statement)
+        kind = statement_kind(statement, self.plan.scripts.environment.version_table_name)
         if kind == "version table" and isinstance(parameters, tuple | list) and all(isinstance(p, str) for p in parameters):
             statement, params = _inlined(statement, parameters), None  # revision ids: shown as the literal script would
         self.statements.append({
@@ -288,7 +289,7 @@ class Capture(run.Observer):
             self._reviewer.before(statement)
 
     def _after(self, statement: str, context: Any) -> None:
-        if self._index is not None and self._reviewer is not None and statement_kind(statement) == "revision":
+        if self._index is not None and self._reviewer is not None and self.plan is not None and statement_kind(statement, self.plan.scripts.environment.version_table_name) == "revision":
             self._reviewer.after(statement)
 
     def _commit(self) -> None:
@@ -445,9 +446,16 @@ def _still_in_transaction(ex: run.Execution, began: Any) -> None:
         )
 
 
-def _read(db: Database) -> tuple[snapshot.Snapshot, dict[str, int]]:
+def _own_version_table(scripts: Scripts | None) -> tuple[str, ...]:
+    """The version table the folder's own env.py names, when not Alembic's ``alembic_version`` (bookkeeping, as that one is)."""
+    name = scripts.environment.version_table_name if scripts is not None else "alembic_version"
+    return () if name == "alembic_version" else (name,)
+
+
+def _read(db: Database, scripts: Scripts | None = None) -> tuple[snapshot.Snapshot, dict[str, int]]:
     with db.reading() as conn:
-        return snapshot.take(conn), snapshot.row_counts(conn)
+        skip = _own_version_table(scripts)
+        return snapshot.take(conn, skip), snapshot.row_counts(conn, skip)
 
 
 def rehearse(
@@ -459,7 +467,7 @@ def rehearse(
     capture = Capture(rolled_back=target.rollback, real_url=real.masked_url, sizes_from=real.kind.real_name() or None if real.kind.schemas_are_databases else None)
     if target.db is not real and not real.transactional_ddl:  # a sample of the real rows: count what is at stake on the real tables
         capture.counted_on = real
-    before, counts_before = _read(target.db)
+    before, counts_before = _read(target.db, scripts)
     seen = capture.seen
     started = time.perf_counter()
     error: MigrationFailed | None = None
@@ -474,7 +482,7 @@ def rehearse(
     if reads:
         caveats.append(f"Not listed: {reads} read{'s' if reads != 1 else ''} Alembic made to look at the schema and the version table.")
     if error is not None and not target.db.transactional_ddl:
-        seen["snapshot"], seen["counts"] = _read(target.db)  # what the failed revision left: a real run would leave it too
+        seen["snapshot"], seen["counts"] = _read(target.db, scripts)  # what the failed revision left: a real run would leave it too
         caveats.insert(0, "The schema difference and row counts are those the scratch database was left with at the failure.")
     elif error is not None:
         caveats.insert(0, "The rehearsal rolled back at the failure, so no schema difference or row counts after are shown.")
@@ -617,7 +625,7 @@ def offline_sql(db: Database, scripts: Scripts, upgrade: bool, start: str | None
     if body and upgrade and (start or "base") == "base":  # from an empty database: the version table first, as Alembic's script has it
         from .adapter import version_table_ddl
 
-        body = f"{version_table_ddl(db.dialect_name)};\n\n{body}"
+        body = f"{version_table_ddl(db.dialect_name, scripts.environment)};\n\n{body}"
     if body and db.transactional_ddl:
         body = f"BEGIN;\n\n{body}COMMIT;\n"
     return "\n".join(head) + "\n" + body, bool(len(report.steps))

@@ -24,7 +24,7 @@ construction*, not by a list of exceptions:
 * *The key*: the ordered (revision, direction, SHA-256 of its source) of every
   step, the dialect, driver and server version, the Alembic and SQLAlchemy
   versions, migmagic's recording format and the context options that change
-  rendering. *Replayed* only for a plan with that exact key that again starts from
+  rendering (with what the folder's own env.py configures that migmagic applies). *Replayed* only for a plan with that exact key that again starts from
   an empty database; any other plan, and every downgrade, runs through Alembic.
 * *How*: each statement goes to the driver's cursor as SQLAlchemy sent it (same
   text, same parameters, none where there were none), step by step; after each step
@@ -195,6 +195,7 @@ def key_of(scripts: Scripts, steps: Sequence[Step], conn: Connection) -> dict[st
         "sqlalchemy": sqlalchemy.__version__,
         "render_as_batch": dialect.name == "sqlite",
         "transaction_per_migration": False,
+        "environment": scripts.environment.fingerprint,  # the folder's own env.py: naming convention, version table
         "plan": [[s.revision, s.direction, _sha(scripts.info(s.revision).source)] for s in steps],
     }
 

@@ -419,7 +419,7 @@ class Execution:
         """The version table, read on this connection."""
         from .adapter import current_heads
 
-        return current_heads(self.conn)
+        return current_heads(self.conn, self.plans[-1].scripts.environment if self.plans else None)
 
     def warnings(self) -> list[str]:
         """What Alembic warned about while the steps ran, and where the transaction committed part-way, each once."""

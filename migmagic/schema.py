@@ -16,6 +16,8 @@ from . import display
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     import pandas as pd
     from sqlalchemy.engine import Connection
 
@@ -112,15 +114,15 @@ class Table:
     foreign_keys: tuple[ForeignKey, ...] = field(default=())
 
 
-def describe(conn: Connection) -> list[Table]:
-    """Every table but the bookkeeping ones, by name: columns (type, nullable, primary key) and foreign keys.
+def describe(conn: Connection, skip: Collection[str] = ()) -> list[Table]:
+    """Every table but the bookkeeping ones (and those in ``skip``), by name: columns (type, nullable, primary key) and foreign keys.
 
     Read in a few queries (SQLAlchemy's ``get_multi_*``), not a few per table.
     """
     import sqlalchemy as sa
 
     insp = sa.inspect(conn)
-    names = sorted(n for n in insp.get_table_names() if n not in BOOKKEEPING)
+    names = sorted(n for n in insp.get_table_names() if n not in BOOKKEEPING and n not in skip)
     if not names:
         return []
     # Keyed by (schema, table); the default schema only, so by table name.

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from .schema import BOOKKEEPING, type_text
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from sqlalchemy.engine import Connection
 
 Column = tuple[str, bool, "str | None"]  # type, nullable, default (normalised)
@@ -97,13 +99,13 @@ class Change:
 # --------------------------------------------------------------------------- reading
 
 
-def take(conn: Connection) -> Snapshot:
-    """The schema of the database on ``conn`` (inside the caller's transaction)."""
+def take(conn: Connection, skip: Collection[str] = ()) -> Snapshot:
+    """The schema of the database on ``conn`` (inside the caller's transaction); ``skip``: bookkeeping tables of the folder's own (its version table)."""
     import sqlalchemy as sa
 
     insp = sa.inspect(conn)
     dialect = conn.dialect
-    names = sorted(n for n in insp.get_table_names() if n not in BOOKKEEPING)
+    names = sorted(n for n in insp.get_table_names() if n not in BOOKKEEPING and n not in skip)
     tables: dict[str, TableShape] = {}
     for name in names:
         cols = insp.get_columns(name)
@@ -269,9 +271,9 @@ def _key(item: tuple[Any, ...]) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------- rows
 
 
-def row_counts(conn: Connection) -> dict[str, int]:
-    """Rows per table (bookkeeping tables left out)."""
+def row_counts(conn: Connection, skip: Collection[str] = ()) -> dict[str, int]:
+    """Rows per table (bookkeeping tables left out, and those in ``skip``)."""
     import sqlalchemy as sa
 
-    names = sorted(n for n in sa.inspect(conn).get_table_names() if n not in BOOKKEEPING)
+    names = sorted(n for n in sa.inspect(conn).get_table_names() if n not in BOOKKEEPING and n not in skip)
     return {n: int(conn.execute(sa.select(sa.func.count()).select_from(sa.table(n))).scalar() or 0) for n in names}

@@ -65,7 +65,7 @@ def of(conn: Connection, scripts: Scripts, *, with_ledger: bool = True, kept: Ma
     """
     from .adapter import current_heads
 
-    heads = current_heads(conn)
+    heads = current_heads(conn, scripts.environment)
     entries = ledger.latest(conn) if with_ledger else {}
     seen = watch.events(scripts, heads, watch.changes(conn)) if with_ledger else []
     st = compute(scripts, heads, _seen(entries, seen), with_ledger=with_ledger, kept=kept or {})

@@ -4,7 +4,8 @@
 * :mod:`.runtime`: running steps, the version table (``alembic.runtime``);
 * :mod:`.offline`: ``--sql`` and the cell's offline rendering (offline ``MigrationContext``);
 * :mod:`.autogenerate`: models against the database (``alembic.autogenerate``);
-* :mod:`.tracing`: a revision's operations recorded, not run (``alembic.operations``).
+* :mod:`.tracing`: a revision's operations recorded, not run (``alembic.operations``);
+* :mod:`.envpy`: what a project's own ``env.py`` passes to ``context.configure``, learned by running it (``alembic.runtime.environment``), as a value (:mod:`.configured`).
 
 Everything else in migmagic works with the plain objects defined here
 (:class:`RevisionInfo`, :class:`Step`, :class:`Scripts`, :class:`TracedOp`) and the
@@ -16,6 +17,8 @@ any used outside this package. The supported Alembic range is pinned in ``pyproj
 from __future__ import annotations
 
 from .autogenerate import Generated, NameFilter, Namer, compare_models, generate
+from .configured import Environment
+from .envpy import learn
 from .offline import compile_problem, offline_statements, render_sql, version_table_ddl
 from .runtime import current_heads, heads_after, run_steps, step_of, version_statements
 from .scripts import (
@@ -51,7 +54,7 @@ ALEMBIC_INTERNALS: dict[str, str] = {
 """Every private name of Alembic that migmagic uses (``Class._name`` or ``module._name``), and what for."""
 
 __all__ = [
-    "ALEMBIC_INTERNALS", "ALEMBIC_VERSION", "LEFTOVER_SUFFIX", "Generated", "NameFilter", "Namer", "TracedOp", "TracedStep",
+    "ALEMBIC_INTERNALS", "ALEMBIC_VERSION", "LEFTOVER_SUFFIX", "Environment", "learn", "Generated", "NameFilter", "Namer", "TracedOp", "TracedStep",
     "RevisionInfo", "ScriptCache", "Scripts", "Step", "_compile", "compare_models", "compile_problem", "current_heads", "generate",
     "heads_after", "offline_statements", "quiet", "trace_operations", "render_sql", "run_steps", "step_of", "translated", "version_table_ddl",
     "version_statements",

@@ -12,15 +12,18 @@ from alembic.runtime.migration import MigrationContext
 
 from .. import profile
 from ..errors import InvalidTarget
+from .configured import Environment
 from .scripts import Scripts, _config, _tidy, quiet, translated
 
 
-def version_table_ddl(dialect_name: str) -> str:
-    """The ``CREATE TABLE alembic_version`` statement Alembic's offline mode writes at the top of a script that starts at base."""
+def version_table_ddl(dialect_name: str, environment: Environment | None = None) -> str:
+    """The ``CREATE TABLE alembic_version`` statement Alembic's offline mode writes at the top of a script that starts at base
+    (``environment``: the folder's, with the version table its ``env.py`` names)."""
     from sqlalchemy.schema import CreateTable
 
     with quiet():
-        ctx = MigrationContext.configure(dialect_name=dialect_name, opts={"as_sql": True, "output_buffer": io.StringIO()})
+        opts = {"as_sql": True, "output_buffer": io.StringIO(), **(environment.version_opts if environment else {})}
+        ctx = MigrationContext.configure(dialect_name=dialect_name, opts=opts)
         return str(CreateTable(ctx._version).compile(dialect=ctx.dialect)).strip()
 
 
@@ -52,6 +55,7 @@ def render_sql(
             _config(scripts.folder), scripts.directory, fn=fn, as_sql=True, starting_rev=start, destination_rev=target
         ) as env:
             env.configure(
+                **scripts.environment.applied,  # what the folder's own env.py configures, where migmagic applies it
                 dialect_name=dialect_name,
                 output_buffer=buf,
                 transactional_ddl=True if transactional_ddl else None,

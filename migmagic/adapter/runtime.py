@@ -10,15 +10,16 @@ from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import HeadMaintainer, MigrationContext
 from alembic.util import CommandError
 
+from .configured import Environment
 from .scripts import Scripts, Step, _config, quiet
 
 # --------------------------------------------------------------------------- running
 
 
-def current_heads(connection: Any) -> tuple[str, ...]:
-    """The revisions in the database's version table (empty when there is none)."""
+def current_heads(connection: Any, environment: Environment | None = None) -> tuple[str, ...]:
+    """The revisions in the database's version table (empty when there is none); ``environment``: the folder's (its version table)."""
     with quiet():
-        ctx = MigrationContext.configure(connection)
+        ctx = MigrationContext.configure(connection, opts=environment.version_opts if environment else {})
         return tuple(ctx.get_current_heads())
 
 
@@ -70,6 +71,7 @@ def run_steps(
         if steps or purge:
             with EnvironmentContext(_config(scripts.folder), scripts.directory, fn=fn, purge=purge) as env:
                 env.configure(
+                    **scripts.environment.applied,  # what the folder's own env.py configures, where migmagic applies it
                     connection=connection,
                     transactional_ddl=None if transaction_per_migration else True,
                     transaction_per_migration=transaction_per_migration,
@@ -129,10 +131,10 @@ def step_of(scripts: Scripts, rev: str, direction: str) -> Step:
     return Step(info.id, info.message, direction, info.checksum, _alembic=alembic_step)
 
 
-def version_statements(connection: Any, heads: Sequence[str], target: Sequence[str]) -> None:
+def version_statements(connection: Any, heads: Sequence[str], target: Sequence[str], environment: Environment | None = None) -> None:
     """Set the version table from ``heads`` to ``target`` with the statements Alembic's bookkeeping uses (one row per head)."""
     with quiet():
-        ctx = MigrationContext.configure(connection)
+        ctx = MigrationContext.configure(connection, opts=environment.version_opts if environment else {})
         compiled = _version_statements(ctx)
         for gone in [h for h in heads if h not in target]:
             connection.exec_driver_sql(*_version_call(compiled["delete"], {"old": gone}))

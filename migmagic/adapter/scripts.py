@@ -27,6 +27,7 @@ from .. import revisionfile
 from ..cache import CodeCache
 from ..display import short_path
 from ..errors import AmbiguousMessage, InvalidTarget, RevisionNotFound, ScriptDirectoryError
+from .configured import Environment
 
 ALEMBIC_VERSION: str = alembic.__version__
 
@@ -354,6 +355,7 @@ class Scripts:
             self._heads = tuple(self._map.heads)
             self._order = [s.revision for s in self.directory.walk_revisions()]
         self._infos: dict[str, RevisionInfo] = {}
+        self.environment = Environment()  # what the folder's own env.py configures, once learned (migmagic.folder)
 
     def refreshed(self, changed: dict[Path, _Loaded]) -> Scripts | None:
         """This graph with the re-read files in ``changed`` swapped in; None if the graph changed.

@@ -27,11 +27,22 @@ def _pip(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True)
 
 
+def _site(project: Project) -> None:
+    """The project and its dependencies, installed into its ``site`` (a half-made one is made again)."""
+    half = project.root / "site-partial"
+    shutil.rmtree(half, ignore_errors=True)
+    _pip("install", "--no-compile", "--target", str(half), f"{project.name}=={project.version}")
+    half.rename(project.site_dir)
+
+
 def prepare(project: Project) -> float | None:
     """Make ``project``'s cache directory; the seconds it took, or None when it was there."""
-    if project.ready.exists():
+    if project.ready.exists() and (project.site_dir.is_dir() or not project.site):
         return None
     start = time.monotonic()
+    if project.ready.exists():  # made before the project needed its site: add it, the folder stays
+        _site(project)
+        return time.monotonic() - start
     shutil.rmtree(project.root, ignore_errors=True)
     download = project.root / "download"
     _pip("download", "--no-deps", "-d", str(download), f"{project.name}=={project.version}")
@@ -39,7 +50,7 @@ def prepare(project: Project) -> float | None:
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(project.wheel)
     if project.site:
-        _pip("install", "--no-compile", "--target", str(project.site_dir), f"{project.name}=={project.version}")
+        _site(project)
     shutil.rmtree(download)
     took = time.monotonic() - start
     project.ready.write_text(f"{took:.1f} s\n")
@@ -48,7 +59,7 @@ def prepare(project: Project) -> float | None:
 
 def main(argv: list[str]) -> int:
     if "--check" in argv:
-        missing = [p.key for p in PROJECTS if not p.ready.exists()]
+        missing = [p.key for p in PROJECTS if not p.ready.exists() or (p.site and not p.site_dir.is_dir())]
         print("missing: " + ", ".join(missing) if missing else f"all {len(PROJECTS)} projects in {CACHE}")
         return 1 if missing else 0
     for project in PROJECTS:

@@ -86,6 +86,7 @@ PROJECTS = [
     ),
     Project(
         "arize-phoenix", "20.26.1", "phoenix/db/migrations", ("sqlite", "postgresql"),
+        site=True,  # its env.py imports phoenix (its models' naming convention, which migmagic learns from it)
         configure={"transaction_per_migration": True, "transactional_ddl": True},
         naming_convention={  # phoenix.db.models.Base.metadata's
             "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -33,19 +33,12 @@ DRIVER = Path(__file__).resolve().parent / "driver.py"
 pytestmark = pytest.mark.corpus
 
 # Known migmagic bugs a project's folder finds; each is a failing test until fixed (strict xfail).
-NAMING_CONVENTION = (
-    "issue 25.5: migmagic never applies what env.py passes to context.configure; phoenix's target_metadata "
-    "naming convention names the constraints its revisions leave unnamed and later drop by name "
-)
 KNOWN: dict[tuple[str, str], str] = {
     ("prefect", "postgresql"): (
         "issue 25.4: migmagic runs postgresql+asyncpg:// through psycopg (settings.SYNC_DRIVERS); "
         "c8d5f2a71b3e's exec_driver_sql(\"SELECT format('%I.%I', ...)\") then fails: "
         "\"only '%s', '%b', '%t' are allowed as placeholders, got '%I'\" (asyncpg under run_sync sends it as is)"
     ),
-    ("arize-phoenix", "sqlite"): NAMING_CONVENTION + "(4ded9e43755f: 'ValueError: Constraint must have a name' in a batch step)",
-    ("arize-phoenix", "postgresql"): NAMING_CONVENTION
-    + "(2f9d1a65945f: 'constraint \"uq_span_annotations_name_span_rowid\" of relation \"span_annotations\" does not exist')",
 }
 
 
