@@ -56,6 +56,14 @@ class _Recording:
         return env
 
 
+def _theirs(include_name: Any) -> Any:
+    """The project's own ``include_name`` where migmagic's lines (``%migrate init --update-env``) wrapped it; None where there was none."""
+    if not getattr(include_name, "__qualname__", "").startswith("_migmagic_leaves_out."):
+        return include_name
+    cells = dict(zip(include_name.__code__.co_freevars, include_name.__closure__ or (), strict=False))
+    return cells["theirs"].cell_contents if "theirs" in cells else include_name
+
+
 def _is_default(value: Any, default: Any) -> bool:
     try:
         return default is not inspect.Parameter.empty and type(value) is type(default) and bool(value == default)
@@ -102,5 +110,6 @@ def learn(folder: Path, connection: Any) -> Environment:
         return Environment(problem="it never called context.configure")
     # What it gives as Alembic's default says nothing (compare_type=True, transaction_per_migration=False); the connection is closed after this.
     defaults = {p.name: p.default for p in inspect.signature(EnvironmentContext.configure).parameters.values()}
-    options = {k: v for k, v in recording.learned.items() if k != "connection" and not _is_default(v, defaults.get(k, inspect.Parameter.empty))}
+    learned = {**recording.learned, "include_name": _theirs(recording.learned.get("include_name"))}
+    options = {k: v for k, v in learned.items() if k != "connection" and v is not None and not _is_default(v, defaults.get(k, inspect.Parameter.empty))}
     return Environment(options=options, statements=tuple(statements))
