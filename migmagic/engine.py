@@ -96,7 +96,7 @@ class Migrator:
 
             settle(self.db, self.files)
             scripts = self.files.scripts()
-        if self.files.learn(self.db) is not None:  # a project's own env.py: what it configures, learned once
+        if self.files.learn(self.db, self.location.adopted_ini) is not None:  # a project's own env.py: what it configures, learned once
             scripts = self.files.scripts()
         return scripts
 

@@ -56,12 +56,14 @@ class Folder:
 
     # ------------------------------------------------------------------ what a project's own env.py configures
 
-    def learn(self, db: Database) -> Environment | None:
+    def learn(self, db: Database, adopted_ini: Path | None = None) -> Environment | None:
         """What the folder's own ``env.py`` passes to ``context.configure`` (None: migmagic's own, or no env.py).
 
         Run once per checksum of ``env.py``, on a connection of its own that is rolled back
-        (:func:`migmagic.adapter.learn`); from then on :meth:`scripts` carries it. A
-        database that cannot be reached is left to the command to report: nothing is kept.
+        (:func:`migmagic.adapter.learn`), with the project's Alembic options (``adopted_ini``,
+        else the folder's ``alembic.ini``) and its ``prepend_sys_path``, as the ``alembic``
+        command runs it; from then on :meth:`scripts` carries it. A database that cannot be
+        reached is left to the command to report: nothing is kept.
         """
         kind = environment.env_kind(self.path)
         env = self.path / "env.py"
@@ -71,10 +73,12 @@ class Folder:
         digest = environment.checksum_of(env)
         if self._env is None or self._env[0] != digest:
             from .adapter import learn
+            from .settings import project_options
 
             try:
+                options, sys_paths = project_options(adopted_ini, self.path)
                 with db.connect() as conn:
-                    learned = learn(self.path, conn)
+                    learned = learn(self.path, conn, options, sys_paths)
             except MigmagicError:  # the database cannot be reached: the command says so itself
                 return None
             self._env = (digest, learned)

@@ -480,3 +480,14 @@ def metadata_spec(spec: str) -> str:
 def folder_metadata(folder: str | os.PathLike[str]) -> str | None:
     """The models the folder's ``alembic.ini`` names in ``migmagic.metadata`` (``module:attribute``), or None."""
     return _ini_option(Path(folder) / "alembic.ini", METADATA_OPTION)
+
+
+def project_options(adopted: Path | None, folder: Path) -> tuple[dict[str, str], list[str]]:
+    """An adopted project's Alembic options, as the ``alembic`` command would give them to its ``env.py``, and its
+    ``prepend_sys_path`` entries: the ``[alembic]`` section of its ``alembic.ini`` (``adopted``, else the folder's own),
+    or its ``[tool.alembic]`` table."""
+    ini = adopted if adopted is not None else folder / "alembic.ini"
+    base = ini.parent
+    options: dict[str, Any] = _pyproject_alembic(base) if ini.name == "pyproject.toml" else _ini_alembic(ini)
+    plain = {k: str(v) for k, v in options.items() if isinstance(v, str | int | float | bool)}
+    return plain, _sys_paths(base, options)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,16 +73,23 @@ def _is_default(value: Any, default: Any) -> bool:
         return False
 
 
-def learn(folder: Path, connection: Any) -> Environment:
+def learn(folder: Path, connection: Any, options: Mapping[str, str] = {}, sys_paths: Sequence[str] = ()) -> Environment:  # noqa: B006 - read only
     """Run ``folder/env.py`` online with ``connection`` handed in, up to its ``context.configure``: what it passes.
 
-    The connection's transaction, if ``env.py`` began one, is rolled back; an ``env.py``
-    that cannot run (its project is not importable here, it needs settings of its own)
-    gives an :class:`Environment` whose ``problem`` says why, in one line.
+    ``options`` are the project's own (its ``alembic.ini``'s ``[alembic]``: ``config.get_main_option``
+    reads them), ``sys_paths`` its ``prepend_sys_path`` (on ``sys.path`` while it runs);
+    ``sqlalchemy.url`` is the connection's database. No ini file is named, so an ``env.py``
+    leaves the kernel's logging alone (``fileConfig`` is called only with one). The
+    connection's transaction, if ``env.py`` began one, is rolled back; an ``env.py`` that
+    cannot run (its project is not importable here, it needs settings of its own) gives an
+    :class:`Environment` whose ``problem`` says why, in one line.
     """
     import sqlalchemy as sa
 
     config = _config(folder)
+    for name, value in options.items():
+        if name not in ("script_location", "sqlalchemy.url"):
+            config.set_main_option(name, value.replace("%", "%%"))
     config.set_main_option("sqlalchemy.url", connection.engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     config.attributes["connection"] = connection
     statements: list[str] = []
@@ -89,6 +98,8 @@ def learn(folder: Path, connection: Any) -> Environment:
         if not _TRANSACTION.match(statement):  # the driver's own BEGIN (pysqlite) is not env.py's set-up
             statements.append(" ".join(statement.split()))
 
+    added = [p for p in sys_paths if p not in sys.path]
+    sys.path[:0] = added
     sa.event.listen(connection, "before_cursor_execute", heard)
     recording = _Recording()
     script = ScriptDirectory.from_config(config)
@@ -103,6 +114,8 @@ def learn(folder: Path, connection: Any) -> Environment:
             text = " ".join(str(exc).split())
             return Environment(problem=f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__)
     finally:
+        for p in added:
+            sys.path.remove(p)
         sa.event.remove(connection, "before_cursor_execute", heard)
         if connection.in_transaction():
             connection.rollback()
