@@ -42,8 +42,8 @@ LOCK_NAME = kinds.LOCK_NAME
 
 _TABLE_IN_STATEMENT = re.compile(
     r"^\s*(?:ALTER\s+TABLE|DROP\s+TABLE(?:\s+IF\s+EXISTS)?|TRUNCATE(?:\s+TABLE)?|LOCK\s+TABLE|INSERT\s+INTO|UPDATE|DELETE\s+FROM"
-    r"|CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?\S+\s+ON)\s+(?:ONLY\s+)?[`\"]?([\w.]+)",
-    re.IGNORECASE,
+    r"|CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?\S+\s+ON|SELECT\s.*?\sFROM)\s+(?:ONLY\s+)?[`\"]?([\w.]+)",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -254,9 +254,23 @@ class Database:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A connection in a read transaction, rolled back at the end."""
+        """A connection in a read transaction, rolled back at the end.
+
+        Its statements wait for a lock at most ``lock_timeout`` (a version table locked by
+        another session's open ``ALTER TABLE``, say); giving up is a one-line :class:`LockTimeout`.
+        """
         with self.connect() as conn, conn.begin() as trans:
-            yield conn
+            try:
+                self.kind.bound_waits(conn)
+                yield conn
+            except Exception as exc:
+                waited = self.lock_wait(exc, str(getattr(exc, "statement", None) or ""))
+                if waited is None:
+                    raise
+                raise LockTimeout(
+                    f"Reading {self.masked_url} {waited}. Nothing was changed.", waited=self.lock_timeout,
+                    hint="Finish or roll back the other transaction (in another cell, say), or raise the lock timeout.",
+                ) from None
             trans.rollback()
 
     def read(self, reader: Callable[..., T], *args: Any, **kwargs: Any) -> T:

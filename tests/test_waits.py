@@ -108,3 +108,49 @@ def test_interrupting_a_migration_rolls_back_and_says_so_in_one_line(workdir: Pa
     assert "The upgrade was interrupted during revision" in line and "Nothing was applied: the database is still at base." in line
     url = f"sqlite:///{db}"
     assert tables(url) == set() and version(url) == set()
+
+
+READ_UNDER_A_LOCK = """
+import sys
+from migmagic import Migrator
+from migmagic.errors import MigmagicError
+m = Migrator(sys.argv[1], lock_timeout=1)
+try:
+    getattr(m, sys.argv[2])()
+    print("read")
+except MigmagicError as exc:
+    print(type(exc).__name__, str(exc))
+"""
+
+
+@pytest.mark.parametrize("command", ["status", "current", "heads", "history", "log"])
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_reading_commands_wait_for_a_locked_version_table_lock_timeout_only(kind: str, command: str, workdir: Any, tmp_path: Path) -> None:
+    """Issue 21 (a hostile user's attacks): status, current, heads, history and log waited without bound (a real
+    process, killed after 60 s) for a lock another session held on the version table (an ALTER TABLE alembic_version
+    in an open transaction, LOCK TABLES). They give up after lock_timeout in one line naming the table."""
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+    from conftest import fresh_database
+
+    for url in fresh_database(kind, tmp_path):
+        m = Migrator.init(url)
+        m.revision("create events", EVENTS, apply=True)
+        m.close()
+        engine = sa.create_engine(url)
+        holder = engine.connect()
+        try:
+            holder.begin()
+            holder.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE" if kind == "postgresql" else "LOCK TABLES alembic_version WRITE"))
+            try:
+                done = subprocess.run([sys.executable, "-c", READ_UNDER_A_LOCK, url, command], capture_output=True, text=True, timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{command} waited without bound for the lock on alembic_version")
+            said = done.stdout.strip()
+            assert said.startswith("LockTimeout") and "alembic_version" in said and "Traceback" not in done.stderr, (said, done.stderr[-500:])
+        finally:
+            holder.rollback()
+            holder.close()
+            engine.dispose()
