@@ -268,3 +268,42 @@ def test_a_dry_run_and_sql_treat_env_py_version_table_as_the_version_table(kind:
         m.close()
     finally:
         next(db, None)
+
+
+COOKBOOK = '''"""A project's own env.py in Alembic's cookbook style: a connection handed in is used; set-up and hooks of its own."""
+import pathlib
+
+from alembic import context
+
+pathlib.Path(__file__).with_name("runs.txt").open("a").write("ran\\n")  # how many times env.py ran
+
+
+def on_version_apply(ctx, step, heads, run_args):
+    pass
+
+
+connection = context.config.attributes["connection"]
+connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+context.configure(connection=connection, on_version_apply=on_version_apply, transaction_per_migration=False)
+with context.begin_transaction():
+    context.run_migrations()
+'''
+
+
+def test_env_py_connection_set_up_and_hooks_are_said_and_it_runs_once_per_checksum(tmp_path: Path, workdir: Path) -> None:
+    from migmagic import Migrator
+
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    folder = _folder(workdir, url, COOKBOOK)
+    m = Migrator.init(url, folder)
+    notes = m.status().notes
+    assert "migrations/env.py runs 'PRAGMA foreign_keys=ON' on the connection before context.configure: migmagic does not." in notes
+    assert "migrations/env.py passes on_version_apply=on_version_apply to context.configure: migmagic does not call it (its ledger records each step)." in notes
+    assert not any("transaction_per_migration" in n for n in notes)  # False is Alembic's default: nothing to say
+    m.history()
+    m.status()
+    assert (folder / "runs.txt").read_text() == "ran\n"  # learned once, not per command
+    (folder / "env.py").write_text(COOKBOOK.replace("PRAGMA foreign_keys=ON", "PRAGMA recursive_triggers=ON"))
+    assert "migrations/env.py runs 'PRAGMA recursive_triggers=ON' on the connection before context.configure: migmagic does not." in m.status().notes
+    assert (folder / "runs.txt").read_text() == "ran\nran\n"  # edited: learned again
+    m.close()
