@@ -199,7 +199,10 @@ COMMANDS: dict[str, Command] = {
             "lint", "squawk's findings in revisions' PostgreSQL SQL as a table: rule, statement, line, why, the safer way.", "lint",
             ((("rev_range",), dict(nargs="?", metavar="RANGE", help="revisions FROM:TO (default: all)")),),
         ),
-        Command("resume", "MySQL/MariaDB: finish a half-applied revision, skipping the statements that committed (checked against the file).", "resume"),
+        Command(
+            "resume", "MySQL/MariaDB: finish a half-applied revision, skipping the statements that committed (checked against the file).", "resume",
+            ((("--accept-data-loss",), dict(action="store_true", help="run it even if what it runs now drops rows, values or NULLs (the data-loss guard refuses otherwise)")),),
+        ),
         Command(
             "repair",
             "MySQL/MariaDB: record a half-applied revision as applied or not applied, once the database was put right by hand; nothing runs.",

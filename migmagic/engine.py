@@ -437,11 +437,14 @@ class Migrator:
         run.migrate(self.db, scripts, "accept", info.id, observers=self._observers("accept"), make_plan=make_plan)
         return display.Message(f"Accepted the current source of {info.id} ({info.message!r}) as applied.")
 
-    def resume(self, *, progress: OnProgress | None = None) -> display.Outcome:
-        """MySQL/MariaDB: finish the half-applied revision, skipping the statements that committed (checked against the file)."""
+    def resume(self, *, progress: OnProgress | None = None, accept_data_loss: bool = False) -> display.Outcome:
+        """MySQL/MariaDB: finish the half-applied revision, skipping the statements that committed (checked against the file).
+
+        Refused if what it runs now would destroy data (its code may have changed since it failed), unless ``accept_data_loss``.
+        """
         from . import halfway
 
-        return halfway.resume(self.db, self.scripts(), self._observers("resume", progress=progress))
+        return halfway.resume(self.db, self.scripts(), self._observers("resume", progress=progress, accept_data_loss=accept_data_loss))
 
     def repair(self, rev: str, applied: bool | None) -> display.Message:
         """MySQL/MariaDB: record the half-applied revision ``rev`` as applied (True) or not (False); nothing runs on the schema."""

@@ -89,7 +89,8 @@ class Analysis:
 class Guard(Observer):
     """The data-loss guard, as an observer of a run: refuses a plan that would destroy data; notes what it could not analyse."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: str | None = None) -> None:
+        self.command = command  # the user's command when it is not the plan's own ("resume")
         self.notes: list[str] = []
         self.analysis: Analysis | None = None
 
@@ -98,22 +99,23 @@ class Guard(Observer):
             return
         self.analysis = analysis = analyse(plan, ex.conn)
         if analysis.findings:
-            raise refusal(plan, analysis)
+            raise refusal(plan, analysis, self.command)
         self.notes += analysis.unanalysed
 
 
-def refusal(plan: Plan, analysis: Analysis) -> DataLossRefused:
-    """The error that refuses ``plan``: what is at stake, and the two ways forward."""
+def refusal(plan: Plan, analysis: Analysis, command: str | None = None) -> DataLossRefused:
+    """The error that refuses ``plan``: what is at stake, and the ways forward (``command``: the user's, when it is not the plan's)."""
     found = analysis.findings
     listed = "; ".join(f.words() for f in found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+    if command == "resume":  # the rest of a half-applied step: no dry run of it, only the resume itself
+        said, hint, fixes = "The resume of", "Run it anyway with {0}.", [Fix("resume", (), (("accept_data_loss", True),))]
+    else:
+        said, hint = "The", "See exactly what it changes with {0}, or run it anyway with {1}."
+        fixes = [Fix(plan.command, (plan.target,), (("dry_run", True),)), Fix(plan.command, (plan.target,), (("accept_data_loss", True),))]
     return DataLossRefused(
-        f"The {plan.command} to {plan.target} would destroy data: {listed}. Nothing was run.",
-        command=plan.command, target=plan.target, findings=analysis.table(), unanalysed=analysis.unanalysed, at_stake=listed,
-        hint="See exactly what it changes with {0}, or run it anyway with {1}.",
-        fixes=[
-            Fix(plan.command, (plan.target,), (("dry_run", True),)),
-            Fix(plan.command, (plan.target,), (("accept_data_loss", True),)),
-        ],
+        f"{said} {plan.command} to {plan.target} would destroy data: {listed}. Nothing was run.",
+        command=command or plan.command, target=plan.target, findings=analysis.table(), unanalysed=analysis.unanalysed, at_stake=listed,
+        hint=hint, fixes=fixes,
     )
 
 

@@ -26,7 +26,7 @@ TABLE: dict[str, tuple[str, ...]] = {
     "downgrade": ("data-loss guard", "restore point", "progress"),
     "reapply": ("data-loss guard", "restore point", "progress"),  # both of its plans: the old code's downgrade, the new code's upgrade
     "stamp": ("restore point",),  # no revision runs: nothing for the guard to count
-    "resume": ("progress",),  # MySQL/MariaDB only: no restore points there; the guard counted when the step first ran
+    "resume": ("data-loss guard", "progress"),  # MySQL/MariaDB only (no restore points there); the code may have changed since the step first ran
     "repair": (),  # bookkeeping only: the version table, a ledger row
     "accept": (),  # a ledger row
     "settle": (),  # a re-apply killed part-way: the file put back, nothing runs
@@ -55,7 +55,7 @@ def build(
         if name == "data-loss guard" and not accept_data_loss:
             from .guard import Guard
 
-            made.append(Guard())
+            made.append(Guard(command if command == "resume" else None))
         elif name == "restore point" and restore_points > 0:
             made.append(RestorePoint(restore_points, wait=wait, label=label, say=accept_data_loss))
         elif name == "progress" and progress is not None:

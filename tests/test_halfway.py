@@ -284,3 +284,37 @@ def test_resume_and_repair_as_magics(ip_empty: Shell, mariadb_url: str, workdir:
     out = ip_empty.ok("%migrate resume")
     assert repr(out).startswith(f"Resumed {two} ('two tables'): skipped 1 statement that had committed, ran 1; ")
     assert version(mariadb_url) == {two}
+
+
+def test_a_resume_whose_code_now_drops_data_gets_the_data_loss_guard(workdir: Path, mariadb_url: str) -> None:
+    """Issue 21 (a hostile user's attacks): the revision is fixed after it failed half-way, and the fix drops a table
+    with rows. resume ran it with no guard and no note (the guard had counted the old code): the rows were gone.
+    Now resume is refused like an upgrade would be, and --accept-data-loss runs it."""
+    import sqlalchemy as sa
+
+    from migmagic import Migrator
+    from migmagic.errors import DataLossRefused, MigrationFailed
+
+    m = Migrator.init(mariadb_url)
+    try:
+        create = 'def upgrade():\n    op.create_table("customers", sa.Column("id", sa.Integer, primary_key=True))\n    op.create_table("events", sa.Column("id", sa.Integer, primary_key=True))\n\n\ndef downgrade():\n    pass\n'
+        m.revision("create", create, apply=True)
+        engine = sa.create_engine(mariadb_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO customers (id) VALUES (1), (2), (3)"))
+        venue = 'def upgrade():\n    op.add_column("events", sa.Column("venue", sa.String(50)))\n    {then}\n\n\ndef downgrade():\n    pass\n'
+        m.revision("venue", venue.format(then='op.execute("SELECT * FROM no_such_table")'))
+        with pytest.raises(MigrationFailed):
+            m.upgrade("head")  # half-applied: venue's column committed
+        m.revision("venue", venue.format(then='op.drop_table("customers")'))  # "fixed"
+        with pytest.raises(DataLossRefused) as refused:
+            m.resume()
+        assert "3 rows of table customers" in str(refused.value) and "resume(accept_data_loss=True)" in str(refused.value)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 3
+        assert m.status().half_applied
+        m.resume(accept_data_loss=True)
+        assert "customers" not in sa.inspect(engine).get_table_names()
+        engine.dispose()
+    finally:
+        m.close()

@@ -55,7 +55,7 @@ def test_the_table_says_which_observers_each_command_gets() -> None:
         "downgrade": ("data-loss guard", "restore point", "progress"),
         "reapply": ("data-loss guard", "restore point", "progress"),
         "stamp": ("restore point",),
-        "resume": ("progress",),
+        "resume": ("data-loss guard", "progress"),
         "repair": (),
         "accept": (),
         "settle": (),
