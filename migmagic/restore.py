@@ -22,7 +22,8 @@ rows, version table and ledger all at once or changes nothing.
 
 A restore first checks that the point is of this database (:func:`_identity`:
 the file and the first row of its ledger; a database made again since is
-refused), counts the rows written after the point that it will drop, and takes
+refused), counts the rows written or changed after the point that it will drop
+(row by row, :func:`_not_in_point`), and takes
 a restore point of the database as it is, so that the restore can be undone.
 It holds the migration lock throughout, and the connection it copies into reads
 ``PRAGMA data_version`` before the counting and again before each try of the
@@ -91,7 +92,7 @@ class Restored(display.Restored):
     def summary(self) -> str:
         text = super().summary
         if self.lost:
-            text += " Written after the point and now gone: " + "; ".join(self.lost) + "."
+            text += " Written or changed after the point and now gone: " + "; ".join(self.lost) + "."
         if self.undo is not None:
             text += f" Restore point {self.undo} holds the database as it was just before: %migrate restore {self.undo} undoes this."
         return " ".join([text, *self.notes])
@@ -257,15 +258,42 @@ def _counts(conn: sqlite3.Connection) -> dict[str, int]:
     return counts
 
 
-def _lost(now: dict[str, int], then: dict[str, int]) -> list[str]:
-    """What restoring ``then`` over ``now`` loses, per table, in words (rows counted: changed values are not)."""
+def _not_in_point(live: sqlite3.Connection, point: Path, now: dict[str, int], then: dict[str, int]) -> dict[str, int]:
+    """Per table in both, the rows of ``live`` that the point does not hold (written or changed since), compared row by row.
+
+    Where a table's columns differ between the two (a column added since), its rows
+    cannot be compared: the difference of the counts stands in (see :func:`_lost`).
+    """
+    out: dict[str, int] = {}
+    try:
+        live.execute("ATTACH DATABASE ? AS point", (f"{point.resolve().as_uri()}?mode=ro",))
+    except sqlite3.Error:
+        return out
+    try:
+        for table in sorted(set(now) & set(then)):
+            quoted = table.replace('"', '""')
+            with contextlib.suppress(sqlite3.Error):
+                query = f'SELECT count(*) FROM (SELECT * FROM main."{quoted}" EXCEPT SELECT * FROM point."{quoted}")'
+                out[table] = int(live.execute(query).fetchone()[0])
+    finally:
+        live.execute("DETACH DATABASE point")
+    return out
+
+
+def _lost(now: dict[str, int], then: dict[str, int], not_in_point: dict[str, int] | None = None) -> list[str]:
+    """What restoring ``then`` over ``now`` loses, per table, in words.
+
+    ``not_in_point``: rows compared one by one (new rows and rows changed since); for a table
+    missing there, the rows counted beyond the point's.
+    """
     out = []
     for table, n in sorted(now.items()):
         if table not in then:
             if n:
                 out.append(f"table {table} ({n:,} row{'s' if n != 1 else ''}; made after the point)")
-        elif n > then[table]:
-            more = n - then[table]
+            continue
+        more = (not_in_point or {}).get(table, n - then[table])
+        if more > 0:
             out.append(f"{more:,} row{'s' if more != 1 else ''} of {table}")
     return out
 
@@ -416,8 +444,8 @@ def put_back(db: Database, point: int | str | None = None, *, kept: int | None =
 
     Refused when the point is of another database (the file was made again since).
     Before it, a restore point of the database as it is now is taken, so that a
-    restore can be undone; the result says which rows written after the point
-    are gone (rows counted per table: values changed in place are not).
+    restore can be undone; the result says which rows written or changed after the
+    point are gone (per table, compared row by row).
     """
     database_file = _file_of(db)
     chosen = _choose(db, database_file, point, kept)  # kept: the session's restore_points, for the words when there are none
@@ -443,7 +471,8 @@ def _put_back(db: Database, database_file: Path, chosen: _Chosen, target: sqlite
             version = int(target.execute("PRAGMA data_version").fetchone()[0])
             with _sqlite(database_file, read_only=True) as live, _sqlite(chosen.path, read_only=True) as then:
                 identity, now_counts, now_at = _identity(live, database_file), _counts(live), _heads(live)
-                lost = _lost(now_counts, _counts(then))
+                then_counts = _counts(then)
+                lost = _lost(now_counts, then_counts, _not_in_point(live, chosen.path, now_counts, then_counts))
         except sqlite3.Error as exc:
             raise RestoreUnavailable(f"Cannot read {db.masked_url} or restore point {p.point}: {exc}. Nothing was restored.", database=db.masked_url) from None
     if not _belongs(p.identity, identity):
