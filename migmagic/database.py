@@ -35,7 +35,7 @@ from .errors import ConnectionFailed, LockTimeout
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
 
 LOCK_NAME = kinds.LOCK_NAME
 
@@ -63,6 +63,7 @@ class Database:
         self.replay = replay  # run pure-DDL revisions from recorded SQL (see migmagic.replay)
         self._engine: Engine | None = None
         self._kind: kinds.Kind | None = None
+        self._async: bool | None = None
 
     def __repr__(self) -> str:
         return f"Database({self.masked_url!r})"
@@ -90,11 +91,34 @@ class Database:
 
     @property
     def described_url(self) -> str:
-        """The masked URL; for an async driver, also the sync driver migmagic runs it through."""
-        swap = settings.sync_driver(self.url)
-        if swap is None:
-            return self.masked_url
-        return f"{self.masked_url} (run with {swap[1]}: migmagic migrates synchronously)"
+        """The masked URL, as status shows it."""
+        return self.masked_url
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the URL names an async driver (asyncpg, aiosqlite...): its connections work only inside :meth:`session`."""
+        if self._async is None:
+            from sqlalchemy.engine import make_url
+
+            try:
+                self._async = bool(make_url(settings.engine_url(self.bound)).get_dialect().is_async)
+            except Exception:  # not a URL, or no such dialect: the engine says so in words
+                self._async = False
+        return self._async
+
+    def session(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` where this database's connections can be opened: what it returns or raises.
+
+        With a sync driver that is anywhere: ``fn`` is called. With an async driver it is
+        a unit of work on migmagic's own event loop, as Alembic's asyncio recipe runs
+        migrations (:func:`migmagic.asyncdriver.run`): every command of the Python API
+        runs in one (:class:`migmagic.engine.Migrator`).
+        """
+        if not self.is_async:
+            return fn(*args, **kwargs)
+        from . import asyncdriver
+
+        return asyncdriver.run(fn, *args, **kwargs)
 
     def lock_wait(self, exc: BaseException, statement: str | None) -> str | None:
         """When ``exc`` is a statement giving up on a lock (``lock_timeout``): which table, and who holds it, in words."""
@@ -164,7 +188,7 @@ class Database:
             raise self._not_a_url() from None
         kind = self.kind
         try:
-            engine = create_engine(url, **kind.engine_options())
+            engine = self._create_async_engine(url, kind) if self.is_async else create_engine(url, **kind.engine_options())
         except Exception as exc:
             raise ConnectionFailed(
                 f"Cannot use {self.masked_url}: {settings.scrub(str(exc), self.url)}",
@@ -174,9 +198,26 @@ class Database:
         kind.configure(engine)
         return engine
 
+    @staticmethod
+    def _create_async_engine(url: URL, kind: kinds.Kind) -> Engine:
+        """The ``sync_engine`` of an ``AsyncEngine``: its connections reach the async driver, inside :meth:`session`.
+
+        Each unit of work has an event loop of its own, and a connection of asyncpg (and
+        the lock of SQLAlchemy's async pool) belongs to one loop: so no connection is kept
+        between commands (``NullPool``), except an in-memory SQLite database's one
+        connection (SQLAlchemy's ``StaticPool``: aiosqlite's are not tied to a loop).
+        """
+        from sqlalchemy.ext.asyncio import create_async_engine
+        from sqlalchemy.pool import NullPool, StaticPool
+
+        options = kind.engine_options()
+        if url.get_dialect().get_pool_class(url) is not StaticPool:  # type: ignore[attr-defined]
+            options["poolclass"] = NullPool
+        return create_async_engine(url, **options).sync_engine
+
     def dispose(self) -> None:
         if self._engine is not None:
-            self._engine.dispose()
+            self.session(self._engine.dispose)
             self._engine = None
 
     @contextlib.contextmanager
@@ -188,6 +229,8 @@ class Database:
             conn = self.engine.connect()
         except (OperationalError, DBAPIError) as exc:
             raise self._connection_failed(exc.orig or exc) from None
+        except OSError as exc:  # asyncpg's socket errors reach here unwrapped (no server, no such host)
+            raise self._connection_failed(exc) from None
         try:
             yield conn
         finally:
@@ -196,8 +239,9 @@ class Database:
     def _connection_failed(self, error: BaseException) -> ConnectionFailed:
         """A failure to connect, in words: authentication failed, no such database, or no server.
 
-        Classified by the driver's error (psycopg's message and SQLSTATE, PyMySQL's
-        error code); the password is never shown, nor the driver's raw tuple.
+        Classified by the driver's error (psycopg's and asyncpg's message and SQLSTATE,
+        PyMySQL's error code, the socket's error); the password is never shown, nor the
+        driver's raw tuple.
         """
         from sqlalchemy.engine import make_url
 
@@ -229,7 +273,7 @@ class Database:
                 + ".",
                 hint=f"Create it (CREATE DATABASE {database}), or fix the database name in the URL.",
             )
-        unreachable = ("connection refused", "could not translate host name", "timeout expired", "timed out", "no route to host", "name or service not known")
+        unreachable = ("connection refused", "connect call failed", "could not translate host name", "timeout expired", "timed out", "no route to host", "name or service not known")
         why = next((w for w in unreachable if w in lowered), None)
         if code in (2002, 2003, 2005, 2006, 2013) or why:
             return failed(
@@ -275,8 +319,12 @@ class Database:
 
     def read(self, reader: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``reader(conn, *args, **kwargs)`` on a connection in a read transaction (see :meth:`reading`): what it returns."""
-        with self.reading() as conn:
-            return reader(conn, *args, **kwargs)
+
+        def on_a_connection() -> T:
+            with self.reading() as conn:
+                return reader(conn, *args, **kwargs)
+
+        return self.session(on_a_connection)
 
     @contextlib.contextmanager
     def migrating(self) -> Iterator[Connection]:
@@ -335,8 +383,12 @@ class Database:
 
     def lock_holder(self) -> str | None:
         """Who holds the migration lock right now, in words, or None."""
-        with self.connect() as conn:
-            return self.kind.lock_holder(conn)
+
+        def on_a_connection() -> str | None:
+            with self.connect() as conn:
+                return self.kind.lock_holder(conn)
+
+        return self.session(on_a_connection)
 
     def remove_stale_scratch(self) -> list[str]:
         """Remove the scratch databases and copies of rehearsals killed mid-way (their process is gone)."""

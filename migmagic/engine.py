@@ -20,8 +20,10 @@ duplicate ids), so a broken folder is reported before any connection is made.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -481,3 +483,19 @@ class Migrator:
         """
         scripts = self.scripts()
         return display.log_table(self.db.read(state.log_rows, scripts))
+
+
+def _one_unit(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def one_unit(self: Migrator, *args: Any, **kwargs: Any) -> Any:
+        return self.db.session(method, self, *args, **kwargs)
+
+    return one_unit
+
+
+# Each call of the Python API is one unit of work on its database (Database.session): with
+# an async driver (asyncpg, aiosqlite) that is where its connections work, as under Alembic's
+# run_sync; with a sync driver the method is just called.
+for _name, _method in list(vars(Migrator).items()):
+    if inspect.isfunction(_method) and not _name.startswith("_"):
+        setattr(Migrator, _name, _one_unit(_method))

@@ -263,8 +263,8 @@ class SQLite(Kind):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     def in_transaction(self, conn: Connection) -> bool:
-        raw = conn.connection.dbapi_connection
-        return bool(raw.in_transaction) if raw is not None else True
+        driver = conn.connection.driver_connection  # sqlite3's connection, or aiosqlite's (which tells sqlite3's)
+        return bool(driver.in_transaction) if driver is not None else True
 
     def roll_back(self, conn: Connection) -> None:
         """SQLAlchemy forgets its transaction when COMMIT fails ("database is locked"), but SQLite does not: roll it back on the driver."""
@@ -272,7 +272,7 @@ class SQLite(Kind):
             if conn.in_transaction():
                 conn.rollback()
         raw = conn.connection.dbapi_connection if not conn.closed else None
-        if raw is not None and raw.in_transaction:
+        if raw is not None and self.in_transaction(conn):
             raw.execute("ROLLBACK")
 
     def _writable(self) -> None:
@@ -387,11 +387,11 @@ class SQLite(Kind):
         path = folder / "scratch.db"
         try:
             if source is not None:
-                target = sqlite3.connect(path)
+                target = sqlite3.connect(path, check_same_thread=False)  # aiosqlite copies into it from its own thread
                 try:
                     with source.connect() as conn:
-                        raw = conn.connection.dbapi_connection
-                        assert raw is not None
+                        driver = conn.connection.driver_connection
+                        assert driver is not None
                         self.bound_waits(conn)
                         deadline = time.monotonic() + self.db.lock_timeout
 
@@ -400,14 +400,21 @@ class SQLite(Kind):
                             if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
                                 raise TimeoutError
 
-                        raw.backup(target, progress=progress, sleep=0.05)  # type: ignore[attr-defined]
+                        copied = driver.backup(target, progress=progress, sleep=0.05)
+                        if source.is_async:  # aiosqlite: a coroutine, run on its connection's thread
+                            from .asyncdriver import wait
+
+                            wait(copied)
                 except (sqlite3.OperationalError, TimeoutError) as exc:
                     if isinstance(exc, TimeoutError) or "locked" in str(exc):
                         raise self.db.timeout(uncommitted_write=True, doing="copying it for the dry run") from None
                     raise
                 finally:
                     target.close()
-            scratch = type(self.db)(f"sqlite:///{path}", self.db.lock_timeout)
+            from sqlalchemy.engine import make_url
+
+            driver = make_url(settings.engine_url(self.db.bound)).drivername  # the user's: sqlite, or sqlite+aiosqlite
+            scratch = type(self.db)(f"{driver}:///{path}", self.db.lock_timeout)
             try:
                 yield scratch
             finally:

@@ -389,8 +389,7 @@ class Migrate(Magics):
                     return []  # connecting would create the file
             from sqlalchemy import inspect
 
-            with db.engine.connect() as conn:
-                names = inspect(conn).get_table_names()
+            names = db.read(lambda conn: inspect(conn).get_table_names())
         except Exception:
             return []
         return sorted(n for n in names if n not in BOOKKEEPING)

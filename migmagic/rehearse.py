@@ -152,7 +152,9 @@ def _literal(value: Any, dialect: str) -> str | None:
     return None
 
 
-_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%%|%\((?P<name>[^)]+)\)s|%s|\?|:(?P<colon>[A-Za-z_]\w*)")
+_PLACEHOLDER = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%%|%\((?P<name>[^)]+)\)s|%s|\?|:(?P<colon>[A-Za-z_]\w*)|\$(?P<dollar>\d+)"
+)
 
 
 def _inline(statement: str, parameters: Any, style: str, dialect: str) -> str | None:
@@ -175,6 +177,9 @@ def _inline(statement: str, parameters: Any, style: str, dialect: str) -> str | 
             value = named.get(m.group("name"), missing)
         elif m.group("colon") is not None and style == "named":
             value = named.get(m.group("colon"), missing)
+        elif m.group("dollar") is not None and style == "numeric_dollar":  # asyncpg's $1, $2...
+            index = int(m.group("dollar")) - 1
+            value = parameters[index] if isinstance(parameters, tuple | list) and 0 <= index < len(parameters) else missing
         else:
             return token
         literal = None if value is missing else _literal(value, dialect)

@@ -195,6 +195,11 @@ class Reviewer:
             cursor.close()
 
     def _rows(self, sql: str, params: Any = None) -> list[Any]:
+        """``sql``'s rows; its ``%s`` placeholders written as the driver wants them (asyncpg: ``$1``, ``$2``...)."""
+        style = self.connection.dialect.paramstyle
+        if params is not None and style in ("numeric_dollar", "qmark"):
+            numbers = iter(range(1, len(params) + 1))
+            sql = re.sub("%s", lambda _: f"${next(numbers)}" if style == "numeric_dollar" else "?", sql)
         with self._cursor() as cursor:
             cursor.execute(sql, params) if params is not None else cursor.execute(sql)
             return list(cursor.fetchall())
@@ -234,7 +239,7 @@ class PostgreSQLReviewer(Reviewer):
         self._before = {row[0]: row for row in self._rows(_PG_TABLES)}
         drop = _PG_DROP.match(statement)
         names = [n.strip() for n in drop.group(1).split(",")] if drop else []
-        oids = [self._rows("SELECT to_regclass(%s)::oid", (n,))[0][0] for n in names]
+        oids = [self._rows("SELECT to_regclass(%s::text)::oid", (n,))[0][0] for n in names]
         self._dropped = {oid: self._size(self._before[oid]) for oid in oids if oid in self._before}
 
     def _review(self, statement: str) -> StatementReview | None:
@@ -249,7 +254,7 @@ class PostgreSQLReviewer(Reviewer):
         earlier: set[int] = set()
         target = _PG_TARGET.match(statement)
         if target:  # its own table, locked by an earlier statement: nothing new in pg_locks, still held
-            oid = self._rows("SELECT to_regclass(%s)::oid", (target.group(1),))[0][0]
+            oid = self._rows("SELECT to_regclass(%s::text)::oid", (target.group(1),))[0][0]
             held = [_pg_mode(mode) for o, mode in self._locks if o == oid]
             if oid in tables and oid in self._existing and oid not in strongest and held:
                 strongest[oid] = max(held, key=_STRENGTH.index)
@@ -266,7 +271,7 @@ class PostgreSQLReviewer(Reviewer):
 
     def _size(self, row: Any) -> Size:
         oid, _node, name, estimate = row
-        total = self._rows("SELECT pg_total_relation_size(%s)", (oid,))[0][0]  # for the tables reported only
+        total = self._rows("SELECT pg_total_relation_size(%s::oid)", (oid,))[0][0]  # for the tables reported only
         if estimate is None or estimate < EXACT_BELOW:  # -1: never analysed
             return Size(self._rows(f"SELECT count(*) FROM {name}")[0][0], total)
         return Size(int(estimate), total, exact=False)

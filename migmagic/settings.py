@@ -165,43 +165,6 @@ def check_sqlite_url(url: str) -> None:
     )
 
 
-# Async drivers, as projects built on asyncio write their URLs, and the sync driver
-# migmagic runs them through (it migrates synchronously, as Alembic's own
-# async env.py does under ``run_sync``); the async driver is never loaded.
-SYNC_DRIVERS = {
-    "sqlite+aiosqlite": "sqlite",
-    "postgresql+asyncpg": "postgresql+psycopg",
-    "postgresql+psycopg_async": "postgresql+psycopg",
-    "mysql+aiomysql": "mysql+pymysql",
-    "mysql+asyncmy": "mysql+pymysql",
-    "mariadb+aiomysql": "mariadb+pymysql",
-    "mariadb+asyncmy": "mariadb+pymysql",
-}
-_SCHEME = re.compile(r"^(?P<scheme>[\w+.-]+)(?P<rest>://.*)$", re.DOTALL)
-# asyncpg spells libpq's sslmode "ssl", with the same values.
-_ASYNCPG_SSL = re.compile(r"(?P<sep>[?&])ssl=(?P<mode>disable|allow|prefer|require|verify-ca|verify-full)(?=&|#|$)")
-
-
-def sync_driver(url: str) -> tuple[str, str] | None:
-    """``(async scheme, sync scheme)`` when ``url`` names an async driver migmagic swaps, else None."""
-    m = _SCHEME.match(url)
-    if not m:
-        return None
-    scheme = m.group("scheme").lower()
-    return (scheme, SYNC_DRIVERS[scheme]) if scheme in SYNC_DRIVERS else None
-
-
-def sync_url(url: str) -> str:
-    """``url`` with an async driver replaced by the matching sync one (``sqlite+aiosqlite`` → ``sqlite``)."""
-    swap = sync_driver(url)
-    if swap is None:
-        return url
-    rest = _SCHEME.match(url).group("rest")  # type: ignore[union-attr]
-    if swap[0] == "postgresql+asyncpg":
-        rest = _ASYNCPG_SSL.sub(lambda q: f"{q.group('sep')}sslmode={q.group('mode')}", rest)
-    return swap[1] + rest
-
-
 _SQLITE_RELATIVE = re.compile(r"^(?P<scheme>\s*sqlite(?:\+\w+)?:///)(?P<path>[^/?][^?]*)(?P<query>\?.*)?$", re.DOTALL | re.IGNORECASE)
 
 
@@ -223,15 +186,14 @@ def bound_url(url: str, cwd: str | os.PathLike[str] | None = None) -> str:
 
 
 def engine_url(url: str) -> str:
-    """``url`` as migmagic connects with it: an async driver swapped for its sync
-    counterpart (:data:`SYNC_DRIVERS`), the password percent-encoded as SQLAlchemy
-    parses URLs.
+    """``url`` as migmagic connects with it: the password percent-encoded as SQLAlchemy
+    parses URLs. The driver is the one the URL names, async ones included
+    (:mod:`migmagic.asyncdriver`).
 
     A password typed raw, with ``@``, ``/``, ``?`` or ``:`` in it, would otherwise
     be cut at the first ``@`` and its pieces taken for the host, the database or
     the query (and then shown in connection errors).
     """
-    url = sync_url(url)
     m = _URL_PASSWORD.match(url)
     if not m or not m.group("password"):
         return url

@@ -85,17 +85,17 @@ def test_package_resource_folder_is_adopted_as_alembic_reads_it(
     assert made == (["src"] if layout != "on sys.path" else [])
 
 
-def test_async_urls_run_through_the_sync_driver_on_sqlite(ip_empty: Shell, workdir: Path) -> None:
+def test_async_urls_run_through_their_own_driver_on_sqlite(ip_empty: Shell, workdir: Path) -> None:
     name, folder = make_package(workdir, "migrations")
     adopt(workdir, f"{name}:migrations", "sqlite+aiosqlite:///shop.db", "prepend_sys_path = .\npath_separator = os\n")
     ip_empty.ok("%migrate upgrade head")
     status = ip_empty.ok("%migrate status")
-    assert "sqlite+aiosqlite:///shop.db (run with sqlite: migmagic migrates synchronously)" in repr(status)
+    assert dict(status.fields)["database"] == "sqlite+aiosqlite:///shop.db"  # issue 25: no sync driver swapped in
     assert version("sqlite:///shop.db") == {"0a1b2c3d4e5f"}
     assert not list(folder.parent.glob("*.db")) and "MissingGreenlet" not in repr(status)
 
 
-def test_async_urls_run_through_the_sync_driver_on_postgresql(
+def test_async_urls_run_through_their_own_driver_on_postgresql(
     workdir: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, _ = make_package(workdir, "migrations")
@@ -105,7 +105,8 @@ def test_async_urls_run_through_the_sync_driver_on_postgresql(
     m = Migrator()
     assert m.upgrade("head").steps["revision"].tolist() == ["0a1b2c3d4e5f"]
     fields = dict(m.status().fields)
-    assert fields["database"] == f"{async_url} (run with postgresql+psycopg: migmagic migrates synchronously)"
+    assert fields["database"] == async_url
+    assert m.db.engine.dialect.driver == "asyncpg"
     m.close()
     assert tables(pg_url) == {"orders"} and version(pg_url) == {"0a1b2c3d4e5f"}
 
@@ -113,18 +114,14 @@ def test_async_urls_run_through_the_sync_driver_on_postgresql(
 @pytest.mark.parametrize(
     "url, runs_as",
     [
-        ("sqlite+aiosqlite:///app.db", "sqlite:///app.db"),
-        ("sqlite+aiosqlite://", "sqlite://"),
-        ("postgresql+asyncpg://app@db/shop?ssl=require", "postgresql+psycopg://app@db/shop?sslmode=require"),
-        ("postgresql+asyncpg://app:p@ss/w@db/shop", "postgresql+psycopg://app:p%40ss%2Fw@db/shop"),
-        ("postgresql+psycopg_async://app@db/shop", "postgresql+psycopg://app@db/shop"),
-        ("mysql+aiomysql://root@db/shop", "mysql+pymysql://root@db/shop"),
-        ("mysql+asyncmy://root:pw@db/shop?charset=utf8mb4", "mysql+pymysql://root:pw@db/shop?charset=utf8mb4"),
+        ("sqlite+aiosqlite:///app.db", "sqlite+aiosqlite:///app.db"),
+        ("postgresql+asyncpg://app@db/shop?ssl=require", "postgresql+asyncpg://app@db/shop?ssl=require"),
+        ("postgresql+asyncpg://app:p@ss/w@db/shop", "postgresql+asyncpg://app:p%40ss%2Fw@db/shop"),
+        ("mysql+asyncmy://root:pw@db/shop?charset=utf8mb4", "mysql+asyncmy://root:pw@db/shop?charset=utf8mb4"),
         ("postgresql+psycopg://app@db/shop?ssl=require", "postgresql+psycopg://app@db/shop?ssl=require"),
-        ("sqlite:///app.db", "sqlite:///app.db"),
     ],
 )
-def test_engine_url_swaps_async_drivers(url: str, runs_as: str) -> None:
+def test_engine_url_keeps_the_driver_the_user_named(url: str, runs_as: str) -> None:
     assert settings.engine_url(url) == runs_as
 
 
@@ -133,7 +130,8 @@ def test_async_url_password_stays_masked() -> None:
 
     db = Database("postgresql+asyncpg://app:hunter2@db/shop")
     assert "hunter2" not in db.described_url + db.masked_url + repr(db)
-    assert db.described_url == "postgresql+asyncpg://app:***@db/shop (run with postgresql+psycopg: migmagic migrates synchronously)"
+    assert db.described_url == "postgresql+asyncpg://app:***@db/shop"
+    assert db.is_async and not Database("postgresql+psycopg://app:hunter2@db/shop").is_async
 
 
 def test_missing_folder_is_one_line_and_never_created(ip_empty: Shell, workdir: Path) -> None:

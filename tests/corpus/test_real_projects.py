@@ -33,13 +33,7 @@ DRIVER = Path(__file__).resolve().parent / "driver.py"
 pytestmark = pytest.mark.corpus
 
 # Known migmagic bugs a project's folder finds; each is a failing test until fixed (strict xfail).
-KNOWN: dict[tuple[str, str], str] = {
-    ("prefect", "postgresql"): (
-        "issue 25.4: migmagic runs postgresql+asyncpg:// through psycopg (settings.SYNC_DRIVERS); "
-        "c8d5f2a71b3e's exec_driver_sql(\"SELECT format('%I.%I', ...)\") then fails: "
-        "\"only '%s', '%b', '%t' are allowed as placeholders, got '%I'\" (asyncpg under run_sync sends it as is)"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def _cases() -> list[Any]:
