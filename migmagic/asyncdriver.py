@@ -61,6 +61,7 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     finally:
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())  # as asyncio.run ends
         finally:
             loop.close()
             asyncio._set_running_loop(outer)

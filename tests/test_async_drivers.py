@@ -1,4 +1,4 @@
-"""An async URL runs through the driver it names (issue 25): what a revision sends reaches asyncpg or aiosqlite.
+"""An async URL runs through the driver it names (issue 25): what a revision sends reaches asyncpg, aiosqlite or asyncmy.
 
 The expectation is plain Alembic's, run with Alembic's asyncio recipe (an
 ``AsyncEngine`` and ``run_sync``): the same folder on another fresh database must
@@ -92,7 +92,7 @@ def seen(url: str) -> list[tuple[str, str]]:
     """The rows the revision wrote, read with a sync driver (a reader of the database, not of migmagic)."""
     import sqlalchemy as sa
 
-    sync = url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "")
+    sync = url.replace("+asyncpg", "+psycopg").replace("+aiosqlite", "").replace("+asyncmy", "+pymysql")
     engine = sa.create_engine(sync, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text("SELECT driver, answer FROM seen"))]
@@ -235,3 +235,38 @@ def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
     engine = sa.create_engine(url.replace("+asyncpg", "+psycopg"), poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+
+MYSQL_REVISION = '''def upgrade():
+    op.create_table("seen", sa.Column("driver", sa.String(40)), sa.Column("answer", sa.String(80)))
+    bind = op.get_bind()
+    answer = bind.exec_driver_sql("SELECT CONCAT('100', '%%')").scalar()  # asyncmy formats it, as PyMySQL would
+    bind.execute(sa.text("INSERT INTO seen VALUES (:d, :a)"), {"d": bind.dialect.driver, "a": answer})
+
+
+def downgrade():
+    op.drop_table("seen")
+'''
+
+
+@pytest.mark.servers
+def test_an_asyncmy_url_runs_revisions_through_asyncmy(tmp_path: Path, workdir: Path) -> None:
+    """MariaDB, where each revision commits on its own: the per-step commits and the journal go through asyncmy too."""
+    from migmagic import Migrator
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = fresh_database("mariadb", tmp_path / "a"), fresh_database("mariadb", tmp_path / "b")
+    try:
+        ours, theirs = (next(g).replace("mysql+pymysql://", "mysql+asyncmy://") for g in (first, second))
+        m = Migrator.init(ours)
+        m.revision("seen", MYSQL_REVISION)
+        m.revision("never", FAILS)
+        with pytest.raises(Exception, match="the second revision fails"):
+            m.upgrade("head")
+        assert m.status().current == [m.scripts().by_message("seen").id]  # type: ignore[union-attr]
+        plain_async(theirs, workdir / "migrations", "upgrade", m.scripts().by_message("seen").id)  # type: ignore[union-attr]
+        assert seen(ours) == seen(theirs) == [("asyncmy", "100%")]
+    finally:
+        first.close()
+        second.close()
