@@ -220,13 +220,24 @@ def test_over_asyncpg_the_lock_the_waits_and_all_or_nothing_hold(asyncpg_urls: t
     assert m.status().current == []
     m.upgrade("head")  # free now: the revision runs on the connection that holds the lock, its waits bounded
     assert sorted(_rows(url, "SELECT what, value FROM held")) == [("advisory locks", "1"), ("lock_timeout", "1s")]
+    # A table lock held by the user's own open transaction: waited for lock_timeout, then said in one line (asyncpg's SQLSTATE).
+    m.revision("add note", 'def upgrade():\n    op.add_column("held", sa.Column("note", sa.Text))\n\n\ndef downgrade():\n    op.drop_column("held", "note")\n')
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url.replace("+asyncpg", "+psycopg"), poolclass=sa.pool.NullPool)
+    with engine.connect() as user:
+        user.execute(sa.text("SELECT * FROM held")).all()
+        with pytest.raises(MigrationFailed) as waited:
+            m.upgrade("head")
+        assert "waited 1 s for a lock on table held, held by PostgreSQL backend pid" in str(waited.value), str(waited.value)
+    m.upgrade("head")
     m.revision("never", FAILS)
-    m.revision("third", 'def upgrade():\n    op.create_table("third", sa.Column("id", sa.Integer))\n\n\ndef downgrade():\n    op.drop_table("third")\n')
+    m.revision("fourth", 'def upgrade():\n    op.create_table("fourth", sa.Column("id", sa.Integer))\n\n\ndef downgrade():\n    op.drop_table("fourth")\n')
     before = m.status().current
     with pytest.raises(MigrationFailed, match="the second revision fails"):
         m.upgrade("head")
     assert m.status().current == before
-    assert _rows(url, "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('never', 'third')") == [(0,)]
+    assert _rows(url, "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('never', 'fourth')") == [(0,)]
 
 
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
