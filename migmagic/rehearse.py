@@ -353,7 +353,10 @@ _COMMENT = re.compile(r"/\*.*?\*/|(?:--\s|#)[^\n]*", re.DOTALL)
 
 
 class StaysOnTheScratch(run.Observer):
-    """MySQL/MariaDB, where a schema is a database: a rehearsal on a scratch database never reaches the real one (``real``).
+    """A rehearsal on a scratch database never reaches the real one (``real``) by its name.
+
+    On PostgreSQL (``schemas=False``) only ``DATABASE app`` names it (``ALTER``, ``COMMENT ON``,
+    ``GRANT ... ON``). On MySQL/MariaDB, where a schema is a database:
 
     Before anything runs, a revision whose traced operations name the real database
     (``schema="app"``, as autogenerate writes for models with a schema) is refused;
@@ -364,11 +367,13 @@ class StaysOnTheScratch(run.Observer):
 
     hears_statements = True
 
-    def __init__(self, real: str) -> None:
+    def __init__(self, real: str, *, schemas: bool = True) -> None:
         self.real = real
+        self.schemas = schemas  # MySQL/MariaDB: a schema is a database (PostgreSQL: only DATABASE names it)
         self.notes: list[str] = []
-        name = rf"(?:(?<![\w$`]){re.escape(real)}(?![\w$])|`{re.escape(real)}`)"
-        self._names = re.compile(rf"{name}`?\s*\.")
+        quote = "`" if schemas else '"'
+        name = rf"(?:(?<![\w${quote}]){re.escape(real)}(?![\w$])|{quote}{re.escape(real)}{quote})"
+        self._names = re.compile(rf"{name}`?\s*\.") if schemas else None
         # USE moves the rest of the rehearsal (the version table too) onto that database; ALTER DATABASE app changes the real one.
         self._leaves = re.compile(
             rf"(?:^|;)\s*use\b|\b(?:database|schema)\s+(?:if\s+(?:not\s+)?exists\s+)?{name}", re.IGNORECASE
@@ -380,7 +385,7 @@ class StaysOnTheScratch(run.Observer):
     def planned(self, plan: run.Plan, ex: run.Execution) -> None:
         from .adapter import trace_operations
 
-        for traced in trace_operations(plan.scripts, plan.steps, ex.conn.dialect.name):
+        for traced in trace_operations(plan.scripts, plan.steps, ex.conn.dialect.name) if self.schemas else ():
             if any(op.schema == self.real for op in traced.ops):
                 self._refuse(traced.revision, traced.direction, plan.scripts.info(traced.revision).message, f"schema={self.real!r}")
         if self._tap is not ex.tap:  # each run (verify makes several) has a tap of its own
@@ -402,20 +407,29 @@ class StaysOnTheScratch(run.Observer):
         if self._step is None:
             return
         run = _EXECUTABLE_COMMENT.sub(" ", statement)  # MySQL runs what /*! ... */ holds
-        if self._names.search(run) or self._leaves.search(_COMMENT.sub(" ", run)):
+        if (self._names is not None and self._names.search(run)) or self._leaves.search(_COMMENT.sub(" ", run)):
             self._refuse(self._step.revision, self._step.direction, self._step.message, " ".join(statement.split())[:120])
 
     def _refuse(self, revision: str, direction: str, message: str, what: str) -> None:
-        raise RehearsalRefused(
-            f"Revision {revision} ({message!r}) names the database {self.real} itself in its {direction} ({what}): on MySQL/MariaDB "
-            f"a schema is a database, so a rehearsal on a scratch copy would change the real one.",
-            revision=revision, hint=f"Nothing ran on {self.real}. Drop the schema= from the revision (its tables are in the database it runs on), then rehearse.",
-        )
+        if self.schemas:
+            why = "on MySQL/MariaDB a schema is a database, so a rehearsal on a scratch copy would change the real one"
+            hint = f"Nothing ran on {self.real}. Drop the schema= from the revision (its tables are in the database it runs on), then rehearse."
+        else:
+            why = "the rehearsal runs on another database of the same server, and that statement would change the real one"
+            hint = f"Nothing ran on {self.real}. Rehearse the revisions before it, or run it for real when you mean to."
+        raise RehearsalRefused(f"Revision {revision} ({message!r}) names the database {self.real} itself in its {direction} ({what}): {why}.", revision=revision, hint=hint)
 
 
 def _scratch_only(db: Database) -> StaysOnTheScratch | None:
-    """Where a revision could reach the real database ``db`` from a scratch database by its name (MySQL/MariaDB): the observer that stops it."""
-    return StaysOnTheScratch(db.kind.real_name()) if db.kind.schemas_are_databases else None
+    """Where a revision could reach the real database ``db`` from a scratch database by its name: the observer that stops it.
+
+    MySQL/MariaDB: any name (a schema is a database); PostgreSQL: ``ALTER``/``COMMENT ON``/``GRANT ... ON
+    DATABASE app``, which work from any database of the server. SQLite has no server.
+    """
+    real = db.kind.real_name()
+    if not real:
+        return None
+    return StaysOnTheScratch(real, schemas=db.kind.schemas_are_databases)
 
 
 # =========================================================================== dry runs
@@ -477,7 +491,8 @@ def rehearse(
     started = time.perf_counter()
     error: MigrationFailed | None = None
     try:
-        watching = observers.build(row, progress=progress, rehearsal=capture, scratch_only=_scratch_only(real))
+        elsewhere = None if target.rollback else _scratch_only(real)  # in the real database's rolled-back transaction, it rolls back too
+        watching = observers.build(row, progress=progress, rehearsal=capture, scratch_only=elsewhere)
         run.migrate(target.db, scripts, command, goal, observers=watching, rollback=target.rollback, row=row)
     except MigrationFailed as exc:
         error = exc

@@ -107,6 +107,45 @@ def test_mariadb_rehearsals_never_reach_the_real_database_by_use_or_alter_databa
         m.close()
 
 
+def _database_settings(url: str) -> tuple[Any, Any]:
+    from conftest import PG_ADMIN
+
+    engine = sa.create_engine(PG_ADMIN)
+    try:
+        with engine.connect() as conn:
+            d = {"d": _name(url)}
+            found = conn.execute(sa.text(
+                "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = :d"
+            ), d).fetchall()
+            comment = conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :d"), d).scalar()
+            return found, comment
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["verify", "copy"])
+def test_postgresql_rehearsals_on_another_database_never_alter_the_real_one_by_name(how: str, pg_url: str, workdir: Path) -> None:
+    """Issue 21 (a hostile user's attacks): verify (a throwaway database) and dry_run(copy=True) (a clone) ran a
+    revision's ALTER DATABASE app SET ... and COMMENT ON DATABASE app against the real database, which PostgreSQL
+    allows from any database of the server, while saying the real database was not touched. Now they are stopped."""
+    db = _name(pg_url)
+    m = Migrator.init(pg_url)
+    try:
+        m.revision("events", EVENTS, apply=True)
+        body = (
+            f'def upgrade():\n    op.execute("ALTER DATABASE {db} SET statement_timeout = 12345")\n'
+            f'    op.execute("COMMENT ON DATABASE \\"{db}\\" IS \'changed\'")\n\n\ndef downgrade():\n    pass\n'
+        )
+        m.revision("database settings", body)
+        before = _database_settings(pg_url)
+        with pytest.raises(RehearsalRefused) as refused:
+            m.verify() if how == "verify" else m.dry_run("upgrade", "head", copy=True)
+        assert f"names the database {db} itself" in str(refused.value), str(refused.value)
+        assert _database_settings(pg_url) == before
+    finally:
+        m.close()
+
+
 def test_mariadb_revisions_without_a_schema_still_rehearse(mariadb_url: str, workdir: Path) -> None:
     m = Migrator.init(mariadb_url)
     try:
