@@ -96,12 +96,30 @@ class Folder:
 
         return path.with_name(f".{path.name}{LEFTOVER_SUFFIX}")
 
-    def keep_old(self, path: Path, old: bytes) -> None:
-        """Keep ``path``'s old bytes beside it until a re-apply committed (see :mod:`migmagic.reapply`)."""
+    def keep_old(self, path: Path, old: bytes, new: bytes | None = None) -> None:
+        """Keep ``path``'s old bytes beside it until a re-apply committed (see :mod:`migmagic.reapply`).
+
+        ``new``: the bytes the re-apply is about to write, kept too, so that a file edited
+        by hand after a killed re-apply is told from the re-apply's own (:meth:`written_by_reapply`).
+        """
         replace(self.kept_path(path), lambda tmp: tmp.write_bytes(old))
+        if new is not None:
+            replace(self._written_path(path), lambda tmp: tmp.write_bytes(new))
 
     def drop_old(self, path: Path) -> None:
         self.kept_path(path).unlink(missing_ok=True)
+        self._written_path(path).unlink(missing_ok=True)
+
+    @staticmethod
+    def _written_path(path: Path) -> Path:
+        return path.with_name(f".{path.name}.written-by-reapply")
+
+    def written_by_reapply(self, path: Path) -> bytes | None:
+        """The bytes a re-apply that has not committed wrote into ``path`` (None: not known)."""
+        try:
+            return self._written_path(path).read_bytes()
+        except OSError:
+            return None
 
     def leftovers(self) -> list[tuple[Path, bytes]]:
         """(revision file, old bytes) a re-apply kept and did not get to drop (it was killed part-way), as last read."""

@@ -115,7 +115,7 @@ class _Reapply:
 
     def _write(self) -> Scripts:
         self.stage = "write"
-        self.folder.keep_old(self.path, self.old_bytes)  # until the commit: a kill before it leaves them to put back
+        self.folder.keep_old(self.path, self.old_bytes, self.text.encode("utf-8"))  # until the commit: a kill before it leaves them to put back
         return self.folder.write(self.path, self.text)
 
     def _upgrade(self, ex: run.Execution, scripts: Scripts) -> None:
@@ -301,6 +301,14 @@ def settle(db: Database, folder: Folder) -> list[str]:
                 if entry is not None and entry.checksum == now:
                     folder.drop_old(path)
                 elif (entry is not None and entry.checksum == checksum(old_text)) or (entry is None and db.transactional_ddl):
+                    written, current = folder.written_by_reapply(path), path.read_bytes() if path.exists() else None
+                    if written is not None and current is not None and current not in (written, old):
+                        folder.drop_old(path)  # edited by hand since the killed re-apply wrote it: the edit is not undone
+                        done.append(
+                            f"{short_path(path)} was edited after a re-apply that did not commit wrote it: it is kept as you "
+                            f"left it, and it is not the code that is applied (re-apply or accept it)."
+                        )
+                        continue
                     folder.put_back(path, old)
                     folder.drop_old(path)
                     done.append(f"{short_path(path)} holds its old code again: the re-apply that wrote it did not commit.")

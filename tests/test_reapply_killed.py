@@ -209,3 +209,37 @@ def test_accept_refuses_the_code_of_a_reapply_that_did_not_commit(workdir: Path,
         assert "title" not in path.read_text()
         for x in (again, holder, m):
             x.close()
+
+
+def test_a_file_edited_by_hand_after_a_killed_reapply_is_not_put_back_over(workdir: Path, sqlite_url: str) -> None:
+    """Issue 21 (a hostile user's attacks): a re-apply is killed (a real process, SIGKILL) after writing its file; the
+    user then edits the file by hand. The next command put the old bytes back over that edit, saying only that "the
+    re-apply that wrote it did not commit": the edit was gone. Now the edit stays, and the file is said to be edited."""
+    m = Migrator.init(sqlite_url, lock_timeout=60)
+    rev = m.revision("create events", OLD).revision
+    m.upgrade("head")
+    path = m.scripts().info(rev).path
+    hanging = workdir / "hanging"
+    env = {**os.environ, "MIGMAGIC_TEST_HANG_FILE": str(hanging)}
+    proc = subprocess.Popen([sys.executable, "-c", REAPPLY, sqlite_url, str(m.folder)], env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(NEW.encode())
+    proc.stdin.close()
+    try:
+        deadline = time.monotonic() + 120
+        while not hanging.exists():
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the re-apply never reached the new code"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    edited = path.read_text().replace("time.sleep(120)", "pass  # fixed by hand")
+    path.write_text(edited)  # the user's own edit, after the kill
+    again = Migrator(sqlite_url, m.folder)
+    status = again.status()
+    assert path.read_text() == edited, "the user's edit was put back over"
+    assert status.edited == [rev], repr(status)
+    assert version(sqlite_url) == {rev}
+    again.close()
+    m.close()
