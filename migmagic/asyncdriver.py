@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# The engines whose pools gave out a connection during this thread's unit: emptied when it ends.
+_unit = threading.local()
 
 
 def in_unit() -> bool:
@@ -46,11 +50,23 @@ def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
     from sqlalchemy.util import greenlet_spawn
 
+    pooled: list[Any] = []
+
+    def unit() -> T:
+        _unit.pooled = pooled
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _unit.pooled = None
+            for engine in pooled:  # a pooled connection belongs to this unit's loop: closed with it
+                with contextlib.suppress(Exception):
+                    engine.dispose()
+
     outer = asyncio._get_running_loop()  # a notebook kernel's: it waits for this cell anyway
     asyncio._set_running_loop(None)
     loop = asyncio.new_event_loop()
     try:
-        task = loop.create_task(greenlet_spawn(fn, *args, **kwargs))
+        task = loop.create_task(greenlet_spawn(unit))
         try:
             return loop.run_until_complete(task)
         except KeyboardInterrupt:
@@ -73,3 +89,14 @@ def wait(awaitable: Any) -> Any:
 
     await_ = getattr(concurrency, "await_", None) or concurrency.await_only  # SQLAlchemy 2.1's name, 2.0's
     return await_(awaitable)
+
+
+def pooled_in_unit(engine: Any) -> None:
+    """``engine``'s pool gave out a connection in this unit: it is emptied (its connections closed) when the unit ends.
+
+    Connections are kept between the reads of one command and closed with its event loop:
+    an asyncpg connection (and the lock of SQLAlchemy's async pool) belongs to one loop.
+    """
+    pooled = getattr(_unit, "pooled", None)
+    if pooled is not None and engine not in pooled:
+        pooled.append(engine)

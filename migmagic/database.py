@@ -203,17 +203,21 @@ class Database:
         """The ``sync_engine`` of an ``AsyncEngine``: its connections reach the async driver, inside :meth:`session`.
 
         Each unit of work has an event loop of its own, and a connection of asyncpg (and
-        the lock of SQLAlchemy's async pool) belongs to one loop: so no connection is kept
-        between commands (``NullPool``), except an in-memory SQLite database's one
-        connection (SQLAlchemy's ``StaticPool``: aiosqlite's are not tied to a loop).
+        the lock of SQLAlchemy's async pool) belongs to one loop: the pool keeps
+        connections for the reads of one command and is emptied when its unit ends
+        (:func:`migmagic.asyncdriver.pooled_in_unit`). An in-memory SQLite database keeps
+        its one connection (SQLAlchemy's ``StaticPool``: aiosqlite's are not tied to a loop).
         """
+        from sqlalchemy import event
         from sqlalchemy.ext.asyncio import create_async_engine
-        from sqlalchemy.pool import NullPool, StaticPool
+        from sqlalchemy.pool import StaticPool
 
-        options = kind.engine_options()
-        if url.get_dialect().get_pool_class(url) is not StaticPool:  # type: ignore[attr-defined]
-            options["poolclass"] = NullPool
-        return create_async_engine(url, **options).sync_engine
+        from .asyncdriver import pooled_in_unit
+
+        engine = create_async_engine(url, **kind.engine_options()).sync_engine
+        if not isinstance(engine.pool, StaticPool):
+            event.listen(engine, "checkout", lambda *_: pooled_in_unit(engine))
+        return engine
 
     def dispose(self) -> None:
         if self._engine is not None:
