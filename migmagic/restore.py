@@ -451,7 +451,11 @@ def put_back(db: Database, point: int | str | None = None, *, kept: int | None =
     chosen = _choose(db, database_file, point, kept)  # kept: the session's restore_points, for the words when there are none
     kind = db.kind
     assert isinstance(kind, kinds.SQLite)  # _file_of refused the others
-    with kind.migration_lock(), contextlib.ExitStack() as stack:  # no migmagic command of another kernel runs in between
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(kind.migration_lock())  # no migmagic command of another kernel runs in between
+        except LockTimeout:
+            raise _busy(db) from None
         # The connection the point is copied into, opened before anything is counted: a write another
         # connection commits after this is seen before the copy (PRAGMA data_version), and stops it.
         target = stack.enter_context(_sqlite(database_file, timeout=0)) if database_file.exists() else None
