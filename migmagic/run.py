@@ -518,7 +518,7 @@ class _TransactionKeeper:
                 f"{found} would end migmagic's transaction, so it was not run. For statements "
                 "that cannot run in a transaction, use op.get_context().autocommit_block()."
             )
-        if not self.in_block and not self.ended and not self.ex.db.in_transaction(self.ex.conn):
+        if not self.in_block and not self.ended and not statement.lstrip()[:5].upper() == "BEGIN" and not self.ex.db.in_transaction(self.ex.conn):
             self._ended_through_the_driver()
 
     def _ended_through_the_driver(self) -> None:
