@@ -50,10 +50,14 @@ _LOOSE_PASSWORD = re.compile(r"^(?!sqlite)(?P<head>[A-Za-z][\w+.-]*:/{0,3}[^:/]*
 _SLASHES_PASSWORD = re.compile(r"^(?!\s*sqlite)(?P<head>[^/]*//[^:@/]*[:@])(?P<password>.*)(?P<tail>@[^@]*)$", re.DOTALL | re.IGNORECASE)
 # ...?password=... : the query keys the drivers read a secret from: psycopg
 # (libpq's ``password``, ``sslpassword``), PyMySQL (``password``, ``passwd``),
-# ODBC (``PWD``), and anything else named like a password, secret or token.
+# ODBC (``PWD``), and anything else named like a password, secret, token or key
+# to an API; and any value that itself sets one (``options=-c password=...``).
 _QUERY_PASSWORD = re.compile(
-    r"(?P<key>[?&][\w.-]*(?:password|passwd|pwd|secret|token)[\w.-]*=)(?P<password>[^&]*)", re.IGNORECASE | re.DOTALL
+    r"(?P<key>[?&](?:[\w.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[\w.-]*"
+    r"|[\w.-]+(?==[^&]*(?:password|passwd|pwd|secret|token)(?:=|%3D)))=)(?P<password>[^&]*)",
+    re.IGNORECASE | re.DOTALL,
 )
+_INNER_PASSWORD = re.compile(r"(?:password|passwd|pwd|secret|token)=([^\s&]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,11 @@ def passwords_of(url: str, *, load_sqlalchemy: bool = False) -> list[str]:
     m = _userinfo_match(url)
     if m:
         found.append(unquote(m.group("password")))
-    found += [unquote(q.group("password")) for q in _QUERY_PASSWORD.finditer(url) if q.group("password")]
+    for q in _QUERY_PASSWORD.finditer(url):
+        if q.group("password"):
+            value = unquote(q.group("password"))
+            found.append(value)
+            found += _INNER_PASSWORD.findall(value)  # options=-c password=PW: PW alone, as an error may show it
     if not found:
         theirs = _sqlalchemy_password(url, load_sqlalchemy)
         if theirs:

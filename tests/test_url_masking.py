@@ -34,6 +34,9 @@ MALFORMED = [
     (f"postgresql +psycopg://admin:{PW}@127.0.0.1:1/db", "postgresql +psycopg://admin:***@127.0.0.1:1/db"),
     (f"postgresql+psycopg://admin@{PW}@127.0.0.1:1/db", "postgresql+psycopg://admin@***@127.0.0.1:1/db"),
     (f"postgresql+psycopg://admin@{PW}@127.0.0.1/db", "postgresql+psycopg://admin@***@127.0.0.1/db"),
+    # A key to an API, and a value that itself sets a password (the attack after issue 21).
+    (f"postgresql+psycopg://user@127.0.0.1:1/db?api_key={PW}", "postgresql+psycopg://user@127.0.0.1:1/db?api_key=***"),
+    (f"postgresql+psycopg://user@127.0.0.1:1/db?options=-c%20password%3D{PW}&application_name=nb", "postgresql+psycopg://user@127.0.0.1:1/db?options=***&application_name=nb"),
 ]
 
 
