@@ -45,6 +45,30 @@ Migrator(sys.argv[1], sys.argv[2]).revision("create events", sys.stdin.read(), r
 """
 
 
+def _reapply_until_it_hangs(url: str, folder: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    """A real process re-applying "create events" with :data:`NEW`, returned once the new code runs (its file written,
+    nothing committed, the lock held). The caller kills it."""
+    hanging = workdir / "hanging"
+    env = {**os.environ, "MIGMAGIC_TEST_HANG_FILE": str(hanging)}
+    proc = subprocess.Popen([sys.executable, "-c", REAPPLY, url, str(folder)], env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(NEW.encode())
+    proc.stdin.close()
+    deadline = time.monotonic() + 120
+    while not hanging.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _kill(proc)
+            raise AssertionError(f"the re-apply never reached the new code: {proc.stderr.read().decode() if proc.stderr else ''}")
+        time.sleep(0.05)
+    return proc
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"])
 def test_a_reapply_killed_before_its_commit_leaves_the_old_code_where_the_old_code_is_applied(db: str, workdir: Path, tmp_path: Path) -> None:
     from conftest import columns, fresh_database
@@ -55,24 +79,8 @@ def test_a_reapply_killed_before_its_commit_leaves_the_old_code_where_the_old_co
         m.upgrade("head")
         path = m.scripts().info(rev).path
         old_bytes = path.read_bytes()
-        hanging = workdir / "hanging"
-        env = {**os.environ, "MIGMAGIC_TEST_HANG_FILE": str(hanging)}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", REAPPLY, url, str(m.folder)], env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(NEW.encode())
-        proc.stdin.close()
-        try:
-            deadline = time.monotonic() + 120
-            while not hanging.exists():  # the new code runs: its file is written, nothing is committed
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the re-apply never reached the new code"
-                time.sleep(0.05)
-            assert "title" in path.read_text()
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        _kill(_reapply_until_it_hangs(url, m.folder, workdir))  # the new code ran: its file written, nothing committed
+        assert "title" in path.read_text()
 
         again = Migrator(url, m.folder)
         status = again.status()  # the next command finds the leftover and settles it
@@ -123,35 +131,19 @@ def test_status_says_a_reapply_has_not_committed_and_never_offers_accept(db: str
         m.upgrade("head")
         path = m.scripts().info(rev).path
         old_bytes = path.read_bytes()
-        hanging = workdir / "hanging"
-        env = {**os.environ, "MIGMAGIC_TEST_HANG_FILE": str(hanging)}
-        proc = subprocess.Popen(
-            [sys.executable, "-c", REAPPLY, url, str(m.folder)], env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        assert proc.stdin is not None
-        proc.stdin.write(NEW.encode())
-        proc.stdin.close()
         again = Migrator(url, m.folder, lock_timeout=1)
         holder = Migrator(url, m.folder, lock_timeout=1)
+        proc = _reapply_until_it_hangs(url, m.folder, workdir)
         try:
-            deadline = time.monotonic() + 120
-            while not hanging.exists():
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the re-apply never reached the new code"
-                time.sleep(0.05)
-
             _says_not_committed(again, rev)  # 1. the re-apply is running: it holds the lock, its file holds the new code
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            _kill(proc)
             with holder.db.migrating():  # 2. killed, and the lock is held elsewhere before the next command settles it
                 _says_not_committed(again, rev)
                 with pytest.raises(LockTimeout):
                     again.accept(rev)
             assert "title" in path.read_text(), "nothing settles while the lock is held"
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+            _kill(proc)
         status = again.status()  # 3. the lock is free: the old code is put back, nothing is edited
         assert path.read_bytes() == old_bytes
         assert status.edited == [] and status.reapplying == [] and status.problems == [], repr(status)
@@ -219,21 +211,7 @@ def test_a_file_edited_by_hand_after_a_killed_reapply_is_not_put_back_over(workd
     rev = m.revision("create events", OLD).revision
     m.upgrade("head")
     path = m.scripts().info(rev).path
-    hanging = workdir / "hanging"
-    env = {**os.environ, "MIGMAGIC_TEST_HANG_FILE": str(hanging)}
-    proc = subprocess.Popen([sys.executable, "-c", REAPPLY, sqlite_url, str(m.folder)], env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    proc.stdin.write(NEW.encode())
-    proc.stdin.close()
-    try:
-        deadline = time.monotonic() + 120
-        while not hanging.exists():
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the re-apply never reached the new code"
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    _kill(_reapply_until_it_hangs(sqlite_url, m.folder, workdir))
     edited = path.read_text().replace("time.sleep(120)", "pass  # fixed by hand")
     path.write_text(edited)  # the user's own edit, after the kill
     again = Migrator(sqlite_url, m.folder)
