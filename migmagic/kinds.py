@@ -167,6 +167,14 @@ class Kind:
         """Whether the database still has a transaction open on ``conn`` (SQLAlchemy may think not): True where unknown."""
         return True
 
+    def committed_through_the_driver(self, conn: Connection) -> bool:
+        """After a revision ended the command's transaction on the driver's connection (only SQLite tells): whether it committed."""
+        return False
+
+    def begin_again(self, conn: Connection, *, commit_first: bool = False) -> None:
+        """A new migration transaction on the driver's connection, after a revision ended the last one (``commit_first``: commit the one open)."""
+        raise NotImplementedError
+
     def roll_back(self, conn: Connection) -> None:
         """End whatever transaction ``conn`` is in, for real, after a failure (a failed COMMIT included)."""
         if conn.in_transaction():
@@ -227,6 +235,18 @@ class Kind:
 # =========================================================================== SQLite
 
 
+def _driver(raw: Any, *statements: str) -> Any:
+    """Run ``statements`` on the driver's connection, unseen by SQLAlchemy (and so by the tap); the last one's first value."""
+    cursor = raw.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+        row = cursor.fetchone()
+        return row[0] if row else None
+    finally:
+        cursor.close()
+
+
 class SQLite(Kind):
     name = "sqlite"
     label = "SQLite"
@@ -260,11 +280,33 @@ class SQLite(Kind):
             if raw is not None:
                 raw.isolation_level = None  # restoring an isolation level turns pysqlite's own BEGINs back on
             immediate = options.get("migmagic_write_lock", False)
+            if immediate and raw is not None:
+                _driver(raw, "CREATE TEMP TABLE IF NOT EXISTS migmagic_transaction (open INTEGER)", "DELETE FROM temp.migmagic_transaction")
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            if immediate and raw is not None:
+                _driver(raw, "INSERT INTO temp.migmagic_transaction VALUES (1)")  # commits or rolls back with the command
 
     def in_transaction(self, conn: Connection) -> bool:
         driver = conn.connection.driver_connection  # sqlite3's connection, or aiosqlite's (which tells sqlite3's)
         return bool(driver.in_transaction) if driver is not None else True
+
+    def committed_through_the_driver(self, conn: Connection) -> bool:
+        """After a revision ended the command's transaction on the driver's connection: whether it was a commit.
+
+        A migration's transaction begins with a row in a temporary table of this
+        connection (invisible to every other): a commit keeps it, a rollback takes it away.
+        """
+        raw = conn.connection.dbapi_connection
+        try:
+            return bool(raw is not None and _driver(raw, "SELECT count(*) FROM temp.migmagic_transaction"))
+        except Exception:  # no such table: this transaction was not a migration's
+            return False
+
+    def begin_again(self, conn: Connection, *, commit_first: bool = False) -> None:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        begin = ("DELETE FROM temp.migmagic_transaction", "BEGIN IMMEDIATE", "INSERT INTO temp.migmagic_transaction VALUES (1)")
+        _driver(raw, *(("COMMIT",) if commit_first else ()), *begin)
 
     def roll_back(self, conn: Connection) -> None:
         """SQLAlchemy forgets its transaction when COMMIT fails ("database is locked"), but SQLite does not: roll it back on the driver."""

@@ -524,28 +524,21 @@ class _TransactionKeeper:
     def _ended_through_the_driver(self) -> None:
         """SQLite: the revision committed or rolled back on the driver's connection; what follows would run in autocommit.
 
-        The version table tells which, once a step of the plan is done: still where
-        those steps left it, a commit (their ledger rows are committed now, and a new
-        transaction begins, so a later failure rolls back only what follows); back
-        where the plan began, a rollback (this statement is refused: nothing is
-        applied). Before the plan's first step is done it cannot tell: taken for a commit.
+        The database tells which (:meth:`migmagic.kinds.SQLite.committed_through_the_driver`).
+        After a rollback this statement is refused: nothing is applied. After a commit the
+        ledger rows of the steps done are committed too, and a new transaction begins, so a
+        later failure rolls back only what follows.
         """
-        raw = self.ex.conn.connection.dbapi_connection
-        assert raw is not None
-        try:
-            heads = sorted(r[0] for r in raw.execute("SELECT version_num FROM alembic_version"))
-        except Exception:  # the version table this command made was rolled back
-            heads = []
-        if self.ex.current_done and heads != sorted(self.ex.where):
+        kind = self.ex.db.kind
+        if not kind.committed_through_the_driver(self.ex.conn):
             raise TransactionEndRefused(
                 "The revision rolled back migmagic's transaction through the driver (a rollback on its DBAPI connection), "
                 "so the statements after it were not run."
             )
         self.ended = "through the driver: a commit on its DBAPI connection"
-        raw.execute("BEGIN IMMEDIATE")
+        kind.begin_again(self.ex.conn)
         self.ex.flush()  # the rows of the steps done, which that commit made applied
-        raw.execute("COMMIT")
-        raw.execute("BEGIN IMMEDIATE")
+        kind.begin_again(self.ex.conn, commit_first=True)
 
     def _commit(self) -> None:
         if self.in_block:

@@ -105,6 +105,37 @@ def test_a_sqlite_transaction_ended_through_the_driver_is_told_as_it_is(workdir:
         assert {"first"} <= tables(sqlite_url) if revs[0] in committed else True, said
 
 
+FIRST_ENDS_THROUGH_THE_DRIVER = '''def upgrade():
+    op.create_table("first", sa.Column("id", sa.Integer, primary_key=True))
+    op.get_bind().connection.dbapi_connection.{how}()
+    op.create_table("first_after", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    pass
+'''
+
+
+@pytest.mark.parametrize("how", ["commit", "rollback"])
+def test_a_sqlite_transaction_ended_through_the_driver_in_the_first_revision_is_told_as_it_is(workdir: Any, sqlite_url: str, how: str) -> None:
+    """Before any step is done, a rollback through the driver used to be
+    taken for a commit: the first revision was recorded as applied though its first table was gone. A row of
+    migmagic's own in a temporary table, written in the command's transaction, now tells a commit from a rollback."""
+    m = Migrator.init(sqlite_url)
+    revs = [m.revision("first", FIRST_ENDS_THROUGH_THE_DRIVER.format(how=how)).revision, m.revision("second", LAST).revision]
+    with pytest.raises((MigrationFailed, RevisionEndedTransaction)) as caught:
+        m.upgrade("head")
+    said = str(caught.value)
+    applied = ledger_rows(sqlite_url, "revision")
+    if how == "rollback":
+        assert "rolled back migmagic's transaction through the driver" in said and "Nothing was applied" in said, said
+        assert tables(sqlite_url) == set() and applied == [], said
+    else:
+        assert isinstance(caught.value, RevisionEndedTransaction) and caught.value.committed == revs[:1], said
+        assert {"first", "first_after"} <= tables(sqlite_url) and [r for r, in applied] == revs[:1], said
+    m.close()
+
+
 SQLITE_BLOCK = '''def upgrade():
     op.create_table("middle", sa.Column("id", sa.Integer, primary_key=True))
     with op.get_context().autocommit_block():
