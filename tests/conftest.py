@@ -80,6 +80,20 @@ def replay_store(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     replay.forget()
 
 
+@pytest.fixture(autouse=True)
+def forget_modules_the_test_made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Modules imported from a test's own folders (its ``models.py``, imported by an adopted env.py that migmagic
+    runs in-process to learn what it configures) are forgotten after it: the next test's ``models`` is its own."""
+    import sys
+
+    before = set(sys.modules)
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    for name in set(sys.modules) - before:
+        if str(getattr(sys.modules[name], "__file__", None) or "").startswith(base):
+            del sys.modules[name]
+
+
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """A fresh empty database URL: SQLite, PostgreSQL and MariaDB in turn."""
