@@ -730,7 +730,12 @@ class MySQL(_Server):
         from sqlalchemy import text
 
         db = conn.execute(text("SELECT DATABASE()")).scalar() or ""
-        return f"{LOCK_NAME}:{db}"[:64]
+        name = f"{LOCK_NAME}:{db}"
+        if len(name) <= 64:  # GET_LOCK's limit
+            return name
+        import hashlib
+
+        return f"{name[:47]}:{hashlib.sha256(db.encode()).hexdigest()[:16]}"  # cut, the two names of a shared prefix would be one
 
     @contextlib.contextmanager
     def held(self, conn: Connection) -> Iterator[Connection]:

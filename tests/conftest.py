@@ -43,14 +43,14 @@ def _admin(kind: str) -> Any:
     return _engines[kind]
 
 
-def fresh_database(kind: str, tmp_path: Any) -> Iterator[str]:
-    """Yield the URL of a new, empty database of ``kind``; drop it afterwards."""
+def fresh_database(kind: str, tmp_path: Any, name: str | None = None) -> Iterator[str]:
+    """Yield the URL of a new, empty database of ``kind`` (named ``name``, else a new ``mm_…``); drop it afterwards."""
     import sqlalchemy as sa
 
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    name = f"mm_{uuid.uuid4().hex[:12]}"
+    name = name or f"mm_{uuid.uuid4().hex[:12]}"
     engine = _admin(kind)
     try:
         with engine.connect() as conn:

@@ -219,3 +219,30 @@ def test_a_killed_migration_leaves_no_stale_lock(workdir: Path, db_url: str) -> 
     assert _ledger_counts(db_url) == {ids[n]: 1 for n in ["keep", *FAULTY]}
     assert dict(m.status().fields)["lock"] == "free"
     m.close()
+
+
+@pytest.mark.servers
+def test_mariadb_databases_whose_long_names_share_a_prefix_do_not_share_a_lock(workdir: Path, tmp_path: Path) -> None:
+    """GET_LOCK names are at most 64 characters: cut from "migmagic:<database>", two 60-character database names
+    that differ only at the end took the same lock, and one's upgrade waited for the other's ("being migrated by
+    someone else"). A long name now ends in a digest of the whole name."""
+    import uuid
+
+    from conftest import fresh_database, table_revision
+
+    from migmagic import Migrator
+
+    stem = f"mm_{uuid.uuid4().hex[:12]}_" + "x" * 44  # 60 characters with the last letter
+    one, other = fresh_database("mariadb", tmp_path / "a", f"{stem}a"), fresh_database("mariadb", tmp_path / "b", f"{stem}b")
+    try:
+        a = Migrator.init(next(one), tmp_path / "a-migrations", lock_timeout=1)
+        b = Migrator.init(next(other), tmp_path / "b-migrations", lock_timeout=1)
+        b.revision("create events", table_revision("events"))
+        with a.db.migrating():  # a migration of the first database holds its lock
+            b.upgrade("head")  # the second is another database: it does not wait
+        assert b.status().current != []
+        a.close()
+        b.close()
+    finally:
+        for gen in (one, other):
+            next(gen, None)
