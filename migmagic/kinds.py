@@ -172,8 +172,11 @@ class Kind:
         return False
 
     def begin_again(self, conn: Connection, *, commit_first: bool = False) -> None:
-        """A new migration transaction on the driver's connection, after a revision ended the last one (``commit_first``: commit the one open)."""
-        raise NotImplementedError
+        """A new migration transaction on the driver's connection, after a revision ended the last one (``commit_first``: commit the one open).
+
+        Only a kind whose :meth:`committed_through_the_driver` can say True is asked (SQLite).
+        """
+        raise RuntimeError(f"{self.label} cannot tell a transaction ended through the driver")
 
     def roll_back(self, conn: Connection) -> None:
         """End whatever transaction ``conn`` is in, for real, after a failure (a failed COMMIT included)."""
