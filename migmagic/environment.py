@@ -157,6 +157,14 @@ def checksum_of(path: Path) -> str:
     return _checksum(path.read_text(encoding="utf-8", errors="replace"))
 
 
+def written_by_migmagic(env: Path) -> bool:
+    """Whether ``env`` began as the env.py ``%migrate init`` writes (edited since or not)."""
+    try:
+        return env.read_text(encoding="utf-8").startswith(ENV_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def env_kind(folder: Path) -> str:
     """What ``folder/env.py`` is: ``current``, ``older`` (an earlier migmagic's, unedited),
     ``edited`` (an earlier migmagic's, edited since), or ``other`` (not migmagic's, or missing)."""

@@ -86,7 +86,11 @@ class Folder:
 
     def env_configures(self) -> list[str]:
         """One line for each thing the folder's own ``env.py`` configures that migmagic does not apply (once learned)."""
-        return self._env[1].notes(short_path(self.path / "env.py")) if self._env is not None else []
+        if self._env is None:
+            return []
+        env = self.path / "env.py"
+        ours = environment.written_by_migmagic(env)  # edited by hand: its template's own settings are not news
+        return self._env[1].notes(short_path(env), unsaid=frozenset({"include_name", "render_as_batch"}) if ours else frozenset())
 
     # ------------------------------------------------------------------ a re-apply's old bytes
 

@@ -307,3 +307,20 @@ def test_env_py_connection_set_up_and_hooks_are_said_and_it_runs_once_per_checks
     assert "migrations/env.py runs 'PRAGMA recursive_triggers=ON' on the connection before context.configure: migmagic does not." in m.status().notes
     assert (folder / "runs.txt").read_text() == "ran\nran\n"  # edited: learned again
     m.close()
+
+
+def test_an_edited_env_py_of_migmagics_own_does_not_list_its_template_settings(workdir: Path, sqlite_url: str) -> None:
+    """The env.py `%migrate init` wrote, edited by hand, is learned like a project's own; its template's own
+    include_name (leaving migmagic's tables out) and render_as_batch were said as settings migmagic does not apply."""
+    from migmagic import Migrator
+
+    m = Migrator.init(sqlite_url)
+    env = m.folder / "env.py"
+    env.write_text(env.read_text() + "\n# our team's note\n")
+    m.close()
+    again = Migrator(sqlite_url, m.folder)
+    try:
+        shown = repr(again.status())
+        assert "passes include_name" not in shown and "passes render_as_batch" not in shown, shown
+    finally:
+        again.close()

@@ -71,8 +71,8 @@ class Environment:
         ]
         return hashlib.sha256(repr((conventions, sorted(self.version_opts.items()))).encode()).hexdigest()[:16]
 
-    def notes(self, env: str) -> list[str]:
-        """One line for each thing ``env`` (its path, as shown) configures that migmagic does not apply."""
+    def notes(self, env: str, *, unsaid: frozenset[str] = frozenset()) -> list[str]:
+        """One line for each thing ``env`` (its path, as shown) configures that migmagic does not apply (``unsaid`` aside)."""
         if self.problem:
             return [f"{env} could not be run to learn what it passes to context.configure ({self.problem}): migmagic runs the revisions without it."]
         out = [f"{env} runs {s!r} on the connection before context.configure: migmagic does not." for s in self.statements]
@@ -82,7 +82,7 @@ class Environment:
                 "of changes made outside migmagic (triggers) and the MySQL/MariaDB journal know alembic_version only."
             )
         for name, value in self.options.items():
-            if name in APPLIED or name in _UNSAID or value is None:
+            if name in APPLIED or name in _UNSAID or name in unsaid or value is None:
                 continue
             shown = getattr(value, "__qualname__", None) or repr(value)
             if name in _AUTOGENERATE:
